@@ -1,0 +1,524 @@
+//! Keys and signatures.
+//!
+//! Signing uses ed25519-dalek. Verification uses the ZIP-215 rules
+//! (`ed25519-consensus`), under which a signature is valid alone if and only
+//! if it is valid in a batch: validity is one function of the bytes on every
+//! node (docs/adr/0002-zip215-signature-validity.md).
+//!
+//! Every signature is domain-separated: the signed bytes are
+//! `encode(tag) || encode(chain_id) || message`, so a signature for one kind
+//! of object, or one chain, is never valid for another.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::Signer as _;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use crate::encoding::hex_serde;
+
+/// What a signature is for. The tag is part of the signed bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Domain {
+    Tx,
+    Vote,
+    Proposal,
+    Status,
+}
+
+impl Domain {
+    /// The tag signed in front of every message of this domain.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Domain::Tx => "tally/tx/v1",
+            Domain::Vote => "tally/vote/v1",
+            Domain::Proposal => "tally/proposal/v1",
+            Domain::Status => "tally/status/v1",
+        }
+    }
+}
+
+/// The exact bytes that are signed for `message` in `domain` on `chain_id`.
+pub fn signing_bytes(domain: Domain, chain_id: &str, message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + chain_id.len() + 32);
+    out.extend_from_slice(&crate::encoding::encode(domain.tag()));
+    out.extend_from_slice(&crate::encoding::encode(chain_id));
+    out.extend_from_slice(message);
+    out
+}
+
+/// An ed25519 public key (an account, or a validator's consensus key).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
+pub struct PublicKey(pub [u8; 32]);
+
+impl PublicKey {
+    /// True for keys anyone can forge signatures for under ZIP-215 (points of
+    /// small order) and for bytes that are not a curve point at all. Tally
+    /// never admits such a key as an account or validator.
+    pub fn is_weak(&self) -> bool {
+        match curve25519_dalek::edwards::CompressedEdwardsY(self.0).decompress() {
+            Some(point) => point.is_small_order(),
+            None => true,
+        }
+    }
+
+    /// Lowercase hex with `0x`.
+    pub fn to_hex(&self) -> String {
+        hex_serde::to_hex(&self.0)
+    }
+
+    /// Parses hex with or without `0x`.
+    pub fn from_hex(s: &str) -> Result<Self, String> {
+        hex_serde::parse_fixed::<32>(s).map(PublicKey)
+    }
+
+    /// Checks `signature` over `message` in `domain` on `chain_id`.
+    pub fn verify(
+        &self,
+        domain: Domain,
+        chain_id: &str,
+        message: &[u8],
+        signature: &Signature,
+    ) -> Result<(), SignatureError> {
+        verify_raw(self, &signing_bytes(domain, chain_id, message), signature)
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", self.to_hex())
+    }
+}
+
+impl Serialize for PublicKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        hex_serde::serialize(&self.0, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for PublicKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        hex_serde::deserialize(d).map(PublicKey)
+    }
+}
+
+/// An ed25519 signature (64 bytes: R then s).
+#[derive(Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Signature(pub [u8; 64]);
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({}…)", hex::encode(&self.0[..8]))
+    }
+}
+
+impl Serialize for Signature {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        hex_serde::serialize(&self.0, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Signature {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        hex_serde::deserialize(d).map(Signature)
+    }
+}
+
+/// Why a signature was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("public key {0} is not a valid ed25519 point")]
+    MalformedKey(PublicKey),
+    #[error("signature does not verify for public key {0}")]
+    Invalid(PublicKey),
+}
+
+fn verify_raw(key: &PublicKey, bytes: &[u8], signature: &Signature) -> Result<(), SignatureError> {
+    let vk = ed25519_consensus::VerificationKey::try_from(key.0)
+        .map_err(|_| SignatureError::MalformedKey(*key))?;
+    vk.verify(&ed25519_consensus::Signature::from(signature.0), bytes)
+        .map_err(|_| SignatureError::Invalid(*key))
+}
+
+/// A private signing key. Debug output never shows the secret.
+pub struct Keypair {
+    inner: ed25519_dalek::SigningKey,
+}
+
+impl fmt::Debug for Keypair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Keypair({})", self.public())
+    }
+}
+
+/// Why a key could not be created or read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("the operating system's random number generator failed: {0}")]
+    Random(String),
+    #[error("not a PKCS#8 PEM ed25519 private key: {0}")]
+    Pem(String),
+}
+
+impl Keypair {
+    /// A fresh key from the operating system's random number generator.
+    pub fn generate() -> Result<Self, KeyError> {
+        let mut seed = [0u8; 32];
+        getrandom::getrandom(&mut seed).map_err(|e| KeyError::Random(e.to_string()))?;
+        Ok(Self::from_seed(seed))
+    }
+
+    /// The key whose 32-byte secret seed is `seed` (tests and simulations).
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        Keypair {
+            inner: ed25519_dalek::SigningKey::from_bytes(&seed),
+        }
+    }
+
+    /// The 32-byte secret seed. Handle with care.
+    pub fn seed(&self) -> [u8; 32] {
+        self.inner.to_bytes()
+    }
+
+    pub fn public(&self) -> PublicKey {
+        PublicKey(self.inner.verifying_key().to_bytes())
+    }
+
+    /// Signs `message` in `domain` on `chain_id`.
+    pub fn sign(&self, domain: Domain, chain_id: &str, message: &[u8]) -> Signature {
+        let bytes = signing_bytes(domain, chain_id, message);
+        Signature(self.inner.sign(&bytes).to_bytes())
+    }
+
+    /// PKCS#8 PEM, the format of Tally's key files.
+    pub fn to_pkcs8_pem(&self) -> Result<String, KeyError> {
+        self.inner
+            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .map(|pem| pem.to_string())
+            .map_err(|e| KeyError::Pem(e.to_string()))
+    }
+
+    pub fn from_pkcs8_pem(pem: &str) -> Result<Self, KeyError> {
+        ed25519_dalek::SigningKey::from_pkcs8_pem(pem)
+            .map(|inner| Keypair { inner })
+            .map_err(|e| KeyError::Pem(e.to_string()))
+    }
+}
+
+/// Collects signatures and checks them together. Batch verification is only a
+/// speed-up: under ZIP-215 the batch accepts exactly when every signature
+/// verifies alone, and when it does not, each is checked alone to name the
+/// culprits.
+#[derive(Default)]
+pub struct BatchVerifier {
+    items: Vec<(PublicKey, Signature, Vec<u8>)>,
+}
+
+impl fmt::Debug for BatchVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BatchVerifier({} signatures)", self.items.len())
+    }
+}
+
+impl BatchVerifier {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_capacity(n: usize) -> Self {
+        BatchVerifier {
+            items: Vec::with_capacity(n),
+        }
+    }
+
+    /// Queues one signature; its position is its index in the error list.
+    pub fn add(
+        &mut self,
+        key: PublicKey,
+        domain: Domain,
+        chain_id: &str,
+        message: &[u8],
+        signature: Signature,
+    ) {
+        self.items
+            .push((key, signature, signing_bytes(domain, chain_id, message)));
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// `Ok` when every queued signature is valid; otherwise the indices (in
+    /// the order added) of the invalid ones with their reasons.
+    pub fn verify(self) -> Result<(), Vec<(usize, SignatureError)>> {
+        if self.items.is_empty() {
+            return Ok(());
+        }
+        let mut batch = ed25519_consensus::batch::Verifier::new();
+        for (key, sig, bytes) in &self.items {
+            batch.queue((
+                ed25519_consensus::VerificationKeyBytes::from(key.0),
+                ed25519_consensus::Signature::from(sig.0),
+                bytes,
+            ));
+        }
+        if batch.verify(rand_core::OsRng).is_ok() {
+            return Ok(());
+        }
+        let failures: Vec<_> = self
+            .items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (key, sig, bytes))| verify_raw(key, bytes, sig).err().map(|e| (i, e)))
+            .collect();
+        if failures.is_empty() {
+            // Cannot happen under ZIP-215 (batch and single agree); if it ever
+            // did, single verification is the rule, so accept.
+            Ok(())
+        } else {
+            Err(failures)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use curve25519_dalek::{constants, edwards::CompressedEdwardsY, scalar::Scalar};
+    use sha2::{Digest, Sha512};
+
+    const CHAIN: &str = "test-chain";
+
+    fn key(n: u8) -> Keypair {
+        Keypair::from_seed([n; 32])
+    }
+
+    #[test]
+    fn a_good_signature_verifies() {
+        let k = key(1);
+        let sig = k.sign(Domain::Tx, CHAIN, b"hello");
+        assert_eq!(k.public().verify(Domain::Tx, CHAIN, b"hello", &sig), Ok(()));
+    }
+
+    #[test]
+    fn wrong_chain_domain_bit_key_and_noncanonical_s_all_fail() {
+        let k = key(1);
+        let sig = k.sign(Domain::Tx, CHAIN, b"hello");
+        let pk = k.public();
+        let invalid = Err(SignatureError::Invalid(pk));
+        assert_eq!(
+            pk.verify(Domain::Tx, "other-chain", b"hello", &sig),
+            invalid
+        );
+        assert_eq!(pk.verify(Domain::Vote, CHAIN, b"hello", &sig), invalid);
+        assert_eq!(pk.verify(Domain::Tx, CHAIN, b"hellp", &sig), invalid);
+        let mut flipped = sig;
+        flipped.0[10] ^= 1;
+        assert_eq!(pk.verify(Domain::Tx, CHAIN, b"hello", &flipped), invalid);
+        let other = key(2).public();
+        assert_eq!(
+            other.verify(Domain::Tx, CHAIN, b"hello", &sig),
+            Err(SignatureError::Invalid(other))
+        );
+        // s + l is the same scalar, but not the canonical encoding: refused.
+        let s = Scalar::from_canonical_bytes(sig.0[32..].try_into().unwrap()).unwrap();
+        // The group order l, little-endian.
+        let mut l_bytes = [0u8; 32];
+        l_bytes[..16].copy_from_slice(&[
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14,
+        ]);
+        l_bytes[31] = 0x10;
+        let s_plus_l = add_le(&s.to_bytes(), &l_bytes);
+        let mut noncanonical = sig;
+        noncanonical.0[32..].copy_from_slice(&s_plus_l);
+        assert_eq!(
+            pk.verify(Domain::Tx, CHAIN, b"hello", &noncanonical),
+            invalid
+        );
+    }
+
+    fn add_le(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        let mut carry = 0u16;
+        for i in 0..32 {
+            let v = a[i] as u16 + b[i] as u16 + carry;
+            out[i] = v as u8;
+            carry = v >> 8;
+        }
+        out
+    }
+
+    /// Signs with a raw secret scalar `a`, adding `torsion` to R. The result
+    /// is valid under cofactored (ZIP-215) rules but not cofactorless ones
+    /// when `torsion` is non-zero.
+    fn sign_with_torsion(a: Scalar, torsion_index: usize, msg: &[u8]) -> (PublicKey, Signature) {
+        let big_a = (constants::ED25519_BASEPOINT_POINT * a).compress();
+        let r = Scalar::from_bytes_mod_order([7u8; 32]);
+        let big_r = (constants::ED25519_BASEPOINT_POINT * r
+            + constants::EIGHT_TORSION[torsion_index])
+            .compress();
+        let bytes = signing_bytes(Domain::Tx, CHAIN, msg);
+        let k = Scalar::from_bytes_mod_order_wide(
+            &Sha512::new()
+                .chain_update(big_r.as_bytes())
+                .chain_update(big_a.as_bytes())
+                .chain_update(&bytes)
+                .finalize()
+                .into(),
+        );
+        let s = r + k * a;
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(big_r.as_bytes());
+        sig[32..].copy_from_slice(s.as_bytes());
+        (PublicKey(big_a.to_bytes()), Signature(sig))
+    }
+
+    fn single_ok(pk: &PublicKey, msg: &[u8], sig: &Signature) -> bool {
+        pk.verify(Domain::Tx, CHAIN, msg, sig).is_ok()
+    }
+
+    fn batch_ok(pk: &PublicKey, msg: &[u8], sig: &Signature, with_good: bool) -> bool {
+        let mut b = BatchVerifier::new();
+        if with_good {
+            for n in 1..4u8 {
+                let k = key(n);
+                b.add(
+                    k.public(),
+                    Domain::Tx,
+                    CHAIN,
+                    b"x",
+                    k.sign(Domain::Tx, CHAIN, b"x"),
+                );
+            }
+        }
+        b.add(*pk, Domain::Tx, CHAIN, msg, *sig);
+        b.verify().is_ok()
+    }
+
+    /// Accepted in a batch iff accepted alone, on edge cases where plain
+    /// ed25519 implementations disagree.
+    #[test]
+    fn batch_and_single_agree_on_edge_cases() {
+        let msg = b"edge";
+        let mut cases: Vec<(&str, PublicKey, Signature)> = Vec::new();
+
+        let k = key(9);
+        cases.push(("ordinary", k.public(), k.sign(Domain::Tx, CHAIN, msg)));
+
+        let a = Scalar::from_bytes_mod_order([3u8; 32]);
+        for t in 1..8 {
+            let (pk, sig) = sign_with_torsion(a, t, msg);
+            cases.push(("mixed-order R", pk, sig));
+        }
+
+        // Small-order public key (the identity) with R = identity and s = 0.
+        let identity = CompressedEdwardsY::from_slice(&{
+            let mut b = [0u8; 32];
+            b[0] = 1;
+            b
+        })
+        .unwrap();
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(identity.as_bytes());
+        cases.push((
+            "small-order key",
+            PublicKey(identity.to_bytes()),
+            Signature(sig),
+        ));
+
+        // Non-canonical encoding of the identity point (y = p + 1).
+        let mut noncanon = [0u8; 32];
+        noncanon[0] = 0xee;
+        noncanon[1..31].fill(0xff);
+        noncanon[31] = 0x7f;
+        let mut sig2 = [0u8; 64];
+        sig2[..32].copy_from_slice(&noncanon);
+        cases.push((
+            "non-canonical R and key",
+            PublicKey(noncanon),
+            Signature(sig2),
+        ));
+
+        // Garbage key bytes that are not a point.
+        let mut garbage = [0u8; 32];
+        garbage[0] = 2;
+        cases.push((
+            "not a point",
+            PublicKey(garbage),
+            k.sign(Domain::Tx, CHAIN, msg),
+        ));
+
+        // Wrong signature for the message.
+        cases.push((
+            "wrong message",
+            k.public(),
+            k.sign(Domain::Tx, CHAIN, b"other"),
+        ));
+
+        for (name, pk, sig) in &cases {
+            let alone = single_ok(pk, msg, sig);
+            assert_eq!(alone, batch_ok(pk, msg, sig, false), "{name}: batch of one");
+            assert_eq!(
+                alone,
+                batch_ok(pk, msg, sig, true),
+                "{name}: batch with others"
+            );
+        }
+        // The cases cover both outcomes, so the agreement above is not vacuous.
+        assert!(cases.iter().any(|(_, pk, sig)| single_ok(pk, msg, sig)));
+        assert!(cases.iter().any(|(_, pk, sig)| !single_ok(pk, msg, sig)));
+        assert!(PublicKey(identity.to_bytes()).is_weak());
+        assert!(!k.public().is_weak());
+    }
+
+    #[test]
+    fn batch_names_the_bad_signatures() {
+        let mut b = BatchVerifier::new();
+        for n in 0..10u8 {
+            let k = key(n + 1);
+            let msg = if n == 3 || n == 7 {
+                b"bad".as_slice()
+            } else {
+                b"ok"
+            };
+            b.add(
+                k.public(),
+                Domain::Vote,
+                CHAIN,
+                b"ok",
+                k.sign(Domain::Vote, CHAIN, msg),
+            );
+        }
+        let failed: Vec<usize> = b
+            .verify()
+            .unwrap_err()
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(failed, vec![3, 7]);
+    }
+
+    #[test]
+    fn pem_round_trip() {
+        let k = Keypair::generate().unwrap();
+        let pem = k.to_pkcs8_pem().unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        let back = Keypair::from_pkcs8_pem(&pem).unwrap();
+        assert_eq!(back.public(), k.public());
+        assert!(matches!(
+            Keypair::from_pkcs8_pem("nonsense"),
+            Err(KeyError::Pem(_))
+        ));
+    }
+}
