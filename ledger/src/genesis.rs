@@ -1,0 +1,558 @@
+//! The genesis file: the chain's identity, parameters, validators, replicas
+//! and initial accounts. See `genesis/README.md` for every field.
+//!
+//! Loading is strict: unknown fields are refused, and every problem is
+//! reported with the JSON path of the field at fault.
+
+use borsh::BorshSerialize;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::crypto::PublicKey;
+use crate::encoding;
+use crate::hash::Hash;
+use crate::types::{check_chain_id, Role, Validator, ValidatorSet, ValidatorSetError};
+use crate::types::{BLOCK_BYTES_CAP, TOTAL_POWER_MAX, TX_BYTES_CAP, VALIDATORS_MAX};
+
+/// A genesis file larger than this is refused before it is read.
+pub const GENESIS_BYTES_MAX: u64 = 16 << 20;
+/// The longest validator or replica name.
+pub const NAME_BYTES_MAX: usize = 64;
+/// The most replicas, and the most genesis accounts.
+pub const REPLICAS_MAX: usize = 1_000;
+pub const ACCOUNTS_MAX: usize = 100_000;
+
+/// Consensus parameters fixed at genesis. Units are in the names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, BorshSerialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub block_bytes_max: u64,
+    pub block_txs_max: u32,
+    pub tx_bytes_max: u32,
+    pub key_bytes_max: u32,
+    pub value_bytes_max: u32,
+    pub timeout_propose_ms: u64,
+    pub timeout_prevote_ms: u64,
+    pub timeout_precommit_ms: u64,
+    /// Added to each timeout per round, so timeouts grow until the network
+    /// is fast enough again.
+    pub timeout_delta_ms: u64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            block_bytes_max: 4 << 20,
+            block_txs_max: 10_000,
+            tx_bytes_max: 64 << 10,
+            key_bytes_max: 256,
+            value_bytes_max: 16 << 10,
+            timeout_propose_ms: 1_000,
+            timeout_prevote_ms: 500,
+            timeout_precommit_ms: 500,
+            timeout_delta_ms: 500,
+        }
+    }
+}
+
+/// A validator entry in genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, BorshSerialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisValidator {
+    pub name: String,
+    /// The consensus signing key.
+    pub public_key: PublicKey,
+    /// The libp2p identity of the validator's node (from its node key).
+    pub peer_id: String,
+    pub power: u64,
+}
+
+/// A read replica: follows the chain, holds no validator key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, BorshSerialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisReplica {
+    pub name: String,
+    pub peer_id: String,
+}
+
+/// An account that exists from the start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, BorshSerialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisAccount {
+    pub public_key: PublicKey,
+    pub role: Role,
+    pub balance: u64,
+}
+
+/// A validated genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, BorshSerialize)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    pub chain_id: String,
+    /// Milliseconds since the Unix epoch; block 1's time is after it.
+    pub genesis_time_ms: u64,
+    pub params: Params,
+    pub validators: Vec<GenesisValidator>,
+    #[serde(default)]
+    pub replicas: Vec<GenesisReplica>,
+    #[serde(default)]
+    pub accounts: Vec<GenesisAccount>,
+}
+
+/// What is wrong with a genesis file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisError {
+    #[error("cannot read genesis file {path}: {reason}")]
+    Io { path: String, reason: String },
+    #[error("genesis file is {len} bytes, more than the limit of {GENESIS_BYTES_MAX}")]
+    TooLarge { len: u64 },
+    #[error("genesis is not valid JSON: {0}")]
+    Syntax(String),
+    /// A field is wrong; `field` is its JSON path, e.g. `validators[2].power`.
+    #[error("genesis field `{field}`: {problem}")]
+    Field { field: String, problem: String },
+}
+
+fn field(field: impl Into<String>, problem: impl Into<String>) -> GenesisError {
+    GenesisError::Field {
+        field: field.into(),
+        problem: problem.into(),
+    }
+}
+
+/// Range checks for parameters: (name, value, min, max).
+fn param_ranges(p: &Params) -> [(&'static str, u64, u64, u64); 9] {
+    [
+        (
+            "block_bytes_max",
+            p.block_bytes_max,
+            1024,
+            BLOCK_BYTES_CAP as u64,
+        ),
+        ("block_txs_max", p.block_txs_max.into(), 1, 100_000),
+        (
+            "tx_bytes_max",
+            p.tx_bytes_max.into(),
+            128,
+            TX_BYTES_CAP as u64,
+        ),
+        ("key_bytes_max", p.key_bytes_max.into(), 1, 1024),
+        (
+            "value_bytes_max",
+            p.value_bytes_max.into(),
+            0,
+            TX_BYTES_CAP as u64,
+        ),
+        ("timeout_propose_ms", p.timeout_propose_ms, 10, 600_000),
+        ("timeout_prevote_ms", p.timeout_prevote_ms, 10, 600_000),
+        ("timeout_precommit_ms", p.timeout_precommit_ms, 10, 600_000),
+        ("timeout_delta_ms", p.timeout_delta_ms, 0, 600_000),
+    ]
+}
+
+impl Params {
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        for (name, value, min, max) in param_ranges(self) {
+            if value < min || value > max {
+                return Err(field(
+                    format!("params.{name}"),
+                    format!("{value} is out of range (allowed {min} to {max})"),
+                ));
+            }
+        }
+        if u64::from(self.tx_bytes_max) > self.block_bytes_max {
+            return Err(field(
+                "params.tx_bytes_max",
+                format!(
+                    "{} is larger than params.block_bytes_max ({})",
+                    self.tx_bytes_max, self.block_bytes_max
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Genesis {
+    /// Reads and validates a genesis file, refusing files over the size limit
+    /// before reading them.
+    pub fn load(path: &Path) -> Result<Self, GenesisError> {
+        let io = |e: std::io::Error| GenesisError::Io {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        };
+        let len = std::fs::metadata(path).map_err(io)?.len();
+        if len > GENESIS_BYTES_MAX {
+            return Err(GenesisError::TooLarge { len });
+        }
+        let bytes = std::fs::read(path).map_err(io)?;
+        Self::from_json(&bytes)
+    }
+
+    /// Parses and validates genesis JSON.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, GenesisError> {
+        if bytes.len() as u64 > GENESIS_BYTES_MAX {
+            return Err(GenesisError::TooLarge {
+                len: bytes.len() as u64,
+            });
+        }
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        let genesis: Genesis = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                GenesisError::Syntax(inner.to_string())
+            } else if path == "." {
+                field("(top level)", strip_position(&inner.to_string()))
+            } else {
+                field(path, strip_position(&inner.to_string()))
+            }
+        })?;
+        genesis.validate()?;
+        Ok(genesis)
+    }
+
+    /// Checks every rule that types alone do not.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        check_chain_id(&self.chain_id).map_err(|p| field("chain_id", p))?;
+        self.params.validate()?;
+
+        if self.validators.is_empty() {
+            return Err(field("validators", "the validator set is empty"));
+        }
+        if self.validators.len() > VALIDATORS_MAX {
+            return Err(field(
+                "validators",
+                format!(
+                    "{} validators is more than the limit of {VALIDATORS_MAX}",
+                    self.validators.len()
+                ),
+            ));
+        }
+        if self.replicas.len() > REPLICAS_MAX {
+            return Err(field(
+                "replicas",
+                format!("more than {REPLICAS_MAX} replicas"),
+            ));
+        }
+        if self.accounts.len() > ACCOUNTS_MAX {
+            return Err(field(
+                "accounts",
+                format!("more than {ACCOUNTS_MAX} accounts"),
+            ));
+        }
+
+        let mut names = BTreeMap::new();
+        let mut peers = BTreeMap::new();
+        let mut keys = BTreeMap::new();
+        let mut check_name_and_peer = |path: String, name: &str, peer_id: &str| {
+            if name.is_empty() || name.len() > NAME_BYTES_MAX {
+                return Err(field(
+                    format!("{path}.name"),
+                    format!("must be 1 to {NAME_BYTES_MAX} characters"),
+                ));
+            }
+            if let Some(first) = names.insert(name.to_string(), path.clone()) {
+                return Err(field(
+                    format!("{path}.name"),
+                    format!("duplicate name {name:?} (also at {first})"),
+                ));
+            }
+            node_key_from_peer_id(peer_id).map_err(|p| field(format!("{path}.peer_id"), p))?;
+            if let Some(first) = peers.insert(peer_id.to_string(), path.clone()) {
+                return Err(field(
+                    format!("{path}.peer_id"),
+                    format!("duplicate peer id {peer_id} (also at {first})"),
+                ));
+            }
+            Ok(())
+        };
+        let mut total: u64 = 0;
+        for (i, v) in self.validators.iter().enumerate() {
+            let path = format!("validators[{i}]");
+            check_name_and_peer(path.clone(), &v.name, &v.peer_id)?;
+            if v.public_key.is_weak() {
+                return Err(field(
+                    format!("{path}.public_key"),
+                    "is not a usable ed25519 key (small-order or not a curve point)",
+                ));
+            }
+            if let Some(first) = keys.insert(v.public_key, path.clone()) {
+                return Err(field(
+                    format!("{path}.public_key"),
+                    format!("duplicate validator key {} (also at {first})", v.public_key),
+                ));
+            }
+            if v.power == 0 {
+                return Err(field(
+                    format!("{path}.power"),
+                    "voting power must be at least 1",
+                ));
+            }
+            total = total
+                .checked_add(v.power)
+                .filter(|t| *t <= TOTAL_POWER_MAX)
+                .ok_or_else(|| {
+                    field(
+                        format!("{path}.power"),
+                        format!("total voting power overflows the limit of {TOTAL_POWER_MAX}"),
+                    )
+                })?;
+        }
+        for (i, r) in self.replicas.iter().enumerate() {
+            check_name_and_peer(format!("replicas[{i}]"), &r.name, &r.peer_id)?;
+        }
+        let mut accounts = BTreeMap::new();
+        for (i, a) in self.accounts.iter().enumerate() {
+            let path = format!("accounts[{i}]");
+            if a.public_key.is_weak() {
+                return Err(field(
+                    format!("{path}.public_key"),
+                    "is not a usable ed25519 key (small-order or not a curve point)",
+                ));
+            }
+            if let Some(first) = accounts.insert(a.public_key, path.clone()) {
+                return Err(field(
+                    format!("{path}.public_key"),
+                    format!("duplicate account {} (also at {first})", a.public_key),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a genesis already validated, as JSON text (pretty-printed).
+    pub fn to_json(&self) -> String {
+        // Invariant: every field serialises (strings, numbers, hex).
+        #[allow(clippy::expect_used)]
+        serde_json::to_string_pretty(self).expect("genesis serialises to JSON")
+    }
+
+    /// `sha256(encode("tally/genesis/v1") || encode(genesis))`: independent
+    /// of JSON formatting, and the `prev_hash` of block 1.
+    pub fn hash(&self) -> Hash {
+        let mut bytes = encoding::encode("tally/genesis/v1");
+        bytes.extend_from_slice(&encoding::encode(self));
+        Hash::digest(&bytes)
+    }
+
+    /// The validator set that decides blocks.
+    pub fn validator_set(&self) -> Result<ValidatorSet, ValidatorSetError> {
+        ValidatorSet::new(
+            self.validators
+                .iter()
+                .map(|v| Validator {
+                    public_key: v.public_key,
+                    power: v.power,
+                })
+                .collect(),
+        )
+    }
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// The multihash and protobuf prefix of an ed25519 libp2p PeerId: identity
+/// multihash (0x00) of 36 bytes, protobuf `KeyType = Ed25519`, 32-byte data.
+const ED25519_PEER_ID_PREFIX: [u8; 6] = [0x00, 0x24, 0x08, 0x01, 0x12, 0x20];
+
+/// The libp2p PeerId (base58) of a node whose identity key is `node_key`.
+pub fn peer_id_from_node_key(node_key: &PublicKey) -> String {
+    let mut bytes = ED25519_PEER_ID_PREFIX.to_vec();
+    bytes.extend_from_slice(&node_key.0);
+    bs58::encode(bytes).into_string()
+}
+
+/// The ed25519 node key inside a PeerId. Tally nodes use ed25519 identities
+/// only, so any other PeerId is refused.
+pub fn node_key_from_peer_id(peer_id: &str) -> Result<PublicKey, String> {
+    if peer_id.len() > 64 {
+        return Err(format!("peer id is {} characters, too long", peer_id.len()));
+    }
+    let bytes = bs58::decode(peer_id)
+        .into_vec()
+        .map_err(|e| format!("peer id {peer_id:?} is not base58: {e}"))?;
+    match bytes.strip_prefix(&ED25519_PEER_ID_PREFIX[..]) {
+        Some(key) if key.len() == 32 => {
+            let mut out = [0u8; 32];
+            out.copy_from_slice(key);
+            Ok(PublicKey(out))
+        }
+        _ => Err(format!(
+            "peer id {peer_id:?} is not an ed25519 libp2p peer id (expected one starting 12D3KooW)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Keypair;
+
+    pub(crate) fn sample() -> Genesis {
+        let v = |i: u8| GenesisValidator {
+            name: format!("node{i}"),
+            public_key: Keypair::from_seed([i + 1; 32]).public(),
+            peer_id: peer_id_from_node_key(&Keypair::from_seed([i + 100; 32]).public()),
+            power: 10,
+        };
+        Genesis {
+            chain_id: "tally-test".into(),
+            genesis_time_ms: 1_700_000_000_000,
+            params: Params::default(),
+            validators: (0..4).map(v).collect(),
+            replicas: vec![GenesisReplica {
+                name: "replica0".into(),
+                peer_id: peer_id_from_node_key(&Keypair::from_seed([200; 32]).public()),
+            }],
+            accounts: vec![GenesisAccount {
+                public_key: Keypair::from_seed([50; 32]).public(),
+                role: Role::Admin,
+                balance: 1_000,
+            }],
+        }
+    }
+
+    fn json_of(g: &Genesis) -> serde_json::Value {
+        serde_json::from_str(&g.to_json()).unwrap()
+    }
+
+    fn err_of(v: serde_json::Value) -> GenesisError {
+        Genesis::from_json(v.to_string().as_bytes()).unwrap_err()
+    }
+
+    fn assert_field(err: GenesisError, path: &str, needle: &str) {
+        match &err {
+            GenesisError::Field { field, problem } => {
+                assert_eq!(field, path, "{err}");
+                assert!(problem.contains(needle), "{err} should mention {needle:?}");
+            }
+            other => panic!("expected a field error at {path}, got {other}"),
+        }
+    }
+
+    #[test]
+    fn sample_round_trips_and_hash_ignores_formatting() {
+        let g = sample();
+        let back = Genesis::from_json(g.to_json().as_bytes()).unwrap();
+        assert_eq!(back, g);
+        let compact = serde_json::to_vec(&json_of(&g)).unwrap();
+        assert_eq!(Genesis::from_json(&compact).unwrap().hash(), g.hash());
+        let mut other = g.clone();
+        other.chain_id = "tally-other".into();
+        assert_ne!(other.hash(), g.hash());
+    }
+
+    #[test]
+    fn malformed_genesis_files_give_precise_errors() {
+        let base = json_of(&sample());
+
+        let mut v = base.clone();
+        v["validators"] = serde_json::json!([]);
+        assert_field(err_of(v), "validators", "empty");
+
+        let mut v = base.clone();
+        v["validators"][2]["power"] = 0.into();
+        assert_field(err_of(v), "validators[2].power", "at least 1");
+
+        let mut v = base.clone();
+        v["validators"][1]["public_key"] = v["validators"][0]["public_key"].clone();
+        assert_field(
+            err_of(v),
+            "validators[1].public_key",
+            "duplicate validator key",
+        );
+
+        let mut v = base.clone();
+        v["validators"][3]["public_key"] = "0x12zz".into();
+        assert_field(
+            err_of(v),
+            "validators[3].public_key",
+            "expected 64 hex digits",
+        );
+
+        let mut v = base.clone();
+        v["validators"][0]["public_key"] = format!("0x{}", "zz".repeat(32)).into();
+        assert_field(err_of(v), "validators[0].public_key", "invalid hex");
+
+        let mut v = base.clone();
+        v["accounts"][0]["role"] = "boss".into();
+        assert_field(err_of(v), "accounts[0].role", "unknown variant `boss`");
+
+        let mut v = base.clone();
+        v["params"]["block_txs_max"] = 0.into();
+        assert_field(err_of(v), "params.block_txs_max", "out of range");
+
+        let mut v = base.clone();
+        v["params"]["tx_bytes_max"] = 100_000.into();
+        v["params"]["block_bytes_max"] = 50_000.into();
+        assert_field(
+            err_of(v),
+            "params.tx_bytes_max",
+            "larger than params.block_bytes_max",
+        );
+
+        let mut v = base.clone();
+        v["validators"][0]["power"] = (TOTAL_POWER_MAX - 5).into();
+        assert_field(err_of(v), "validators[1].power", "overflows");
+
+        let mut v = base.clone();
+        v["validators"][1]["power"] = serde_json::json!(-3);
+        assert_field(err_of(v), "validators[1].power", "invalid value");
+
+        let mut v = base.clone();
+        v["replicas"][0]["peer_id"] = v["validators"][0]["peer_id"].clone();
+        assert_field(err_of(v), "replicas[0].peer_id", "duplicate peer id");
+
+        let mut v = base.clone();
+        v["replicas"][0]["peer_id"] = "QmNotEd25519".into();
+        assert_field(err_of(v), "replicas[0].peer_id", "not an ed25519");
+
+        let mut v = base.clone();
+        v["accounts"] = serde_json::json!([v["accounts"][0], v["accounts"][0]]);
+        assert_field(err_of(v), "accounts[1].public_key", "duplicate account");
+
+        let mut v = base.clone();
+        v["chain_id"] = "bad chain".into();
+        assert_field(err_of(v), "chain_id", "letters, digits");
+
+        let mut v = base.clone();
+        v["params"]["timeout_propos_ms"] = 5.into();
+        assert_field(
+            err_of(v),
+            "params.timeout_propos_ms",
+            "unknown field `timeout_propos_ms`",
+        );
+
+        let mut v = base.clone();
+        let mut weak = [0u8; 32];
+        weak[0] = 1;
+        v["accounts"][0]["public_key"] = hex::encode(weak).into();
+        assert_field(err_of(v), "accounts[0].public_key", "small-order");
+
+        assert!(matches!(
+            Genesis::from_json(b"{\"chain_id\": "),
+            Err(GenesisError::Syntax(_))
+        ));
+        let huge = vec![b' '; GENESIS_BYTES_MAX as usize + 1];
+        assert!(matches!(
+            Genesis::from_json(&huge),
+            Err(GenesisError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn peer_id_round_trip() {
+        let k = Keypair::from_seed([5; 32]).public();
+        let id = peer_id_from_node_key(&k);
+        assert!(id.starts_with("12D3KooW"), "{id}");
+        assert_eq!(node_key_from_peer_id(&id), Ok(k));
+        assert!(node_key_from_peer_id("0OIl").is_err());
+    }
+}
