@@ -1,0 +1,416 @@
+//! Deterministic execution: the rules that decide whether a transaction is
+//! valid against the state, and what it changes.
+//!
+//! Signatures are checked separately (in batches, see
+//! [`verify_tx_signatures`]); everything else is checked by
+//! [`BlockExecutor::apply`], which changes nothing when it refuses a
+//! transaction.
+
+use jmt::storage::TreeReader;
+use jmt::{KeyHash, OwnedValue, Version};
+use std::collections::BTreeMap;
+
+use crate::crypto::{BatchVerifier, Domain, PublicKey, SignatureError};
+use crate::encoding;
+use crate::genesis::{Genesis, Params};
+use crate::hash::Hash;
+use crate::state::{self, AccountState, StateError, StateKey, StateUpdate};
+use crate::types::{Op, Role, SignedTx};
+
+/// Why a transaction is invalid. Each variant carries what was found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    #[error("transaction is for chain {found:?}, this chain is {expected:?}")]
+    WrongChain { expected: String, found: String },
+    #[error("transaction is {len} bytes, more than the limit of {max}")]
+    TooLarge { len: usize, max: usize },
+    #[error("bad signature: {0}")]
+    BadSignature(SignatureError),
+    #[error("sender {0} is not an account on this chain")]
+    UnknownSender(PublicKey),
+    #[error("sender {0} has been revoked")]
+    RevokedSender(PublicKey),
+    #[error("nonce {found} is wrong: the sender's next nonce is {expected}")]
+    BadNonce { expected: u64, found: u64 },
+    #[error("transfer amount must be more than zero")]
+    ZeroAmount,
+    #[error("transfer to the sender itself")]
+    SelfTransfer,
+    #[error("recipient {0} is not an account on this chain")]
+    UnknownRecipient(PublicKey),
+    #[error("recipient {0} has been revoked")]
+    RevokedRecipient(PublicKey),
+    #[error("balance {balance} is less than the amount {amount}")]
+    InsufficientBalance { balance: u64, amount: u64 },
+    #[error("recipient balance {balance} plus {amount} would overflow")]
+    BalanceOverflow { balance: u64, amount: u64 },
+    #[error("record key is empty")]
+    EmptyKey,
+    #[error("record key is {len} bytes, more than the limit of {max}")]
+    KeyTooLarge { len: usize, max: usize },
+    #[error("record value is {len} bytes, more than the limit of {max}")]
+    ValueTooLarge { len: usize, max: usize },
+    #[error("no record with key 0x{} in the sender's namespace", hex::encode(.0))]
+    RecordNotFound(Vec<u8>),
+    #[error("sender {0} is not an admin")]
+    NotAdmin(PublicKey),
+    #[error("account key {0} is small-order or not a curve point")]
+    WeakAccountKey(PublicKey),
+    #[error("an admin cannot revoke itself")]
+    RevokeSelf,
+    #[error("account {0} does not exist")]
+    AccountNotFound(PublicKey),
+    #[error("account {0} is already revoked")]
+    AlreadyRevoked(PublicKey),
+}
+
+/// A transaction could not be applied: invalid, or the storage failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Tx(#[from] TxError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Why a whole block could not be executed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockExecError {
+    #[error("tx {index} ({hash}) is invalid: {error}")]
+    InvalidTx {
+        index: usize,
+        hash: Hash,
+        error: TxError,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Checks what needs no state: chain id, size and record bounds.
+pub fn check_tx_static(tx: &SignedTx, chain_id: &str, params: &Params) -> Result<(), TxError> {
+    if tx.tx.chain_id != chain_id {
+        return Err(TxError::WrongChain {
+            expected: chain_id.to_string(),
+            found: tx.tx.chain_id.clone(),
+        });
+    }
+    let len = encoding::encode(tx).len();
+    let max = params.tx_bytes_max as usize;
+    if len > max {
+        return Err(TxError::TooLarge { len, max });
+    }
+    let check_key = |key: &[u8]| {
+        if key.is_empty() {
+            return Err(TxError::EmptyKey);
+        }
+        let max = params.key_bytes_max as usize;
+        if key.len() > max {
+            return Err(TxError::KeyTooLarge {
+                len: key.len(),
+                max,
+            });
+        }
+        Ok(())
+    };
+    match &tx.tx.op {
+        Op::Put { key, value } => {
+            check_key(key)?;
+            let max = params.value_bytes_max as usize;
+            if value.len() > max {
+                return Err(TxError::ValueTooLarge {
+                    len: value.len(),
+                    max,
+                });
+            }
+        }
+        Op::Delete { key } => check_key(key)?,
+        Op::Transfer { .. } | Op::GrantAccount { .. } | Op::RevokeAccount { .. } => {}
+    }
+    Ok(())
+}
+
+/// Checks the signatures of `txs` in one batch; on failure names the first
+/// bad one by position.
+pub fn verify_tx_signatures(
+    txs: &[SignedTx],
+    chain_id: &str,
+) -> Result<(), (usize, SignatureError)> {
+    let mut batch = BatchVerifier::with_capacity(txs.len());
+    for tx in txs {
+        batch.add(
+            tx.tx.sender,
+            Domain::Tx,
+            chain_id,
+            &tx.signed_message(),
+            tx.signature,
+        );
+    }
+    batch
+        .verify()
+        .map_err(|mut failures| failures.swap_remove(0))
+}
+
+/// Applies transactions one by one on top of a state version, keeping the
+/// changes in memory until [`BlockExecutor::finish`].
+#[derive(Debug)]
+pub struct BlockExecutor<'a, R: TreeReader> {
+    reader: &'a R,
+    /// The version read from; `None` for the empty tree before genesis.
+    base: Option<Version>,
+    chain_id: &'a str,
+    params: &'a Params,
+    writes: BTreeMap<KeyHash, Option<OwnedValue>>,
+}
+
+impl<'a, R: TreeReader> BlockExecutor<'a, R> {
+    /// Executes on top of state version `base` (`None` before genesis).
+    pub fn new(
+        reader: &'a R,
+        base: Option<Version>,
+        chain_id: &'a str,
+        params: &'a Params,
+    ) -> Self {
+        BlockExecutor {
+            reader,
+            base,
+            chain_id,
+            params,
+            writes: BTreeMap::new(),
+        }
+    }
+
+    fn get(&self, key: &StateKey) -> Result<Option<OwnedValue>, StateError> {
+        if let Some(pending) = self.writes.get(&key.key_hash()) {
+            return Ok(pending.clone());
+        }
+        match self.base {
+            None => Ok(None),
+            Some(v) => state::read(self.reader, key, v),
+        }
+    }
+
+    /// The account as it stands after the transactions applied so far.
+    pub fn account(&self, key: &PublicKey) -> Result<Option<AccountState>, StateError> {
+        self.get(&StateKey::Account(*key))?
+            .map(|b| AccountState::decode(&b).map_err(|e| StateError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    /// The record `key` of `owner` after the transactions applied so far.
+    pub fn record(&self, owner: &PublicKey, key: &[u8]) -> Result<Option<OwnedValue>, StateError> {
+        self.get(&StateKey::Record {
+            owner: *owner,
+            key: key.to_vec(),
+        })
+    }
+
+    /// Puts an account directly (genesis only).
+    fn put_account(&mut self, key: PublicKey, account: &AccountState) {
+        self.writes.insert(
+            StateKey::Account(key).key_hash(),
+            Some(encoding::encode(account)),
+        );
+    }
+
+    /// Applies one transaction whose signature has already been verified.
+    /// On error nothing changes.
+    pub fn apply(&mut self, tx: &SignedTx) -> Result<(), ApplyError> {
+        check_tx_static(tx, self.chain_id, self.params)?;
+        let sender_key = tx.tx.sender;
+        let mut sender = self
+            .account(&sender_key)?
+            .ok_or(TxError::UnknownSender(sender_key))?;
+        if !sender.active {
+            return Err(TxError::RevokedSender(sender_key).into());
+        }
+        let expected = sender.nonce.saturating_add(1);
+        if tx.tx.nonce != expected {
+            return Err(TxError::BadNonce {
+                expected,
+                found: tx.tx.nonce,
+            }
+            .into());
+        }
+        sender.nonce = expected;
+
+        // Writes are collected first and applied only if the op succeeds.
+        let mut writes: Vec<(StateKey, Option<OwnedValue>)> = Vec::with_capacity(2);
+        match &tx.tx.op {
+            Op::Transfer { to, amount } => {
+                if *amount == 0 {
+                    return Err(TxError::ZeroAmount.into());
+                }
+                if *to == sender_key {
+                    return Err(TxError::SelfTransfer.into());
+                }
+                let mut recipient = self.account(to)?.ok_or(TxError::UnknownRecipient(*to))?;
+                if !recipient.active {
+                    return Err(TxError::RevokedRecipient(*to).into());
+                }
+                sender.balance =
+                    sender
+                        .balance
+                        .checked_sub(*amount)
+                        .ok_or(TxError::InsufficientBalance {
+                            balance: sender.balance,
+                            amount: *amount,
+                        })?;
+                recipient.balance =
+                    recipient
+                        .balance
+                        .checked_add(*amount)
+                        .ok_or(TxError::BalanceOverflow {
+                            balance: recipient.balance,
+                            amount: *amount,
+                        })?;
+                writes.push((StateKey::Account(*to), Some(encoding::encode(&recipient))));
+            }
+            Op::Put { key, value } => {
+                writes.push((
+                    StateKey::Record {
+                        owner: sender_key,
+                        key: key.clone(),
+                    },
+                    Some(value.clone()),
+                ));
+            }
+            Op::Delete { key } => {
+                if self.record(&sender_key, key)?.is_none() {
+                    return Err(TxError::RecordNotFound(key.clone()).into());
+                }
+                writes.push((
+                    StateKey::Record {
+                        owner: sender_key,
+                        key: key.clone(),
+                    },
+                    None,
+                ));
+            }
+            Op::GrantAccount { account, role } => {
+                if sender.role != Role::Admin {
+                    return Err(TxError::NotAdmin(sender_key).into());
+                }
+                if account.is_weak() {
+                    return Err(TxError::WeakAccountKey(*account).into());
+                }
+                if *account == sender_key {
+                    // Changing one's own role: apply it to the sender record
+                    // (an admin may step down to member).
+                    sender.role = *role;
+                } else {
+                    let granted = match self.account(account)? {
+                        Some(existing) => AccountState {
+                            role: *role,
+                            active: true,
+                            ..existing
+                        },
+                        None => AccountState {
+                            role: *role,
+                            active: true,
+                            balance: 0,
+                            nonce: 0,
+                        },
+                    };
+                    writes.push((
+                        StateKey::Account(*account),
+                        Some(encoding::encode(&granted)),
+                    ));
+                }
+            }
+            Op::RevokeAccount { account } => {
+                if sender.role != Role::Admin {
+                    return Err(TxError::NotAdmin(sender_key).into());
+                }
+                if *account == sender_key {
+                    return Err(TxError::RevokeSelf.into());
+                }
+                let mut target = self
+                    .account(account)?
+                    .ok_or(TxError::AccountNotFound(*account))?;
+                if !target.active {
+                    return Err(TxError::AlreadyRevoked(*account).into());
+                }
+                target.active = false;
+                writes.push((StateKey::Account(*account), Some(encoding::encode(&target))));
+            }
+        }
+        writes.push((
+            StateKey::Account(sender_key),
+            Some(encoding::encode(&sender)),
+        ));
+        for (key, value) in writes {
+            self.writes.insert(key.key_hash(), value);
+        }
+        Ok(())
+    }
+
+    /// Computes the new root at `version` and the nodes to persist.
+    pub fn finish(self, version: Version) -> Result<StateUpdate, StateError> {
+        state::compute_update(self.reader, self.writes, version)
+    }
+}
+
+/// Executes a block's transactions on top of `height - 1` and returns the
+/// state at `height`. Signatures are verified in one batch first.
+pub fn execute_block<R: TreeReader>(
+    reader: &R,
+    height: u64,
+    chain_id: &str,
+    params: &Params,
+    txs: &[SignedTx],
+) -> Result<StateUpdate, BlockExecError> {
+    if let Err((index, e)) = verify_tx_signatures(txs, chain_id) {
+        return Err(BlockExecError::InvalidTx {
+            index,
+            hash: txs[index].hash(),
+            error: TxError::BadSignature(e),
+        });
+    }
+    execute_verified_block(reader, height, chain_id, params, txs)
+}
+
+/// [`execute_block`] for transactions whose signatures are already verified.
+pub fn execute_verified_block<R: TreeReader>(
+    reader: &R,
+    height: u64,
+    chain_id: &str,
+    params: &Params,
+    txs: &[SignedTx],
+) -> Result<StateUpdate, BlockExecError> {
+    let base = height.checked_sub(1);
+    let mut exec = BlockExecutor::new(reader, base, chain_id, params);
+    for (index, tx) in txs.iter().enumerate() {
+        match exec.apply(tx) {
+            Ok(()) => {}
+            Err(ApplyError::Tx(error)) => {
+                return Err(BlockExecError::InvalidTx {
+                    index,
+                    hash: tx.hash(),
+                    error,
+                })
+            }
+            Err(ApplyError::State(e)) => return Err(e.into()),
+        }
+    }
+    Ok(exec.finish(height)?)
+}
+
+/// The state at version 0: the genesis accounts.
+pub fn genesis_state<R: TreeReader>(
+    reader: &R,
+    genesis: &Genesis,
+) -> Result<StateUpdate, StateError> {
+    let mut exec = BlockExecutor::new(reader, None, &genesis.chain_id, &genesis.params);
+    for account in &genesis.accounts {
+        exec.put_account(
+            account.public_key,
+            &AccountState {
+                role: account.role,
+                active: true,
+                balance: account.balance,
+                nonce: 0,
+            },
+        );
+    }
+    exec.finish(0)
+}

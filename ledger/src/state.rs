@@ -1,0 +1,236 @@
+//! The authenticated state: accounts and records in a Jellyfish Merkle tree,
+//! versioned by block height (genesis is version 0).
+//!
+//! Any [`jmt::storage::TreeReader`] can hold the tree: the RocksDB store in
+//! production, [`MemoryTreeStore`] in tests and simulations.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeUpdateBatch};
+use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+use crate::crypto::PublicKey;
+use crate::encoding::{self, DecodeError};
+use crate::hash::Hash;
+use crate::types::{Role, TX_BYTES_CAP};
+
+/// SHA-256 as the state tree's hash function.
+#[derive(Debug, Clone, Default)]
+pub struct TreeHasher(Sha256);
+
+impl jmt::SimpleHasher for TreeHasher {
+    fn new() -> Self {
+        TreeHasher(Sha256::new())
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        Digest::update(&mut self.0, data);
+    }
+
+    fn finalize(self) -> [u8; 32] {
+        self.0.finalize().into()
+    }
+}
+
+/// The tree Tally uses: JMT over SHA-256.
+pub type Tree<'a, R> = JellyfishMerkleTree<'a, R, TreeHasher>;
+
+/// The proof type of the state tree.
+pub type StateProofInner = jmt::proof::SparseMerkleProof<TreeHasher>;
+
+/// A key in the state.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
+pub enum StateKey {
+    Account(PublicKey),
+    /// A record in `owner`'s namespace; no account can write another's.
+    Record {
+        owner: PublicKey,
+        key: Vec<u8>,
+    },
+}
+
+impl StateKey {
+    /// The tree position of this key: SHA-256 of its encoding.
+    pub fn key_hash(&self) -> KeyHash {
+        KeyHash(Hash::digest(&encoding::encode(self)).0)
+    }
+}
+
+/// What the state holds for an account.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct AccountState {
+    pub role: Role,
+    /// False once revoked: the account keeps its state but cannot transact.
+    pub active: bool,
+    pub balance: u64,
+    /// The nonce of the account's last transaction (0 before the first).
+    pub nonce: u64,
+}
+
+impl AccountState {
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        encoding::decode(bytes, 64, "account state")
+    }
+}
+
+/// A storage failure while reading or writing state. Fatal for the node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    #[error("state storage failed: {0}")]
+    Storage(String),
+    #[error("stored state is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<anyhow::Error> for StateError {
+    fn from(e: anyhow::Error) -> Self {
+        StateError::Storage(format!("{e:#}"))
+    }
+}
+
+/// The result of executing a block: the new root and what to write.
+#[derive(Debug, Clone)]
+pub struct StateUpdate {
+    pub version: Version,
+    pub root: Hash,
+    pub batch: TreeUpdateBatch,
+}
+
+/// Reads `key` as of `version` (the newest value at or below it).
+pub fn read<R: TreeReader>(
+    reader: &R,
+    key: &StateKey,
+    version: Version,
+) -> Result<Option<OwnedValue>, StateError> {
+    Ok(reader.get_value_option(version, key.key_hash())?)
+}
+
+/// Reads an account as of `version`.
+pub fn read_account<R: TreeReader>(
+    reader: &R,
+    account: &PublicKey,
+    version: Version,
+) -> Result<Option<AccountState>, StateError> {
+    read(reader, &StateKey::Account(*account), version)?
+        .map(|b| AccountState::decode(&b).map_err(|e| StateError::Corrupt(e.to_string())))
+        .transpose()
+}
+
+/// The state root at `version`.
+pub fn root_at<R: TreeReader>(reader: &R, version: Version) -> Result<Hash, StateError> {
+    Ok(Hash(Tree::new(reader).get_root_hash(version)?.0))
+}
+
+/// Applies `writes` on top of `version - 1` (or the empty tree for
+/// version 0) and returns the root and the nodes to persist.
+pub fn compute_update<R: TreeReader>(
+    reader: &R,
+    writes: BTreeMap<KeyHash, Option<OwnedValue>>,
+    version: Version,
+) -> Result<StateUpdate, StateError> {
+    let (root, batch) = Tree::new(reader).put_value_set(writes, version)?;
+    Ok(StateUpdate {
+        version,
+        root: Hash(root.0),
+        batch,
+    })
+}
+
+/// A proof that a key has a value, or has none, under a state root.
+#[derive(Debug, Clone, PartialEq, BorshSerialize, BorshDeserialize)]
+pub struct StateProof(pub StateProofInner);
+
+/// A proof's encoding is never larger than this (257 nodes of 33 bytes, and
+/// a leaf).
+pub const STATE_PROOF_BYTES_MAX: usize = 257 * 33 + 128;
+
+impl StateProof {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encoding::encode(self)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        encoding::decode(bytes, STATE_PROOF_BYTES_MAX, "state proof")
+    }
+}
+
+/// Reads `key` at `version` with a proof against that version's root.
+pub fn get_with_proof<R: TreeReader>(
+    reader: &R,
+    key: &StateKey,
+    version: Version,
+) -> Result<(Option<OwnedValue>, StateProof), StateError> {
+    let (value, proof) = Tree::new(reader).get_with_proof(key.key_hash(), version)?;
+    Ok((value, StateProof(proof)))
+}
+
+/// Checks, without any storage, that under `root` the key `key` holds
+/// `value` (or, with `None`, holds nothing).
+pub fn verify_state_proof(
+    root: &Hash,
+    key: &StateKey,
+    value: Option<&[u8]>,
+    proof: &StateProof,
+) -> Result<(), String> {
+    proof
+        .0
+        .verify(jmt::RootHash(root.0), key.key_hash(), value)
+        .map_err(|e| format!("state proof does not verify: {e}"))
+}
+
+/// A state tree kept in memory: for tests, simulations and benchmarks.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryTreeStore {
+    nodes: BTreeMap<NodeKey, Node>,
+    values: BTreeMap<(KeyHash, Version), Option<OwnedValue>>,
+}
+
+impl MemoryTreeStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores what an update produced.
+    pub fn apply(&mut self, batch: &NodeBatch) {
+        for (k, n) in batch.nodes() {
+            self.nodes.insert(k.clone(), n.clone());
+        }
+        for ((version, key_hash), value) in batch.values() {
+            self.values.insert((*key_hash, *version), value.clone());
+        }
+    }
+}
+
+impl TreeReader for MemoryTreeStore {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        Ok(self.nodes.get(node_key).cloned())
+    }
+
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
+        Ok(self
+            .values
+            .range((key_hash, 0)..=(key_hash, max_version))
+            .next_back()
+            .and_then(|(_, v)| v.clone()))
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        Ok(self
+            .nodes
+            .iter()
+            .filter_map(|(k, n)| match n {
+                Node::Leaf(leaf) => Some((k.clone(), leaf.clone())),
+                _ => None,
+            })
+            .max_by_key(|(_, leaf)| leaf.key_hash()))
+    }
+}
+
+/// The largest record value any genesis may allow.
+pub const VALUE_BYTES_CAP: usize = TX_BYTES_CAP;

@@ -1,0 +1,202 @@
+//! Builds real, fully signed chains in memory, for tests, benchmarks and
+//! simulations: genesis with known keys, signed transactions, executed
+//! blocks and commit certificates signed by every validator.
+
+use std::collections::BTreeMap;
+
+use crate::crypto::{Domain, Keypair, PublicKey};
+use crate::execution::{execute_block, genesis_state, BlockExecError};
+use crate::genesis::{peer_id_from_node_key, Genesis, GenesisAccount, GenesisValidator, Params};
+use crate::state::{MemoryTreeStore, StateUpdate};
+use crate::types::{
+    last_commit_hash, Block, CommitCertificate, CommitSig, Header, Op, Role, SignedTx, Tx,
+    ValidatorSet,
+};
+
+/// Balance of every test account at genesis.
+pub const TEST_BALANCE: u64 = 1_000_000_000;
+
+/// A chain under construction, with every key it needs.
+#[derive(Debug)]
+pub struct TestChain {
+    pub genesis: Genesis,
+    pub validator_set: ValidatorSet,
+    pub validator_keys: Vec<Keypair>,
+    /// Account 0 is the admin; the others are members.
+    pub account_keys: Vec<Keypair>,
+    pub state: MemoryTreeStore,
+    /// Committed blocks with their certificates, block `h` at index `h - 1`.
+    pub blocks: Vec<(Block, CommitCertificate)>,
+    nonces: BTreeMap<PublicKey, u64>,
+}
+
+impl TestChain {
+    /// A chain with `validators` equal-power validators and `accounts`
+    /// funded accounts (the first an admin). Keys derive from small seeds.
+    pub fn new(validators: usize, accounts: usize) -> Self {
+        Self::with_powers(&vec![10; validators], accounts)
+    }
+
+    /// Like [`TestChain::new`] with the given voting powers.
+    pub fn with_powers(powers: &[u64], accounts: usize) -> Self {
+        let validator_keys: Vec<Keypair> = (0..powers.len())
+            .map(|i| Keypair::from_seed(seed(1, i)))
+            .collect();
+        let account_keys: Vec<Keypair> = (0..accounts)
+            .map(|i| Keypair::from_seed(seed(2, i)))
+            .collect();
+        let genesis = Genesis {
+            chain_id: "tally-test".into(),
+            genesis_time_ms: 1_700_000_000_000,
+            params: Params::default(),
+            validators: validator_keys
+                .iter()
+                .zip(powers)
+                .enumerate()
+                .map(|(i, (k, p))| GenesisValidator {
+                    name: format!("node{i}"),
+                    public_key: k.public(),
+                    peer_id: peer_id_from_node_key(&Keypair::from_seed(seed(3, i)).public()),
+                    power: *p,
+                })
+                .collect(),
+            replicas: vec![],
+            accounts: account_keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| GenesisAccount {
+                    public_key: k.public(),
+                    role: if i == 0 { Role::Admin } else { Role::Member },
+                    balance: TEST_BALANCE,
+                })
+                .collect(),
+        };
+        Self::from_genesis(genesis, validator_keys, account_keys)
+    }
+
+    /// A chain over a given genesis whose keys the caller holds.
+    pub fn from_genesis(
+        genesis: Genesis,
+        validator_keys: Vec<Keypair>,
+        account_keys: Vec<Keypair>,
+    ) -> Self {
+        // Invariant: callers pass a genesis they built valid.
+        #[allow(clippy::expect_used)]
+        let validator_set = genesis
+            .validator_set()
+            .expect("test genesis has a valid validator set");
+        let mut state = MemoryTreeStore::new();
+        #[allow(clippy::expect_used)]
+        let update = genesis_state(&state, &genesis).expect("genesis state in memory");
+        state.apply(&update.batch.node_batch);
+        TestChain {
+            genesis,
+            validator_set,
+            validator_keys,
+            account_keys,
+            state,
+            blocks: Vec::new(),
+            nonces: BTreeMap::new(),
+        }
+    }
+
+    pub fn chain_id(&self) -> &str {
+        &self.genesis.chain_id
+    }
+
+    pub fn height(&self) -> u64 {
+        self.blocks.len() as u64
+    }
+
+    /// Signs `op` from account `from` with its next nonce.
+    pub fn tx(&mut self, from: usize, op: Op) -> SignedTx {
+        let key = &self.account_keys[from];
+        let nonce = self.nonces.entry(key.public()).or_insert(0);
+        *nonce += 1;
+        Tx {
+            chain_id: self.genesis.chain_id.clone(),
+            sender: key.public(),
+            nonce: *nonce,
+            op,
+        }
+        .sign(key)
+    }
+
+    /// A transfer of `amount` from account `from` to account `to`.
+    pub fn transfer(&mut self, from: usize, to: usize, amount: u64) -> SignedTx {
+        let to = self.account_keys[to].public();
+        self.tx(from, Op::Transfer { to, amount })
+    }
+
+    /// Builds the next block over `txs` (executing them) without committing.
+    pub fn build_block(&self, txs: Vec<SignedTx>) -> Result<(Block, StateUpdate), BlockExecError> {
+        let height = self.height() + 1;
+        let update = execute_block(
+            &self.state,
+            height,
+            self.chain_id(),
+            &self.genesis.params,
+            &txs,
+        )?;
+        let (prev_hash, last_commit) = match self.blocks.last() {
+            None => (self.genesis.hash(), None),
+            Some((b, c)) => (b.hash(), Some(c.clone())),
+        };
+        let n = self.validator_keys.len() as u64;
+        let mut block = Block {
+            header: Header {
+                chain_id: self.genesis.chain_id.clone(),
+                height,
+                time_ms: self.genesis.genesis_time_ms + height * 1_000,
+                prev_hash,
+                tx_root: Default::default(),
+                state_root: update.root,
+                validators_hash: self.validator_set.hash(),
+                proposer: self.validator_keys[(height % n) as usize].public(),
+                last_commit_hash: last_commit_hash(last_commit.as_ref()),
+            },
+            txs,
+            last_commit,
+        };
+        block.header.tx_root = block.compute_tx_root();
+        Ok((block, update))
+    }
+
+    /// A certificate for `block` signed by the validators at `signers`.
+    pub fn certify(&self, block: &Block, round: u32, signers: &[usize]) -> CommitCertificate {
+        let mut cert = CommitCertificate {
+            height: block.height(),
+            round,
+            block_hash: block.hash(),
+            signatures: vec![],
+        };
+        let message = cert.vote().message();
+        for &i in signers {
+            cert.signatures.push(CommitSig {
+                validator_index: i as u32,
+                signature: self.validator_keys[i].sign(Domain::Vote, self.chain_id(), &message),
+            });
+        }
+        cert
+    }
+
+    /// Builds, certifies (all validators) and commits the next block.
+    pub fn push(
+        &mut self,
+        txs: Vec<SignedTx>,
+    ) -> Result<(Block, CommitCertificate, StateUpdate), BlockExecError> {
+        let (block, update) = self.build_block(txs)?;
+        let all: Vec<usize> = (0..self.validator_keys.len()).collect();
+        let cert = self.certify(&block, 0, &all);
+        self.state.apply(&update.batch.node_batch);
+        self.blocks.push((block.clone(), cert.clone()));
+        Ok((block, cert, update))
+    }
+}
+
+fn seed(kind: u8, i: usize) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    s[0] = kind;
+    s[1..9].copy_from_slice(&(i as u64).to_le_bytes());
+    s
+}
