@@ -1,0 +1,583 @@
+//! The RocksDB store: blocks, certificates, indexes, the state tree and
+//! metadata, each in its own column family.
+//!
+//! Committing a block is one atomic `WriteBatch` written with sync: after a
+//! crash the store holds either the old tip or the new one, never half. On
+//! open the store checks its format, that it belongs to this genesis, and
+//! that the tip it records can be read back and verified (the second half of
+//! the pair assertion made before writing).
+
+use jmt::storage::{LeafNode, Node, NodeKey, TreeReader};
+use jmt::{KeyHash, OwnedValue, Version};
+use rocksdb::{
+    ColumnFamilyDescriptor, DBRecoveryMode, Direction, IteratorMode, Options, WriteBatch,
+    WriteOptions, DB,
+};
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use crate::encoding::{self, decode, encode};
+use crate::execution::genesis_state;
+use crate::genesis::Genesis;
+use crate::hash::Hash;
+use crate::state::{self, StateError, StateUpdate};
+use crate::types::{Block, CommitCertificate, BLOCK_BYTES_CAP};
+use crate::verify::{check_certificate_matches, BlockError};
+
+/// The on-disk format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+const CF_BLOCKS: &str = "blocks";
+const CF_BLOCK_HASHES: &str = "block_hashes";
+const CF_CERTIFICATES: &str = "certificates";
+const CF_TXS: &str = "txs";
+const CF_STATE_NODES: &str = "state_nodes";
+const CF_STATE_VALUES: &str = "state_values";
+const CF_META: &str = "meta";
+const COLUMN_FAMILIES: [&str; 7] = [
+    CF_BLOCKS,
+    CF_BLOCK_HASHES,
+    CF_CERTIFICATES,
+    CF_TXS,
+    CF_STATE_NODES,
+    CF_STATE_VALUES,
+    CF_META,
+];
+
+const META_FORMAT: &[u8] = b"format_version";
+const META_GENESIS: &[u8] = b"genesis_hash";
+const META_TIP: &[u8] = b"tip";
+const META_SIGNER: &[u8] = b"signer_state";
+
+/// Bounds on stored values, checked before decoding what the disk returns.
+const NODE_BYTES_MAX: usize = 4096;
+const META_BYTES_MAX: usize = 1 << 20;
+
+/// Why the store failed. `Corrupt` and `Open` name what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database at {path}: {reason}. If the files are damaged, restore them from a backup or remove the folder and let the node sync again")]
+    Open { path: PathBuf, reason: String },
+    #[error("database at {path} has format {found}, newer than this build supports ({supported}); run a newer tally")]
+    NewerFormat {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("database at {path} has format {found}, which this build cannot read (it reads {supported})")]
+    OlderFormat {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("database at {path} belongs to another chain (genesis {found}, this genesis is {expected}); point --home at the right folder or remove it")]
+    WrongChain {
+        path: PathBuf,
+        expected: Hash,
+        found: Hash,
+    },
+    #[error("database is corrupt: {0}. Restore it from a backup or remove the folder and let the node sync again")]
+    Corrupt(String),
+    #[error("RocksDB failed: {0}")]
+    Db(#[from] rocksdb::Error),
+    #[error("refusing to commit block: {0}")]
+    Rejected(String),
+    #[error("refusing to commit block: {0}")]
+    Block(#[from] BlockError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// The last committed block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
+pub struct Tip {
+    pub height: u64,
+    pub block_hash: Hash,
+    pub state_root: Hash,
+    pub time_ms: u64,
+}
+
+/// Where a committed transaction sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
+pub struct TxLocation {
+    pub height: u64,
+    pub index: u32,
+}
+
+/// The node's database.
+#[derive(Debug)]
+pub struct Store {
+    db: DB,
+    path: PathBuf,
+    genesis_hash: Hash,
+    genesis_root: Hash,
+    genesis_time_ms: u64,
+    tip: RwLock<Option<Tip>>,
+}
+
+fn db_options(create: bool) -> Options {
+    let mut opts = Options::default();
+    opts.create_if_missing(create);
+    opts.create_missing_column_families(create);
+    // A torn or corrupt WAL is an error, never silently truncated: every
+    // commit was synced, so a damaged log means lost acknowledged data.
+    opts.set_wal_recovery_mode(DBRecoveryMode::AbsoluteConsistency);
+    opts.set_paranoid_checks(true);
+    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    opts.set_bottommost_compression_type(rocksdb::DBCompressionType::Zstd);
+    opts.set_max_open_files(512);
+    opts
+}
+
+fn height_key(height: u64) -> [u8; 8] {
+    height.to_be_bytes()
+}
+
+fn value_key(key_hash: &KeyHash, version: Version) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..32].copy_from_slice(&key_hash.0);
+    k[32..].copy_from_slice(&version.to_be_bytes());
+    k
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` for `genesis`. A new
+    /// database is initialised with the genesis state in one synced batch.
+    pub fn open(path: &Path, genesis: &Genesis) -> Result<Self, StoreError> {
+        let cfs = COLUMN_FAMILIES
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, db_options(true)));
+        let db = DB::open_cf_descriptors(&db_options(true), path, cfs).map_err(|e| {
+            StoreError::Open {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }
+        })?;
+        Self::from_db(db, path, genesis, true)
+    }
+
+    /// Opens the database read-only (for `audit` beside a running node, or
+    /// inspection). Nothing is created or written.
+    pub fn open_read_only(path: &Path, genesis: &Genesis) -> Result<Self, StoreError> {
+        let db = DB::open_cf_for_read_only(&db_options(false), path, COLUMN_FAMILIES, false)
+            .map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        Self::from_db(db, path, genesis, false)
+    }
+
+    fn from_db(db: DB, path: &Path, genesis: &Genesis, writable: bool) -> Result<Self, StoreError> {
+        let genesis_hash = genesis.hash();
+        let mut store = Store {
+            db,
+            path: path.to_path_buf(),
+            genesis_hash,
+            genesis_root: Hash::ZERO,
+            genesis_time_ms: genesis.genesis_time_ms,
+            tip: RwLock::new(None),
+        };
+        match store.get_meta(META_FORMAT)? {
+            None if writable => store.initialise(genesis)?,
+            None => {
+                return Err(StoreError::Corrupt(format!(
+                    "{} has no format version: it is not a Tally database",
+                    path.display()
+                )))
+            }
+            Some(bytes) => {
+                let found: u32 = decode(&bytes, 4, "format version")
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                if found > FORMAT_VERSION {
+                    return Err(StoreError::NewerFormat {
+                        path: path.to_path_buf(),
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+                if found < FORMAT_VERSION {
+                    return Err(StoreError::OlderFormat {
+                        path: path.to_path_buf(),
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+            }
+        }
+        let stored: Hash = match store.get_meta(META_GENESIS)? {
+            Some(bytes) => decode(&bytes, 32, "genesis hash")
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            None => return Err(StoreError::Corrupt("the genesis hash is missing".into())),
+        };
+        if stored != genesis_hash {
+            return Err(StoreError::WrongChain {
+                path: path.to_path_buf(),
+                expected: genesis_hash,
+                found: stored,
+            });
+        }
+        store.genesis_root = state::root_at(&store, 0)
+            .map_err(|e| StoreError::Corrupt(format!("the genesis state cannot be read: {e}")))?;
+        let tip = match store.get_meta(META_TIP)? {
+            None => None,
+            Some(bytes) => Some(
+                decode::<Tip>(&bytes, META_BYTES_MAX, "tip")
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            ),
+        };
+        if let Some(tip) = tip {
+            store.check_tip(&tip)?;
+        }
+        *store.tip.get_mut().unwrap_or_else(|p| p.into_inner()) = tip;
+        Ok(store)
+    }
+
+    fn initialise(&self, genesis: &Genesis) -> Result<(), StoreError> {
+        let update = genesis_state(self, genesis)?;
+        let mut batch = WriteBatch::default();
+        self.put_state(&mut batch, &update);
+        batch.put_cf(self.cf(CF_META), META_FORMAT, encode(&FORMAT_VERSION));
+        batch.put_cf(self.cf(CF_META), META_GENESIS, encode(&genesis.hash()));
+        self.write_synced(batch)
+    }
+
+    /// Reads back the recorded tip and checks it against what is stored.
+    fn check_tip(&self, tip: &Tip) -> Result<(), StoreError> {
+        let corrupt =
+            |what: String| StoreError::Corrupt(format!("tip at height {}: {what}", tip.height));
+        let block = self
+            .block(tip.height)?
+            .ok_or_else(|| corrupt("the block is missing".into()))?;
+        if block.hash() != tip.block_hash {
+            return Err(corrupt(format!(
+                "the block hashes to {}, the tip records {}",
+                block.hash(),
+                tip.block_hash
+            )));
+        }
+        if block.compute_tx_root() != block.header.tx_root {
+            return Err(corrupt(
+                "the block's transactions do not match its tx_root".into(),
+            ));
+        }
+        if crate::types::last_commit_hash(block.last_commit.as_ref())
+            != block.header.last_commit_hash
+        {
+            return Err(corrupt(
+                "the block's last_commit does not match its header".into(),
+            ));
+        }
+        let cert = self
+            .certificate(tip.height)?
+            .ok_or_else(|| corrupt("the commit certificate is missing".into()))?;
+        check_certificate_matches(&block, &cert).map_err(|e| corrupt(e.to_string()))?;
+        let root = state::root_at(self, tip.height).map_err(|e| corrupt(e.to_string()))?;
+        if root != block.header.state_root || root != tip.state_root {
+            return Err(corrupt(format!(
+                "the state root is {root}, the block header says {}",
+                block.header.state_root
+            )));
+        }
+        if self.block_height(&tip.block_hash)? != Some(tip.height) {
+            return Err(corrupt("the block hash index disagrees".into()));
+        }
+        Ok(())
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        // Invariant: every column family in COLUMN_FAMILIES is opened (or
+        // created) by `open`/`open_read_only`, which fail otherwise.
+        #[allow(clippy::expect_used)]
+        self.db
+            .cf_handle(name)
+            .expect("column family opened with the database")
+    }
+
+    fn write_synced(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        self.db.write_opt(batch, &opts)?;
+        Ok(())
+    }
+
+    fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_META), key)?)
+    }
+
+    fn put_state(&self, batch: &mut WriteBatch, update: &StateUpdate) {
+        let nodes = self.cf(CF_STATE_NODES);
+        for (key, node) in update.batch.node_batch.nodes() {
+            batch.put_cf(nodes, encode(key), encode(node));
+        }
+        let values = self.cf(CF_STATE_VALUES);
+        for ((version, key_hash), value) in update.batch.node_batch.values() {
+            batch.put_cf(values, value_key(key_hash, *version), encode(value));
+        }
+    }
+
+    /// The database folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn genesis_hash(&self) -> Hash {
+        self.genesis_hash
+    }
+
+    /// The state root of genesis (version 0).
+    pub fn genesis_state_root(&self) -> Hash {
+        self.genesis_root
+    }
+
+    /// The last committed block, or `None` before block 1.
+    pub fn tip(&self) -> Option<Tip> {
+        *self.tip.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The height of the last committed block (0 before block 1).
+    pub fn height(&self) -> u64 {
+        self.tip().map_or(0, |t| t.height)
+    }
+
+    /// What block `height + 1` must attach to.
+    pub fn parent_of_next(&self) -> crate::verify::Parent {
+        match self.tip() {
+            Some(t) => crate::verify::Parent {
+                height: t.height,
+                hash: t.block_hash,
+                time_ms: t.time_ms,
+            },
+            None => crate::verify::Parent {
+                height: 0,
+                hash: self.genesis_hash,
+                time_ms: self.genesis_time_ms,
+            },
+        }
+    }
+
+    /// Commits a decided block with its certificate and the state it
+    /// produced, atomically and synced. Checks first that the block extends
+    /// the tip and that the certificate and state update belong to it.
+    pub fn commit_block(
+        &self,
+        block: &Block,
+        cert: &CommitCertificate,
+        update: &StateUpdate,
+    ) -> Result<Tip, StoreError> {
+        let mut tip_guard = self.tip.write().unwrap_or_else(|p| p.into_inner());
+        let parent = match *tip_guard {
+            Some(t) => (t.height, t.block_hash),
+            None => (0, self.genesis_hash),
+        };
+        let height = block.height();
+        if height != parent.0 + 1 || block.header.prev_hash != parent.1 {
+            return Err(StoreError::Rejected(format!(
+                "block {height} (prev {}) does not extend the tip at height {} ({})",
+                block.header.prev_hash, parent.0, parent.1
+            )));
+        }
+        check_certificate_matches(block, cert)?;
+        if update.version != height || update.root != block.header.state_root {
+            return Err(StoreError::Rejected(format!(
+                "state update (version {}, root {}) does not match block {height} (state root {})",
+                update.version, update.root, block.header.state_root
+            )));
+        }
+        let block_bytes = encode(block);
+        if block_bytes.len() > BLOCK_BYTES_CAP {
+            return Err(StoreError::Rejected(format!(
+                "block is {} bytes, more than {BLOCK_BYTES_CAP}",
+                block_bytes.len()
+            )));
+        }
+        let hash = block.hash();
+        let tip = Tip {
+            height,
+            block_hash: hash,
+            state_root: update.root,
+            time_ms: block.header.time_ms,
+        };
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_BLOCKS), height_key(height), &block_bytes);
+        batch.put_cf(self.cf(CF_BLOCK_HASHES), hash.0, height_key(height));
+        batch.put_cf(self.cf(CF_CERTIFICATES), height_key(height), encode(cert));
+        let txs = self.cf(CF_TXS);
+        for (index, tx) in block.txs.iter().enumerate() {
+            let location = TxLocation {
+                height,
+                index: index as u32,
+            };
+            batch.put_cf(txs, tx.hash().0, encode(&location));
+        }
+        self.put_state(&mut batch, update);
+        batch.put_cf(self.cf(CF_META), META_TIP, encode(&tip));
+        self.write_synced(batch)?;
+        *tip_guard = Some(tip);
+        Ok(tip)
+    }
+
+    /// The block at `height`.
+    pub fn block(&self, height: u64) -> Result<Option<Block>, StoreError> {
+        match self
+            .db
+            .get_pinned_cf(self.cf(CF_BLOCKS), height_key(height))?
+        {
+            None => Ok(None),
+            Some(bytes) => {
+                let block = Block::decode(&bytes, BLOCK_BYTES_CAP)
+                    .map_err(|e| StoreError::Corrupt(format!("block {height}: {e}")))?;
+                if block.height() != height {
+                    return Err(StoreError::Corrupt(format!(
+                        "the block stored at height {height} says it is height {}",
+                        block.height()
+                    )));
+                }
+                Ok(Some(block))
+            }
+        }
+    }
+
+    /// The raw encoded block at `height`, as stored (for serving peers).
+    pub fn block_bytes(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_BLOCKS), height_key(height))?)
+    }
+
+    /// The height of the block with hash `hash`.
+    pub fn block_height(&self, hash: &Hash) -> Result<Option<u64>, StoreError> {
+        self.db
+            .get_pinned_cf(self.cf(CF_BLOCK_HASHES), hash.0)?
+            .map(|b| {
+                <[u8; 8]>::try_from(&b[..])
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt(format!("block hash index entry for {hash}")))
+            })
+            .transpose()
+    }
+
+    /// The block with hash `hash`.
+    pub fn block_by_hash(&self, hash: &Hash) -> Result<Option<Block>, StoreError> {
+        match self.block_height(hash)? {
+            None => Ok(None),
+            Some(h) => self.block(h),
+        }
+    }
+
+    /// The commit certificate of the block at `height`.
+    pub fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, StoreError> {
+        self.db
+            .get_pinned_cf(self.cf(CF_CERTIFICATES), height_key(height))?
+            .map(|b| {
+                CommitCertificate::decode(&b)
+                    .map_err(|e| StoreError::Corrupt(format!("certificate {height}: {e}")))
+            })
+            .transpose()
+    }
+
+    /// Where the transaction with hash `hash` was committed.
+    pub fn tx_location(&self, hash: &Hash) -> Result<Option<TxLocation>, StoreError> {
+        self.db
+            .get_pinned_cf(self.cf(CF_TXS), hash.0)?
+            .map(|b| {
+                decode::<TxLocation>(&b, 12, "tx location")
+                    .map_err(|e| StoreError::Corrupt(format!("tx index entry {hash}: {e}")))
+            })
+            .transpose()
+    }
+
+    /// The signer's persisted safety state (see the consensus signer).
+    pub fn signer_state(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_meta(META_SIGNER)
+    }
+
+    /// Persists the signer's safety state with a synced write; returns only
+    /// once it is durable.
+    pub fn save_signer_state(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        if bytes.len() > META_BYTES_MAX {
+            return Err(StoreError::Rejected(format!(
+                "signer state is {} bytes, more than {META_BYTES_MAX}",
+                bytes.len()
+            )));
+        }
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META), META_SIGNER, bytes);
+        self.write_synced(batch)
+    }
+
+    /// Writes raw bytes into a column family, bypassing every check. Only for
+    /// tests that tamper with a database to prove the checks catch it.
+    #[doc(hidden)]
+    pub fn tamper_raw(
+        &self,
+        column: &str,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let cf = self
+            .db
+            .cf_handle(column)
+            .ok_or_else(|| StoreError::Rejected(format!("no column family {column}")))?;
+        match value {
+            Some(v) => self.db.put_cf(cf, key, v)?,
+            None => self.db.delete_cf(cf, key)?,
+        }
+        Ok(())
+    }
+}
+
+impl crate::signer_state::SignerStateStore for Store {
+    fn load_signer_state(&self) -> Result<Option<Vec<u8>>, String> {
+        self.signer_state().map_err(|e| e.to_string())
+    }
+
+    fn save_signer_state(&self, bytes: &[u8]) -> Result<(), String> {
+        Store::save_signer_state(self, bytes).map_err(|e| e.to_string())
+    }
+}
+
+impl TreeReader for Store {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        match self
+            .db
+            .get_pinned_cf(self.cf(CF_STATE_NODES), encode(node_key))?
+        {
+            None => Ok(None),
+            Some(b) => Ok(Some(
+                encoding::decode(&b, NODE_BYTES_MAX, "state tree node")
+                    .map_err(|e| anyhow::anyhow!("corrupt state tree node: {e}"))?,
+            )),
+        }
+    }
+
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
+        let start = value_key(&key_hash, max_version);
+        let mut iter = self.db.iterator_cf(
+            self.cf(CF_STATE_VALUES),
+            IteratorMode::From(&start, Direction::Reverse),
+        );
+        match iter.next() {
+            None => Ok(None),
+            Some(item) => {
+                let (k, v) = item?;
+                if k.len() != 40 || k[..32] != key_hash.0 {
+                    return Ok(None);
+                }
+                encoding::decode::<Option<OwnedValue>>(
+                    &v,
+                    crate::state::VALUE_BYTES_CAP + 16,
+                    "state value",
+                )
+                .map_err(|e| anyhow::anyhow!("corrupt state value: {e}"))
+            }
+        }
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        // Only used when restoring a tree from a snapshot, which Tally does
+        // not do; scanning every node would be the only correct answer.
+        anyhow::bail!("restoring the state tree from a snapshot is not supported")
+    }
+}

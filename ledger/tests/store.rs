@@ -1,0 +1,300 @@
+//! The RocksDB store: reopen gives back what was committed, commits are
+//! atomic across a crash, and bad databases are refused with clear errors.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use tally_ledger::execution::execute_block;
+use tally_ledger::genesis::Genesis;
+use tally_ledger::state::{read_account, root_at};
+use tally_ledger::store::{Store, StoreError, TxLocation, FORMAT_VERSION};
+use tally_ledger::testkit::{TestChain, TEST_BALANCE};
+use tally_ledger::types::Op;
+
+/// Builds `blocks` blocks of `txs_per_block` transfers, committing each to
+/// `store` after re-executing it against the store's own state.
+fn grow(chain: &mut TestChain, store: &Store, blocks: usize, txs_per_block: usize) {
+    for _ in 0..blocks {
+        let txs: Vec<_> = (0..txs_per_block)
+            .map(|i| chain.transfer(1 + i % 3, 1 + (i + 1) % 3, 1))
+            .collect();
+        let (block, cert, mem_update) = chain.push(txs).unwrap();
+        let update = execute_block(
+            store,
+            block.height(),
+            chain.chain_id(),
+            &chain.genesis.params,
+            &block.txs,
+        )
+        .unwrap();
+        // Storage conformance: RocksDB and the in-memory tree agree.
+        assert_eq!(update.root, mem_update.root);
+        store.commit_block(&block, &cert, &update).unwrap();
+    }
+}
+
+#[test]
+fn commit_drop_reopen_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = TestChain::new(4, 4);
+    {
+        let store = Store::open(dir.path(), &chain.genesis).unwrap();
+        assert_eq!(store.tip(), None);
+        assert_eq!(
+            store.genesis_state_root(),
+            root_at(&chain.state, 0).unwrap()
+        );
+        grow(&mut chain, &store, 12, 5);
+        let put = chain.tx(
+            1,
+            Op::Put {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+            },
+        );
+        grow(&mut chain, &store, 0, 0);
+        let (block, cert, _) = chain.push(vec![put]).unwrap();
+        let update = execute_block(
+            &store,
+            13,
+            chain.chain_id(),
+            &chain.genesis.params,
+            &block.txs,
+        )
+        .unwrap();
+        store.commit_block(&block, &cert, &update).unwrap();
+    }
+    let store = Store::open(dir.path(), &chain.genesis).unwrap();
+    let tip = store.tip().unwrap();
+    assert_eq!(tip.height, 13);
+    for (i, (block, cert)) in chain.blocks.iter().enumerate() {
+        let h = i as u64 + 1;
+        assert_eq!(store.block(h).unwrap().as_ref(), Some(block));
+        assert_eq!(
+            store.block_by_hash(&block.hash()).unwrap().as_ref(),
+            Some(block)
+        );
+        assert_eq!(store.certificate(h).unwrap().as_ref(), Some(cert));
+        for (index, tx) in block.txs.iter().enumerate() {
+            assert_eq!(
+                store.tx_location(&tx.hash()).unwrap(),
+                Some(TxLocation {
+                    height: h,
+                    index: index as u32
+                })
+            );
+        }
+        assert_eq!(root_at(&store, h).unwrap(), block.header.state_root);
+    }
+    assert_eq!(store.block(14).unwrap(), None);
+    let admin = read_account(&store, &chain.account_keys[0].public(), 13)
+        .unwrap()
+        .unwrap();
+    assert_eq!(admin.balance, TEST_BALANCE);
+}
+
+#[test]
+fn commit_refuses_blocks_that_do_not_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = TestChain::new(4, 4);
+    let store = Store::open(dir.path(), &chain.genesis).unwrap();
+    let (b1, c1, u1) = chain.push(vec![]).unwrap();
+    let (b2, c2, u2) = chain.push(vec![]).unwrap();
+    // Height 2 before height 1.
+    assert!(matches!(
+        store.commit_block(&b2, &c2, &u2),
+        Err(StoreError::Rejected(_))
+    ));
+    // Certificate of another block.
+    assert!(matches!(
+        store.commit_block(&b1, &c2, &u1),
+        Err(StoreError::Block(_))
+    ));
+    // State update of another height.
+    assert!(matches!(
+        store.commit_block(&b1, &c1, &u2),
+        Err(StoreError::Rejected(_))
+    ));
+    assert_eq!(store.tip(), None, "nothing was written");
+    store.commit_block(&b1, &c1, &u1).unwrap();
+    assert_eq!(store.height(), 1);
+}
+
+#[test]
+fn a_database_of_another_chain_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = TestChain::new(4, 4);
+    drop(Store::open(dir.path(), &chain.genesis).unwrap());
+    let mut other: Genesis = chain.genesis.clone();
+    other.chain_id = "another-chain".into();
+    match Store::open(dir.path(), &other) {
+        Err(StoreError::WrongChain {
+            expected, found, ..
+        }) => {
+            assert_eq!(expected, other.hash());
+            assert_eq!(found, chain.genesis.hash());
+        }
+        other => panic!("expected WrongChain, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_newer_format_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = TestChain::new(4, 4);
+    {
+        let store = Store::open(dir.path(), &chain.genesis).unwrap();
+        store
+            .tamper_raw(
+                "meta",
+                b"format_version",
+                Some(&(FORMAT_VERSION + 1).to_le_bytes()),
+            )
+            .unwrap();
+    }
+    let err = Store::open(dir.path(), &chain.genesis).unwrap_err();
+    assert!(matches!(err, StoreError::NewerFormat { found, .. } if found == FORMAT_VERSION + 1));
+    assert!(err.to_string().contains("run a newer tally"), "{err}");
+}
+
+#[test]
+fn a_corrupt_tip_block_is_detected_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = TestChain::new(4, 4);
+    {
+        let store = Store::open(dir.path(), &chain.genesis).unwrap();
+        grow(&mut chain, &store, 3, 2);
+        let mut bytes = store.block_bytes(3).unwrap().unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        store
+            .tamper_raw("blocks", &3u64.to_be_bytes(), Some(&bytes))
+            .unwrap();
+    }
+    let err = Store::open(dir.path(), &chain.genesis).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("height 3") || err.to_string().contains("block 3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn damaged_database_files_give_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = TestChain::new(4, 4);
+    {
+        let store = Store::open(dir.path(), &chain.genesis).unwrap();
+        grow(&mut chain, &store, 2, 2);
+    }
+    // Overwrite every file RocksDB keeps (manifest, logs, tables) with junk.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("MANIFEST") || name.ends_with(".log") || name.ends_with(".sst") {
+            std::fs::write(&path, b"this is not what rocksdb wrote").unwrap();
+        }
+    }
+    let err = Store::open(dir.path(), &chain.genesis).unwrap_err();
+    assert!(
+        matches!(err, StoreError::Open { .. } | StoreError::Corrupt(_)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("restore"), "{err}");
+}
+
+#[test]
+fn not_a_database_is_refused_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = TestChain::new(4, 4);
+    assert!(matches!(
+        Store::open_read_only(dir.path(), &chain.genesis),
+        Err(StoreError::Open { .. })
+    ));
+}
+
+const CRASH_DIR_ENV: &str = "TALLY_TEST_CRASH_DIR";
+
+/// Not a test on its own: the child process of
+/// `a_crash_leaves_the_old_or_the_new_tip`. It commits blocks forever and
+/// prints each height once `commit_block` has returned.
+#[test]
+#[ignore = "helper process started by a_crash_leaves_the_old_or_the_new_tip"]
+fn crash_child_writer() {
+    let Ok(dir) = std::env::var(CRASH_DIR_ENV) else {
+        return;
+    };
+    let mut chain = TestChain::new(4, 4);
+    let store = Store::open(std::path::Path::new(&dir), &chain.genesis).unwrap();
+    assert_eq!(store.height(), 0);
+    let mut out = std::io::stdout();
+    loop {
+        grow(&mut chain, &store, 1, 20);
+        use std::io::Write;
+        writeln!(out, "committed {}", store.height()).unwrap();
+        out.flush().unwrap();
+    }
+}
+
+/// Kills a writer with SIGKILL at several moments; each time the store opens
+/// with a consistent tip no lower than the last acknowledged commit.
+#[test]
+fn a_crash_leaves_the_old_or_the_new_tip() {
+    let exe = std::env::current_exe().unwrap();
+    for (run, stop_after) in [1u64, 3, 7, 12, 20].into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "crash_child_writer",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CRASH_DIR_ENV, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut acknowledged = 0;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if let Some(h) = line.strip_prefix("committed ") {
+                acknowledged = h.parse().unwrap();
+                if acknowledged >= stop_after {
+                    break;
+                }
+            }
+        }
+        // SIGKILL while the child is in the middle of its next commit.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(acknowledged >= stop_after, "run {run}: child stopped early");
+
+        let chain = TestChain::new(4, 4);
+        let store = Store::open(dir.path(), &chain.genesis).expect("reopens after SIGKILL");
+        let tip = store.tip().expect("a tip");
+        assert!(
+            tip.height == acknowledged || tip.height == acknowledged + 1,
+            "run {run}: tip {} after acknowledging {acknowledged}",
+            tip.height
+        );
+        for h in 1..=tip.height {
+            let block = store.block(h).unwrap().unwrap();
+            let cert = store.certificate(h).unwrap().unwrap();
+            assert_eq!(cert.block_hash, block.hash());
+            assert_eq!(root_at(&store, h).unwrap(), block.header.state_root);
+            for tx in &block.txs {
+                assert_eq!(store.tx_location(&tx.hash()).unwrap().unwrap().height, h);
+            }
+        }
+        assert_eq!(
+            store.block(tip.height + 1).unwrap(),
+            None,
+            "nothing half-written past the tip"
+        );
+    }
+}
