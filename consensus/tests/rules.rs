@@ -1,0 +1,829 @@
+//! Exact-output tests, one or more per rule of Algorithm 1.
+//!
+//! Four validators of power 10: a quorum is 3 votes, f+1 is 2. At height 1
+//! the proposers of rounds 0, 1, 2, 3 are validators 1, 2, 3, 0.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use tally_consensus::{Consensus, DropReason, Input, Output, Step, TimeoutKind, Timeouts};
+use tally_ledger::crypto::Domain;
+use tally_ledger::testkit::TestChain;
+use tally_ledger::types::{Evidence, Proposal, SignedProposal, SignedVote, Vote, VoteKind};
+use tally_ledger::Hash;
+
+const A: Hash = Hash([0xaa; 32]);
+const B: Hash = Hash([0xbb; 32]);
+const TIMEOUTS: Timeouts = Timeouts {
+    propose_ms: 1000,
+    prevote_ms: 500,
+    precommit_ms: 500,
+    delta_ms: 500,
+};
+
+struct Net {
+    chain: TestChain,
+}
+
+impl Net {
+    fn new() -> Self {
+        Net {
+            chain: TestChain::new(4, 1),
+        }
+    }
+
+    fn node(&self, me: u32) -> Consensus {
+        Consensus::new(
+            self.chain.chain_id(),
+            self.chain.validator_set.clone(),
+            Some(me),
+            TIMEOUTS,
+            1,
+        )
+    }
+
+    fn signed_vote(
+        &self,
+        from: u32,
+        kind: VoteKind,
+        height: u64,
+        round: u32,
+        value: Option<Hash>,
+    ) -> SignedVote {
+        let vote = Vote {
+            kind,
+            height,
+            round,
+            value,
+        };
+        let signature = self.chain.validator_keys[from as usize].sign(
+            Domain::Vote,
+            self.chain.chain_id(),
+            &vote.message(),
+        );
+        SignedVote {
+            vote,
+            validator_index: from,
+            signature,
+        }
+    }
+
+    fn prevote(&self, from: u32, round: u32, value: Option<Hash>) -> Input {
+        Input::Vote(self.signed_vote(from, VoteKind::Prevote, 1, round, value))
+    }
+
+    fn precommit(&self, from: u32, round: u32, value: Option<Hash>) -> Input {
+        Input::Vote(self.signed_vote(from, VoteKind::Precommit, 1, round, value))
+    }
+
+    fn proposal(&self, round: u32, pol_round: Option<u32>, hash: Hash) -> Input {
+        let proposal = Proposal {
+            height: 1,
+            round,
+            pol_round,
+            block_hash: hash,
+        };
+        let proposer = Consensus::new(
+            self.chain.chain_id(),
+            self.chain.validator_set.clone(),
+            None,
+            TIMEOUTS,
+            1,
+        )
+        .proposer(1, round);
+        let signature = self.chain.validator_keys[proposer as usize].sign(
+            Domain::Proposal,
+            self.chain.chain_id(),
+            &proposal.message(),
+        );
+        Input::Proposal(SignedProposal {
+            proposal,
+            signature,
+        })
+    }
+}
+
+fn timeout(round: u32, kind: TimeoutKind) -> Output {
+    let duration_ms = TIMEOUTS.duration_ms(kind, round);
+    Output::ScheduleTimeout {
+        height: 1,
+        round,
+        kind,
+        duration_ms,
+    }
+}
+
+fn prevote_out(round: u32, value: Option<Hash>) -> Output {
+    Output::Vote(Vote {
+        kind: VoteKind::Prevote,
+        height: 1,
+        round,
+        value,
+    })
+}
+
+fn precommit_out(round: u32, value: Option<Hash>) -> Output {
+    Output::Vote(Vote {
+        kind: VoteKind::Precommit,
+        height: 1,
+        round,
+        value,
+    })
+}
+
+fn validate(round: u32, block_hash: Hash) -> Output {
+    Output::ValidateBlock {
+        height: 1,
+        round,
+        block_hash,
+    }
+}
+
+fn verdict(block_hash: Hash, valid: bool) -> Input {
+    Input::BlockVerdict {
+        height: 1,
+        block_hash,
+        valid,
+    }
+}
+
+/// Validator 3 receives round 0's proposal of `hash` and a valid verdict,
+/// and prevotes it.
+fn prevoted(net: &Net, hash: Hash) -> Consensus {
+    prevoted_as(net, 3, hash)
+}
+
+fn prevoted_as(net: &Net, me: u32, hash: Hash) -> Consensus {
+    let mut n = net.node(me);
+    n.start();
+    assert_eq!(
+        n.handle(net.proposal(0, None, hash)),
+        vec![validate(0, hash)]
+    );
+    assert_eq!(
+        n.handle(verdict(hash, true)),
+        vec![prevote_out(0, Some(hash))]
+    );
+    n
+}
+
+/// Validator 3, locked on `hash` in round 0 (and precommitted it).
+fn locked(net: &Net, hash: Hash) -> Consensus {
+    locked_as(net, 3, hash)
+}
+
+fn locked_as(net: &Net, me: u32, hash: Hash) -> Consensus {
+    let mut n = prevoted_as(net, me, hash);
+    let others: Vec<u32> = (0..4).filter(|i| *i != me).collect();
+    assert_eq!(n.handle(net.prevote(me, 0, Some(hash))), vec![]);
+    assert_eq!(n.handle(net.prevote(others[0], 0, Some(hash))), vec![]);
+    assert_eq!(
+        n.handle(net.prevote(others[1], 0, Some(hash))),
+        vec![
+            timeout(0, TimeoutKind::Prevote),
+            precommit_out(0, Some(hash))
+        ]
+    );
+    assert_eq!(n.locked(), Some((0, hash)));
+    n
+}
+
+/// Moves a node from round 0 to round 1 through 2f+1 precommits and the
+/// precommit timeout (L47, L65).
+fn to_round_1(net: &Net, n: &mut Consensus) {
+    n.handle(net.precommit(1, 0, None));
+    n.handle(net.precommit(2, 0, None));
+    n.handle(net.precommit(3, 0, None));
+    let out = n.handle(Input::TimeoutElapsed {
+        height: 1,
+        round: 0,
+        kind: TimeoutKind::Precommit,
+    });
+    assert_eq!(n.round(), 1, "{out:?}");
+}
+
+#[test]
+fn start_as_proposer_requests_a_block_then_proposes_it() {
+    let net = Net::new();
+    let mut n = net.node(1);
+    assert_eq!(
+        n.start(),
+        vec![
+            Output::RequestBlock {
+                height: 1,
+                round: 0
+            },
+            timeout(0, TimeoutKind::Propose)
+        ]
+    );
+    assert_eq!(
+        n.handle(Input::BlockToPropose {
+            height: 1,
+            round: 0,
+            block_hash: A
+        }),
+        vec![Output::Propose(Proposal {
+            height: 1,
+            round: 0,
+            pol_round: None,
+            block_hash: A
+        })]
+    );
+    // Its own proposal comes back signed: L22 with a known-valid value.
+    assert_eq!(
+        n.handle(net.proposal(0, None, A)),
+        vec![prevote_out(0, Some(A))]
+    );
+}
+
+#[test]
+fn l22_valid_fresh_proposal_gets_a_prevote() {
+    let net = Net::new();
+    let n = prevoted(&net, A);
+    assert_eq!(n.step(), Step::Prevote);
+}
+
+#[test]
+fn l22_invalid_proposal_gets_a_nil_prevote() {
+    let net = Net::new();
+    let mut n = net.node(3);
+    n.start();
+    n.handle(net.proposal(0, None, A));
+    assert_eq!(n.handle(verdict(A, false)), vec![prevote_out(0, None)]);
+}
+
+#[test]
+fn l22_locked_on_another_value_prevotes_nil() {
+    let net = Net::new();
+    let mut n = locked(&net, A);
+    to_round_1(&net, &mut n);
+    assert_eq!(n.handle(net.proposal(1, None, B)), vec![validate(1, B)]);
+    assert_eq!(n.handle(verdict(B, true)), vec![prevote_out(1, None)]);
+}
+
+#[test]
+fn l22_locked_on_the_same_value_prevotes_it() {
+    let net = Net::new();
+    let mut n = locked(&net, A);
+    to_round_1(&net, &mut n);
+    assert_eq!(
+        n.handle(net.proposal(1, None, A)),
+        vec![prevote_out(1, Some(A))]
+    );
+}
+
+#[test]
+fn l28_proposal_with_a_later_proof_of_lock_unlocks() {
+    let net = Net::new();
+    // Validator 0 locks on A in round 0 and moves to round 1 ...
+    let mut n = locked_as(&net, 0, A);
+    to_round_1(&net, &mut n);
+    // ... misses round 1's proposal, prevotes nil, while the others form a
+    // polka for B in round 1 ...
+    assert_eq!(
+        n.handle(Input::TimeoutElapsed {
+            height: 1,
+            round: 1,
+            kind: TimeoutKind::Propose
+        }),
+        vec![prevote_out(1, None)]
+    );
+    n.handle(net.prevote(1, 1, Some(B)));
+    n.handle(net.prevote(2, 1, Some(B)));
+    assert_eq!(
+        n.handle(net.prevote(3, 1, Some(B))),
+        vec![timeout(1, TimeoutKind::Prevote)]
+    );
+    assert_eq!(
+        n.handle(Input::TimeoutElapsed {
+            height: 1,
+            round: 1,
+            kind: TimeoutKind::Prevote
+        }),
+        vec![precommit_out(1, None)]
+    );
+    n.handle(net.precommit(1, 1, None));
+    n.handle(net.precommit(2, 1, None));
+    n.handle(net.precommit(3, 1, None));
+    n.handle(Input::TimeoutElapsed {
+        height: 1,
+        round: 1,
+        kind: TimeoutKind::Precommit,
+    });
+    assert_eq!((n.round(), n.locked()), (2, Some((0, A))));
+    // ... and round 2's proposer re-proposes B with proof-of-lock round 1:
+    // locked round 0 <= 1, so validator 0 prevotes B.
+    assert_eq!(n.handle(net.proposal(2, Some(1), B)), vec![validate(2, B)]);
+    assert_eq!(n.handle(verdict(B, true)), vec![prevote_out(2, Some(B))]);
+}
+
+#[test]
+fn l28_a_lock_newer_than_the_proof_of_lock_prevotes_nil() {
+    let net = Net::new();
+    let mut n = net.node(0);
+    n.start();
+    // Round 0: validator 0 sees no proposal; 1, 2 and 3 form a polka for B.
+    assert_eq!(
+        n.handle(Input::TimeoutElapsed {
+            height: 1,
+            round: 0,
+            kind: TimeoutKind::Propose
+        }),
+        vec![prevote_out(0, None)]
+    );
+    n.handle(net.prevote(1, 0, Some(B)));
+    n.handle(net.prevote(2, 0, Some(B)));
+    n.handle(net.prevote(3, 0, Some(B)));
+    n.handle(Input::TimeoutElapsed {
+        height: 1,
+        round: 0,
+        kind: TimeoutKind::Prevote,
+    });
+    to_round_1(&net, &mut n);
+    // Round 1: A is proposed; 0, 1 and 2 form a polka for A; 0 locks on A.
+    assert_eq!(n.handle(net.proposal(1, None, A)), vec![validate(1, A)]);
+    assert_eq!(n.handle(verdict(A, true)), vec![prevote_out(1, Some(A))]);
+    n.handle(net.prevote(0, 1, Some(A)));
+    n.handle(net.prevote(1, 1, Some(A)));
+    n.handle(net.prevote(2, 1, Some(A)));
+    assert_eq!(n.locked(), Some((1, A)));
+    n.handle(net.precommit(1, 1, None));
+    n.handle(net.precommit(2, 1, None));
+    n.handle(net.precommit(3, 1, None));
+    n.handle(Input::TimeoutElapsed {
+        height: 1,
+        round: 1,
+        kind: TimeoutKind::Precommit,
+    });
+    assert_eq!(n.round(), 2);
+    // Round 2: B with proof-of-lock round 0. Locked round 1 > 0 and the
+    // locked value differs: prevote nil.
+    assert_eq!(n.handle(net.proposal(2, Some(0), B)), vec![validate(2, B)]);
+    assert_eq!(n.handle(verdict(B, true)), vec![prevote_out(2, None)]);
+}
+
+#[test]
+fn l28_without_the_polka_waits_then_times_out() {
+    let net = Net::new();
+    let mut n = net.node(3);
+    n.start();
+    to_round_1(&net, &mut n);
+    assert_eq!(n.handle(net.proposal(1, Some(0), A)), vec![validate(1, A)]);
+    assert_eq!(
+        n.handle(verdict(A, true)),
+        vec![],
+        "no polka for A in round 0"
+    );
+    assert_eq!(
+        n.handle(Input::TimeoutElapsed {
+            height: 1,
+            round: 1,
+            kind: TimeoutKind::Propose
+        }),
+        vec![prevote_out(1, None)]
+    );
+}
+
+#[test]
+fn proposal_with_a_pol_round_not_earlier_is_dropped() {
+    let net = Net::new();
+    let mut n = net.node(3);
+    n.start();
+    assert_eq!(
+        n.handle(net.proposal(0, Some(0), A)),
+        vec![Output::Dropped(DropReason::BadPolRound {
+            round: 0,
+            pol_round: 0
+        })]
+    );
+}
+
+#[test]
+fn l34_mixed_prevotes_schedule_the_prevote_timeout_once() {
+    let net = Net::new();
+    let mut n = prevoted(&net, A);
+    assert_eq!(n.handle(net.prevote(3, 0, Some(A))), vec![]);
+    assert_eq!(n.handle(net.prevote(0, 0, None)), vec![]);
+    assert_eq!(
+        n.handle(net.prevote(1, 0, Some(B))),
+        vec![timeout(0, TimeoutKind::Prevote)]
+    );
+    assert_eq!(
+        n.handle(net.prevote(2, 0, None)),
+        vec![],
+        "only the first time"
+    );
+}
+
+#[test]
+fn l36_polka_locks_and_precommits() {
+    let net = Net::new();
+    let n = locked(&net, A);
+    assert_eq!(n.valid(), Some((0, A)));
+    assert_eq!(n.step(), Step::Precommit);
+}
+
+#[test]
+fn l36_polka_in_the_precommit_step_only_updates_the_valid_value() {
+    let net = Net::new();
+    let mut n = net.node(3);
+    n.start();
+    assert_eq!(n.handle(net.proposal(0, None, A)), vec![validate(0, A)]);
+    assert_eq!(
+        n.handle(Input::TimeoutElapsed {
+            height: 1,
+            round: 0,
+            kind: TimeoutKind::Propose
+        }),
+        vec![prevote_out(0, None)]
+    );
+    assert_eq!(n.handle(net.prevote(3, 0, None)), vec![]);
+    assert_eq!(n.handle(net.prevote(0, 0, Some(A))), vec![]);
+    assert_eq!(
+        n.handle(net.prevote(1, 0, Some(A))),
+        vec![timeout(0, TimeoutKind::Prevote)]
+    );
+    assert_eq!(
+        n.handle(Input::TimeoutElapsed {
+            height: 1,
+            round: 0,
+            kind: TimeoutKind::Prevote
+        }),
+        vec![precommit_out(0, None)]
+    );
+    assert_eq!(n.handle(verdict(A, true)), vec![]);
+    assert_eq!(n.handle(net.prevote(2, 0, Some(A))), vec![]);
+    assert_eq!(
+        (n.step(), n.locked(), n.valid()),
+        (Step::Precommit, None, Some((0, A)))
+    );
+}
+
+#[test]
+fn timeouts_the_machine_did_not_schedule_are_ignored() {
+    let net = Net::new();
+    let mut n = prevoted(&net, A);
+    // No 2f+1 prevotes yet, so no prevote timeout was scheduled.
+    assert_eq!(
+        n.handle(Input::TimeoutElapsed {
+            height: 1,
+            round: 0,
+            kind: TimeoutKind::Prevote
+        }),
+        vec![]
+    );
+    assert_eq!(
+        n.handle(Input::TimeoutElapsed {
+            height: 1,
+            round: 0,
+            kind: TimeoutKind::Precommit
+        }),
+        vec![]
+    );
+    assert_eq!((n.round(), n.step()), (0, Step::Prevote));
+}
+
+#[test]
+fn l44_polka_for_nil_precommits_nil() {
+    let net = Net::new();
+    let mut n = prevoted(&net, A);
+    n.handle(net.prevote(0, 0, None));
+    n.handle(net.prevote(1, 0, None));
+    assert_eq!(
+        n.handle(net.prevote(2, 0, None)),
+        vec![timeout(0, TimeoutKind::Prevote), precommit_out(0, None)]
+    );
+}
+
+#[test]
+fn l47_mixed_precommits_schedule_the_precommit_timeout_once() {
+    let net = Net::new();
+    let mut n = net.node(3);
+    n.start();
+    assert_eq!(n.handle(net.precommit(0, 0, None)), vec![]);
+    assert_eq!(n.handle(net.precommit(1, 0, Some(A))), vec![]);
+    assert_eq!(
+        n.handle(net.precommit(2, 0, Some(B))),
+        vec![timeout(0, TimeoutKind::Precommit)]
+    );
+    assert_eq!(n.handle(net.precommit(3, 0, None)), vec![]);
+}
+
+#[test]
+fn l49_decides_with_a_certificate_and_starts_the_next_height() {
+    let net = Net::new();
+    let mut n = locked(&net, A);
+    n.handle(net.precommit(3, 0, Some(A)));
+    n.handle(net.precommit(0, 0, Some(A)));
+    let out = n.handle(net.precommit(1, 0, Some(A)));
+    let Output::Decide {
+        height: 1,
+        round: 0,
+        block_hash,
+        certificate,
+    } = &out[0]
+    else {
+        panic!("expected a decision first: {out:?}");
+    };
+    assert_eq!(*block_hash, A);
+    let indices: Vec<u32> = certificate
+        .signatures
+        .iter()
+        .map(|s| s.validator_index)
+        .collect();
+    assert_eq!(indices, vec![0, 1, 3]);
+    tally_ledger::verify::verify_certificate(
+        certificate,
+        &net.chain.validator_set,
+        net.chain.chain_id(),
+    )
+    .unwrap();
+    // Height 2, round 0: the proposer is validator 2, so validator 3 waits.
+    assert_eq!(
+        out[1..].to_vec(),
+        vec![Output::ScheduleTimeout {
+            height: 2,
+            round: 0,
+            kind: TimeoutKind::Propose,
+            duration_ms: 1000
+        }]
+    );
+    assert_eq!((n.height(), n.round(), n.locked()), (2, 0, None));
+}
+
+#[test]
+fn l49_decides_a_block_whose_proposal_was_missed_after_validating_it() {
+    let net = Net::new();
+    let mut n = net.node(3);
+    n.start();
+    n.handle(net.precommit(0, 0, Some(B)));
+    n.handle(net.precommit(1, 0, Some(B)));
+    assert_eq!(
+        n.handle(net.precommit(2, 0, Some(B))),
+        vec![validate(0, B), timeout(0, TimeoutKind::Precommit)]
+    );
+    let out = n.handle(verdict(B, true));
+    assert!(
+        matches!(
+            out[0],
+            Output::Decide {
+                height: 1,
+                block_hash: B,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn l55_f_plus_one_in_a_higher_round_skips_to_it() {
+    let net = Net::new();
+    let mut n = net.node(3);
+    n.start();
+    assert_eq!(n.handle(net.prevote(0, 5, None)), vec![]);
+    // Round 5's proposer at height 1 is validator (1 + 5) % 4 = 2.
+    assert_eq!(
+        n.handle(net.precommit(1, 5, None)),
+        vec![timeout(5, TimeoutKind::Propose)]
+    );
+    assert_eq!(n.round(), 5);
+    assert_eq!(
+        TIMEOUTS.duration_ms(TimeoutKind::Propose, 5),
+        3500,
+        "timeouts grow with the round"
+    );
+}
+
+#[test]
+fn l55_votes_beyond_the_window_still_count_for_skipping() {
+    let net = Net::new();
+    let mut n = net.node(3);
+    n.start();
+    let before = n.stored_votes();
+    n.handle(net.prevote(0, 1000, None));
+    assert_eq!(n.stored_votes(), before, "far-future votes are not stored");
+    assert_eq!(
+        n.handle(net.prevote(1, 900, None)),
+        vec![timeout(900, TimeoutKind::Propose)]
+    );
+    assert_eq!(n.round(), 900);
+}
+
+#[test]
+fn l57_propose_timeout_prevotes_nil() {
+    let net = Net::new();
+    let mut n = net.node(3);
+    n.start();
+    assert_eq!(
+        n.handle(Input::TimeoutElapsed {
+            height: 1,
+            round: 0,
+            kind: TimeoutKind::Propose
+        }),
+        vec![prevote_out(0, None)]
+    );
+}
+
+#[test]
+fn l61_prevote_timeout_precommits_nil() {
+    let net = Net::new();
+    let mut n = prevoted(&net, A);
+    n.handle(net.prevote(3, 0, Some(A)));
+    n.handle(net.prevote(0, 0, None));
+    assert_eq!(
+        n.handle(net.prevote(1, 0, Some(B))),
+        vec![timeout(0, TimeoutKind::Prevote)]
+    );
+    assert_eq!(
+        n.handle(Input::TimeoutElapsed {
+            height: 1,
+            round: 0,
+            kind: TimeoutKind::Prevote
+        }),
+        vec![precommit_out(0, None)]
+    );
+}
+
+#[test]
+fn l65_precommit_timeout_starts_the_next_round() {
+    let net = Net::new();
+    let mut n = net.node(2);
+    n.start();
+    n.handle(net.precommit(0, 0, None));
+    n.handle(net.precommit(1, 0, None));
+    assert_eq!(
+        n.handle(net.precommit(3, 0, None)),
+        vec![timeout(0, TimeoutKind::Precommit)]
+    );
+    // Round 1's proposer is validator 2 itself.
+    assert_eq!(
+        n.handle(Input::TimeoutElapsed {
+            height: 1,
+            round: 0,
+            kind: TimeoutKind::Precommit
+        }),
+        vec![
+            Output::RequestBlock {
+                height: 1,
+                round: 1
+            },
+            timeout(1, TimeoutKind::Propose)
+        ]
+    );
+}
+
+#[test]
+fn proposer_with_a_valid_value_reproposes_it_with_its_round() {
+    let net = Net::new();
+    // Validator 2 proposes round 1; it saw a polka for A in round 0.
+    let mut n = net.node(2);
+    n.start();
+    n.handle(net.proposal(0, None, A));
+    n.handle(verdict(A, true));
+    n.handle(net.prevote(0, 0, Some(A)));
+    n.handle(net.prevote(1, 0, Some(A)));
+    n.handle(net.prevote(3, 0, Some(A)));
+    assert_eq!(n.valid(), Some((0, A)));
+    n.handle(net.precommit(0, 0, None));
+    n.handle(net.precommit(1, 0, None));
+    n.handle(net.precommit(3, 0, None));
+    assert_eq!(
+        n.handle(Input::TimeoutElapsed {
+            height: 1,
+            round: 0,
+            kind: TimeoutKind::Precommit
+        }),
+        vec![
+            Output::Propose(Proposal {
+                height: 1,
+                round: 1,
+                pol_round: Some(0),
+                block_hash: A
+            }),
+            timeout(1, TimeoutKind::Propose)
+        ]
+    );
+}
+
+#[test]
+fn stale_timeouts_are_ignored() {
+    let net = Net::new();
+    let mut n = prevoted(&net, A);
+    assert_eq!(
+        n.handle(Input::TimeoutElapsed {
+            height: 1,
+            round: 0,
+            kind: TimeoutKind::Propose
+        }),
+        vec![]
+    );
+    assert_eq!(
+        n.handle(Input::TimeoutElapsed {
+            height: 0,
+            round: 0,
+            kind: TimeoutKind::Prevote
+        }),
+        vec![]
+    );
+    assert_eq!(
+        n.handle(Input::TimeoutElapsed {
+            height: 1,
+            round: 3,
+            kind: TimeoutKind::Precommit
+        }),
+        vec![]
+    );
+}
+
+#[test]
+fn double_votes_become_evidence_and_count_once() {
+    let net = Net::new();
+    let mut n = net.node(3);
+    n.start();
+    let first = net.signed_vote(0, VoteKind::Prevote, 1, 0, Some(A));
+    let second = net.signed_vote(0, VoteKind::Prevote, 1, 0, Some(B));
+    assert_eq!(n.handle(Input::Vote(first.clone())), vec![]);
+    assert_eq!(
+        n.handle(Input::Vote(first.clone())),
+        vec![],
+        "a duplicate is not evidence"
+    );
+    assert_eq!(
+        n.handle(Input::Vote(second.clone())),
+        vec![Output::Evidence(Evidence { first, second })]
+    );
+    assert_eq!(n.evidence().len(), 1);
+    // Validator 0 counts once: with 1 and 2 for B there is still no polka for B.
+    n.handle(net.prevote(1, 0, Some(B)));
+    assert_eq!(n.handle(net.prevote(2, 0, Some(B))), vec![]);
+}
+
+#[test]
+fn votes_from_non_validators_and_wrong_heights_are_dropped() {
+    let net = Net::new();
+    let mut n = net.node(3);
+    n.start();
+    let mut stranger = net.signed_vote(0, VoteKind::Prevote, 1, 0, None);
+    stranger.validator_index = 9;
+    assert_eq!(
+        n.handle(Input::Vote(stranger)),
+        vec![Output::Dropped(DropReason::NotValidator {
+            index: 9,
+            len: 4
+        })]
+    );
+    let far = net.signed_vote(0, VoteKind::Prevote, 7, 0, None);
+    assert_eq!(
+        n.handle(Input::Vote(far)),
+        vec![Output::Dropped(DropReason::WrongHeight {
+            expected: 1,
+            found: 7
+        })]
+    );
+}
+
+#[test]
+fn next_height_messages_are_kept_and_replayed() {
+    let net = Net::new();
+    let mut n = locked(&net, A);
+    let early = net.signed_vote(0, VoteKind::Prevote, 2, 0, None);
+    assert_eq!(n.handle(Input::Vote(early)), vec![]);
+    n.handle(net.precommit(3, 0, Some(A)));
+    n.handle(net.precommit(0, 0, Some(A)));
+    n.handle(net.precommit(1, 0, Some(A)));
+    assert_eq!(n.height(), 2);
+    assert_eq!(
+        n.stored_votes(),
+        1,
+        "the early vote was replayed into height 2"
+    );
+}
+
+#[test]
+fn commit_from_sync_decides_when_valid_and_is_refused_when_not() {
+    let mut net = Net::new();
+    let (block, cert, _) = net.chain.push(vec![]).unwrap();
+    let mut n = net.node(3);
+    n.start();
+    let mut forged = cert.clone();
+    forged.signatures.truncate(2);
+    let out = n.handle(Input::CommitFromSync(forged));
+    assert!(
+        matches!(
+            out.as_slice(),
+            [Output::Dropped(DropReason::InvalidCertificate(_))]
+        ),
+        "{out:?}"
+    );
+    let out = n.handle(Input::CommitFromSync(cert.clone()));
+    assert_eq!(
+        out[0],
+        Output::Decide {
+            height: 1,
+            round: 0,
+            block_hash: block.hash(),
+            certificate: cert
+        }
+    );
+    assert_eq!(n.height(), 2);
+}
