@@ -1,0 +1,30 @@
+//! # tally-node
+//!
+//! The `tally` binary's library: configuration, node homes, key files and
+//! the commands that create them. Later layers (network, mempool, consensus
+//! driver, RPC server) live here too; `consensus` and `ledger` stay free of
+//! I/O.
+//!
+//! ```
+//! use tally_node::testnet::{generate, TestnetSpec};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let spec = TestnetSpec {
+//!     chain_id: "doc-net".into(),
+//!     validators: 4,
+//!     replicas: 1,
+//!     accounts: 2,
+//!     base_port: 36656,
+//! };
+//! let genesis = generate(&spec, &dir.path().join("net")).unwrap();
+//! assert_eq!(genesis.validators.len(), 4);
+//! let home = tally_node::home::load(&dir.path().join("net/node0")).unwrap();
+//! assert!(home.validator_key.is_some());
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod home;
+pub mod keys;
+pub mod testnet;

@@ -1,0 +1,176 @@
+//! The `tally` binary's set-up commands, run as a user would.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use tally_node::config::NodeConfig;
+
+fn tally(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(args)
+        .output()
+        .expect("runs tally")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn testnet_makes_homes_that_validate_with_private_keys_and_distinct_ports() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("net");
+    let o = tally(&[
+        "testnet",
+        "--validators",
+        "4",
+        "--replicas",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        "--base-port",
+        "31000",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("4 validators, 1 replicas"),
+        "{}",
+        stdout(&o)
+    );
+
+    let mut ports = BTreeSet::new();
+    for (i, name) in ["node0", "node1", "node2", "node3", "replica0"]
+        .iter()
+        .enumerate()
+    {
+        let home = out.join(name);
+        let loaded = tally_node::home::load(&home).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        assert_eq!(mode(&home.join("node_key.pem")), 0o600);
+        if name.starts_with("node") {
+            assert_eq!(mode(&home.join("validator_key.pem")), 0o600);
+        } else {
+            assert!(!home.join("validator_key.pem").exists());
+        }
+        let config = NodeConfig::load(&home.join("config.toml")).unwrap();
+        assert_eq!(config, loaded.config);
+        let p2p = 31000 + 2 * i as u16;
+        assert_eq!(config.p2p.listen, format!("/ip4/127.0.0.1/tcp/{p2p}"));
+        assert_eq!(config.rpc.listen, format!("127.0.0.1:{}", p2p + 1));
+        assert_eq!(
+            config.p2p.persistent_peers.len(),
+            4,
+            "wired to every other node"
+        );
+        assert!(ports.insert(p2p) && ports.insert(p2p + 1));
+    }
+    for account in ["admin.pem", "user0.pem", "user3.pem"] {
+        assert_eq!(
+            mode(&out.join("accounts").join(account)),
+            0o600,
+            "{account}"
+        );
+    }
+    let g = tally(&[
+        "genesis",
+        "check",
+        out.join("genesis.json").to_str().unwrap(),
+    ]);
+    assert!(g.status.success(), "{}", stderr(&g));
+    assert!(stdout(&g).contains("5 accounts"), "{}", stdout(&g));
+
+    // A second run into the same folder refuses to overwrite it.
+    let again = tally(&["testnet", "--out", out.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("not empty"), "{}", stderr(&again));
+}
+
+#[test]
+fn keygen_and_key_show_agree_and_refuse_loose_permissions() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.pem");
+    let o = tally(&["keygen", "--out", key.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(mode(&key), 0o600);
+    let generated = stdout(&o);
+    let public = generated
+        .lines()
+        .find(|l| l.starts_with("public key: 0x"))
+        .expect("prints the public key");
+    let peer = generated
+        .lines()
+        .find(|l| l.starts_with("peer id:    12D3KooW"))
+        .expect("prints the peer id");
+    let shown = stdout(&tally(&["key", "show", key.to_str().unwrap()]));
+    assert!(shown.contains(public) && shown.contains(peer), "{shown}");
+
+    assert!(
+        !tally(&["keygen", "--out", key.to_str().unwrap()])
+            .status
+            .success(),
+        "never overwrites"
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = tally(&["key", "show", key.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("chmod 600"), "{}", stderr(&o));
+}
+
+#[test]
+fn init_makes_a_one_validator_home() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("solo");
+    let o = tally(&[
+        "init",
+        "--home",
+        home.to_str().unwrap(),
+        "--chain-id",
+        "solo-chain",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let loaded = tally_node::home::load(&home).unwrap();
+    assert_eq!(loaded.genesis.chain_id, "solo-chain");
+    assert_eq!(loaded.genesis.validators.len(), 1);
+    assert!(loaded.validator_key.is_some());
+    assert_eq!(mode(&home.join("accounts/admin.pem")), 0o600);
+    let again = tally(&[
+        "init",
+        "--home",
+        home.to_str().unwrap(),
+        "--chain-id",
+        "solo-chain",
+    ]);
+    assert!(!again.status.success());
+}
+
+#[test]
+fn a_bad_genesis_is_reported_with_its_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("genesis.json");
+    std::fs::write(
+        &path,
+        r#"{"chain_id":"x","genesis_time_ms":1,"params":{},"validators":[]}"#,
+    )
+    .unwrap();
+    let o = tally(&["genesis", "check", path.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("params"), "{}", stderr(&o));
+}
+
+#[test]
+fn version_is_printed() {
+    let o = tally(&["--version"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).starts_with("tally "), "{}", stdout(&o));
+}
