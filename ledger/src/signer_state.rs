@@ -41,3 +41,13 @@ impl SignerStateStore for MemorySignerState {
         Ok(())
     }
 }
+
+impl<T: SignerStateStore + ?Sized> SignerStateStore for Arc<T> {
+    fn load_signer_state(&self) -> Result<Option<Vec<u8>>, String> {
+        (**self).load_signer_state()
+    }
+
+    fn save_signer_state(&self, bytes: &[u8]) -> Result<(), String> {
+        (**self).save_signer_state(bytes)
+    }
+}
