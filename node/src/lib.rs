@@ -25,6 +25,13 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod devnet;
+pub mod driver;
 pub mod home;
 pub mod keys;
+pub mod mempool;
+pub mod metrics;
+pub mod network;
+pub mod node;
 pub mod testnet;
+pub mod wire;

@@ -67,6 +67,78 @@ enum Command {
         #[command(subcommand)]
         command: GenesisCommand,
     },
+    /// Run a node from its home folder until SIGINT or SIGTERM.
+    Start {
+        #[arg(long)]
+        home: PathBuf,
+        #[command(flatten)]
+        log: LogArgs,
+    },
+    /// Run a whole local network in this process: creates it (in a temporary
+    /// folder unless --home is given) or restarts the one in --home.
+    Devnet {
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        #[arg(long, default_value_t = 1)]
+        replicas: usize,
+        #[arg(long)]
+        home: Option<PathBuf>,
+        #[arg(long, default_value_t = 26656)]
+        base_port: u16,
+        #[command(flatten)]
+        log: LogArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+struct LogArgs {
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log filter (RUST_LOG syntax), e.g. `info` or `tally_node=debug`.
+    #[arg(long, env = "TALLY_LOG")]
+    log_level: Option<String>,
+}
+
+fn init_logs(args: &LogArgs, default: &str) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(args.log_level.as_deref().unwrap_or(default))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match args.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM.
+async fn stop_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +218,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             println!("genesis hash: {}", genesis.hash());
+        }
+        Command::Start { home, log } => {
+            init_logs(&log, "info,libp2p_gossipsub=error");
+            let loaded = tally_node::home::load(&home)?;
+            runtime()?.block_on(async move {
+                let node = tally_node::node::start(&loaded, None).await?;
+                let mut node = node;
+                tokio::select! {
+                    _ = stop_signal() => {
+                        tracing::info!("stopping");
+                        node.stop().await?;
+                        tracing::info!("stopped cleanly");
+                        Ok::<(), anyhow::Error>(())
+                    }
+                    r = node.wait() => r,
+                }
+            })?;
+        }
+        Command::Devnet {
+            validators,
+            replicas,
+            home,
+            base_port,
+            log,
+        } => {
+            init_logs(&log, "warn,libp2p_gossipsub=error");
+            let spec = tally_node::devnet::DevnetSpec {
+                validators,
+                replicas,
+                home,
+                base_port,
+            };
+            runtime()?.block_on(tally_node::devnet::run(spec))?;
         }
         Command::Genesis {
             command: GenesisCommand::Check { file },

@@ -1,0 +1,933 @@
+//! The consensus driver: one task that feeds the state machine its inputs
+//! (verified messages, timer expiries, verdicts on proposed blocks, blocks
+//! to propose) and carries out its outputs (sign through the signer,
+//! broadcast, schedule timers, commit decided blocks atomically with their
+//! certificate, then update the mempool). It also answers the node's
+//! requests (submit a transaction, status) and catches up from peers when
+//! it is behind.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use libp2p::PeerId;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use tally_consensus::{Consensus, Input, Output, Signer, TimeoutKind, Timeouts};
+use tally_ledger::execution::{execute_block, BlockExecutor};
+use tally_ledger::genesis::Genesis;
+use tally_ledger::state::{read_account, AccountState, StateUpdate};
+use tally_ledger::store::Store;
+use tally_ledger::types::{
+    last_commit_hash, Block, CommitCertificate, Evidence, Header, SignedProposal, SignedTx,
+    SignedVote, ValidatorSet, VoteKind,
+};
+use tally_ledger::verify::{check_block_header, check_certificate_matches, verify_certificate};
+use tally_ledger::{Hash, Keypair, PublicKey};
+
+use crate::mempool::{AccountView, Mempool, MempoolError, MempoolLimits, PoolStatus};
+use crate::metrics::Metrics;
+use crate::network::{NetCommand, NetEvent};
+use crate::wire::{ConsensusMsg, Status, SYNC_BLOCKS_MAX};
+
+/// A committed block, as announced to subscribers (devnet output, RPC).
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub height: u64,
+    pub block_hash: Hash,
+    pub txs: Vec<Hash>,
+    pub time_ms: u64,
+}
+
+/// What the node is doing, for `status` and tests.
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    pub height: u64,
+    pub block_hash: Option<Hash>,
+    pub round: u32,
+    pub peers_max_height: u64,
+    pub catching_up: bool,
+    pub mempool_txs: usize,
+    pub mempool_bytes: u64,
+}
+
+/// Requests to the driver (from RPC, tests, devnet).
+#[derive(Debug)]
+pub enum NodeRequest {
+    SubmitTx {
+        tx: SignedTx,
+        reply: oneshot::Sender<Result<Hash, MempoolError>>,
+    },
+    TxStatus {
+        hash: Hash,
+        reply: oneshot::Sender<Option<PoolStatus>>,
+    },
+    Status {
+        reply: oneshot::Sender<NodeStatus>,
+    },
+    Evidence {
+        reply: oneshot::Sender<Vec<Evidence>>,
+    },
+}
+
+/// Settings the driver needs.
+#[derive(Debug)]
+pub struct DriverSetup {
+    pub genesis: Genesis,
+    pub store: Arc<Store>,
+    /// The validator key, for a validator.
+    pub validator_key: Option<Keypair>,
+    pub mempool: MempoolLimits,
+    pub empty_block_interval: Duration,
+    pub metrics: Arc<Metrics>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Consensus {
+        height: u64,
+        round: u32,
+        kind: TimeoutKind,
+    },
+    BuildBlock {
+        height: u64,
+        round: u32,
+    },
+}
+
+#[derive(Debug)]
+struct Candidate {
+    block: Block,
+    /// The state after the block, once it was executed and found valid.
+    update: Option<StateUpdate>,
+}
+
+struct StoreView<'a> {
+    store: &'a Store,
+    version: u64,
+}
+
+impl AccountView for StoreView<'_> {
+    fn account(&self, key: &PublicKey) -> Option<AccountState> {
+        match read_account(self.store, key, self.version) {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "state read failed");
+                None
+            }
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// How often the node announces its height and checks for stalls.
+const TICK: Duration = Duration::from_millis(1000);
+/// Own messages are sent again when no block was committed for this long.
+const RESEND_AFTER: Duration = Duration::from_secs(3);
+/// A sync request without an answer is abandoned after this long.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The running driver.
+pub struct Driver {
+    genesis: Genesis,
+    set: ValidatorSet,
+    store: Arc<Store>,
+    machine: Consensus,
+    signer: Option<Signer<Arc<Store>>>,
+    my_index: Option<u32>,
+    timeouts: Timeouts,
+    mempool: Mempool,
+    net: mpsc::Sender<NetCommand>,
+    candidates: HashMap<Hash, Candidate>,
+    timers: BTreeMap<(Instant, u64), Timer>,
+    timer_seq: u64,
+    waiting_build: Option<(u64, u32)>,
+    waiting_validation: HashSet<Hash>,
+    last_commit_at: Instant,
+    last_progress: Instant,
+    empty_block_interval: Duration,
+    own_messages: Vec<ConsensusMsg>,
+    outgoing_txs: Vec<SignedTx>,
+    seq: u64,
+    peer_heights: HashMap<PeerId, u64>,
+    sync_inflight: Option<(PeerId, Instant)>,
+    evidence: Vec<Evidence>,
+    commits: broadcast::Sender<Committed>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Driver(height {})", self.machine.height())
+    }
+}
+
+/// Why the driver had to stop. A storage failure is fatal: the node must not
+/// keep voting on a chain it cannot store.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("storage failed: {0}")]
+    Store(#[from] tally_ledger::store::StoreError),
+    #[error("the signer cannot start: {0}")]
+    Signer(#[from] tally_consensus::SignerError),
+    #[error("genesis validator set is invalid: {0}")]
+    Genesis(#[from] tally_ledger::types::ValidatorSetError),
+}
+
+impl Driver {
+    pub fn new(
+        setup: DriverSetup,
+        net: mpsc::Sender<NetCommand>,
+        commits: broadcast::Sender<Committed>,
+    ) -> Result<Self, DriverError> {
+        let set = setup.genesis.validator_set()?;
+        let timeouts = Timeouts::from(&setup.genesis.params);
+        let height = setup.store.height() + 1;
+        let (my_index, signer) = match setup.validator_key {
+            Some(key) => {
+                let index = set.index_of(&key.public());
+                let signer = match index {
+                    Some(i) => Some(Signer::new(
+                        key,
+                        &setup.genesis.chain_id,
+                        i,
+                        setup.store.clone(),
+                    )?),
+                    None => None,
+                };
+                (index, signer)
+            }
+            None => (None, None),
+        };
+        let machine = Consensus::new(
+            &setup.genesis.chain_id,
+            set.clone(),
+            my_index,
+            timeouts,
+            height,
+        );
+        let mempool = Mempool::new(
+            &setup.genesis.chain_id,
+            setup.genesis.params.clone(),
+            setup.mempool,
+        );
+        Ok(Driver {
+            genesis: setup.genesis,
+            set,
+            store: setup.store,
+            machine,
+            signer,
+            my_index,
+            timeouts,
+            mempool,
+            net,
+            candidates: HashMap::new(),
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            waiting_build: None,
+            waiting_validation: HashSet::new(),
+            last_commit_at: Instant::now(),
+            last_progress: Instant::now(),
+            empty_block_interval: setup.empty_block_interval,
+            own_messages: Vec::new(),
+            outgoing_txs: Vec::new(),
+            seq: 0,
+            peer_heights: HashMap::new(),
+            sync_inflight: None,
+            evidence: Vec::new(),
+            commits,
+            metrics: setup.metrics,
+        })
+    }
+
+    fn chain_id(&self) -> &str {
+        &self.genesis.chain_id
+    }
+
+    /// Runs until `shutdown` turns true or the network goes away.
+    pub async fn run(
+        mut self,
+        mut events: mpsc::Receiver<NetEvent>,
+        mut requests: mpsc::Receiver<NodeRequest>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), DriverError> {
+        self.start_height()?;
+        let mut tick = tokio::time::interval(TICK);
+        let mut flush = tokio::time::interval(Duration::from_millis(25));
+        loop {
+            let next = self
+                .timers
+                .first_key_value()
+                .map(|((at, _), _)| *at)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
+                event = events.recv() => match event {
+                    Some(e) => self.on_net_event(e)?,
+                    None => break,
+                },
+                request = requests.recv() => {
+                    if let Some(r) = request {
+                        self.on_request(r)?;
+                    }
+                }
+                _ = tokio::time::sleep_until(next.into()) => self.fire_timers()?,
+                _ = tick.tick() => self.on_tick()?,
+                _ = flush.tick() => self.flush_txs(),
+            }
+        }
+        info!(height = self.store.height(), "consensus driver stopped");
+        Ok(())
+    }
+
+    /// (Re)starts consensus at the height after the tip, honouring what the
+    /// signer persisted: its round, its lock (with the polka that justified
+    /// it) and the votes it already signed, which are sent again.
+    fn start_height(&mut self) -> Result<(), DriverError> {
+        let height = self.store.height() + 1;
+        self.machine = Consensus::new(
+            self.chain_id(),
+            self.set.clone(),
+            self.my_index,
+            self.timeouts,
+            height,
+        );
+        self.own_messages.clear();
+        self.waiting_build = None;
+        self.waiting_validation.clear();
+        let mut replay: Vec<SignedVote> = Vec::new();
+        if let Some(signer) = &self.signer {
+            self.machine
+                .restore(signer.round_at(height).unwrap_or(0), signer.lock_at(height));
+            let (_proposals, votes) = signer.signed_at(height);
+            replay.extend(votes.iter().cloned());
+            replay.extend(signer.lock_proof_at(height));
+            for v in votes {
+                self.own_messages.push(ConsensusMsg::Vote(v));
+            }
+        }
+        let mut out = self.machine.start();
+        for v in replay {
+            out.extend(self.machine.handle(Input::Vote(v)));
+        }
+        for m in self.own_messages.clone() {
+            self.publish(m);
+        }
+        self.carry_out(out)
+    }
+
+    fn publish(&mut self, msg: ConsensusMsg) {
+        self.seq += 1;
+        let _ = self
+            .net
+            .try_send(NetCommand::PublishConsensus { msg, seq: self.seq });
+    }
+
+    fn schedule(&mut self, after: Duration, timer: Timer) {
+        self.timer_seq += 1;
+        self.timers
+            .insert((Instant::now() + after, self.timer_seq), timer);
+    }
+
+    fn fire_timers(&mut self) -> Result<(), DriverError> {
+        let now = Instant::now();
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            match entry.remove() {
+                Timer::Consensus {
+                    height,
+                    round,
+                    kind,
+                } => {
+                    let out = self.machine.handle(Input::TimeoutElapsed {
+                        height,
+                        round,
+                        kind,
+                    });
+                    self.carry_out(out)?;
+                }
+                Timer::BuildBlock { height, round } => {
+                    if self.waiting_build == Some((height, round)) {
+                        self.build_block(height, round)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Carries out the machine's outputs in order, feeding back what it
+    /// signs; follow-up outputs are carried out too.
+    fn carry_out(&mut self, outputs: Vec<Output>) -> Result<(), DriverError> {
+        let mut work: std::collections::VecDeque<Output> = outputs.into();
+        while let Some(output) = work.pop_front() {
+            let mut feed: Vec<Input> = Vec::new();
+            match output {
+                Output::Propose(p) => {
+                    let Some(signer) = self.signer.as_mut() else {
+                        continue;
+                    };
+                    let Some(candidate) = self.candidates.get(&p.block_hash) else {
+                        warn!(
+                            height = p.height,
+                            round = p.round,
+                            "cannot propose: the block body is not known"
+                        );
+                        continue;
+                    };
+                    let block = candidate.block.clone();
+                    match signer.sign_proposal(&p) {
+                        Ok(signature) => {
+                            let sp = SignedProposal {
+                                proposal: p,
+                                signature,
+                            };
+                            let msg = ConsensusMsg::Proposal {
+                                proposal: sp.clone(),
+                                block: Box::new(block),
+                            };
+                            self.own_messages.push(msg.clone());
+                            self.publish(msg);
+                            if let Some(vr) = p.pol_round {
+                                for v in self.machine.polka_votes(vr, p.block_hash) {
+                                    self.publish(ConsensusMsg::Vote(v));
+                                }
+                            }
+                            info!(height = p.height, round = p.round, block = %p.block_hash.short(), "proposed");
+                            feed.push(Input::Proposal(sp));
+                        }
+                        Err(e) => warn!(error = %e, "signer refused a proposal"),
+                    }
+                }
+                Output::Vote(v) => {
+                    let Some(index) = self.my_index else { continue };
+                    let polka = match (v.kind, v.value) {
+                        (VoteKind::Precommit, Some(value)) => {
+                            self.machine.polka_votes(v.round, value)
+                        }
+                        _ => Vec::new(),
+                    };
+                    let Some(signer) = self.signer.as_mut() else {
+                        continue;
+                    };
+                    match signer.sign_vote_with_polka(&v, &polka) {
+                        Ok(signature) => {
+                            let sv = SignedVote {
+                                vote: v,
+                                validator_index: index,
+                                signature,
+                            };
+                            self.own_messages.push(ConsensusMsg::Vote(sv.clone()));
+                            self.publish(ConsensusMsg::Vote(sv.clone()));
+                            feed.push(Input::Vote(sv));
+                        }
+                        Err(e) => debug!(error = %e, "signer refused a vote"),
+                    }
+                }
+                Output::ScheduleTimeout {
+                    height,
+                    round,
+                    kind,
+                    duration_ms,
+                } => {
+                    let mut after = Duration::from_millis(duration_ms);
+                    // Round 0's proposer may wait up to the empty-block
+                    // interval for transactions: everyone waits as long.
+                    if kind == TimeoutKind::Propose && round == 0 {
+                        after += self.empty_block_interval;
+                    }
+                    self.schedule(
+                        after,
+                        Timer::Consensus {
+                            height,
+                            round,
+                            kind,
+                        },
+                    );
+                    self.metrics.round.set(i64::from(self.machine.round()));
+                }
+                Output::RequestBlock { height, round } => {
+                    let waited = self.last_commit_at.elapsed();
+                    if !self.mempool.is_empty() || waited >= self.empty_block_interval {
+                        self.build_block(height, round)?;
+                    } else {
+                        self.waiting_build = Some((height, round));
+                        self.schedule(
+                            self.empty_block_interval - waited,
+                            Timer::BuildBlock { height, round },
+                        );
+                    }
+                }
+                Output::ValidateBlock {
+                    height, block_hash, ..
+                } => {
+                    if let Some(valid) = self.validate(height, block_hash) {
+                        feed.push(Input::BlockVerdict {
+                            height,
+                            block_hash,
+                            valid,
+                        });
+                    } else {
+                        self.waiting_validation.insert(block_hash);
+                    }
+                }
+                Output::Decide {
+                    height,
+                    round,
+                    block_hash,
+                    certificate,
+                } => {
+                    self.commit_decided(height, round, block_hash, certificate)?;
+                }
+                Output::Evidence(e) => {
+                    warn!(
+                        validator = e.validator_index(),
+                        height = e.first.vote.height,
+                        "equivocation evidence"
+                    );
+                    if self.evidence.len() < 1000 {
+                        self.evidence.push(e);
+                    }
+                }
+                Output::Dropped(reason) => debug!(%reason, "consensus dropped a message"),
+            }
+            for input in feed {
+                work.extend(self.machine.handle(input));
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the block to propose from the mempool: candidates are executed
+    /// in order and those that fail are evicted with their reason.
+    fn build_block(&mut self, height: u64, round: u32) -> Result<(), DriverError> {
+        self.waiting_build = None;
+        if height != self.store.height() + 1 {
+            return Ok(());
+        }
+        let params = self.genesis.params.clone();
+        let chain_id = self.genesis.chain_id.clone();
+        let base = height - 1;
+        let candidates = self.mempool.candidates(
+            params.block_txs_max as usize,
+            params.block_bytes_max as usize - 64 * 1024,
+        );
+        let mut exec = BlockExecutor::new(&*self.store, Some(base), &chain_id, &params);
+        let mut txs = Vec::with_capacity(candidates.len());
+        let mut evicted = Vec::new();
+        for tx in candidates {
+            match exec.apply(&tx) {
+                Ok(()) => txs.push(tx),
+                Err(e) => evicted.push((tx.hash(), e.to_string())),
+            }
+        }
+        let update = exec
+            .finish(height)
+            .map_err(tally_ledger::store::StoreError::from)?;
+        for (hash, reason) in evicted {
+            self.metrics.rejected("failed_in_block");
+            self.mempool.evict(&hash, reason);
+        }
+        let parent = self.store.parent_of_next();
+        let last_commit = match self.store.tip() {
+            Some(t) => self.store.certificate(t.height)?,
+            None => None,
+        };
+        let proposer = self
+            .signer
+            .as_ref()
+            .map(|s| s.public_key())
+            .unwrap_or(PublicKey([0; 32]));
+        let mut block = Block {
+            header: Header {
+                chain_id: chain_id.clone(),
+                height,
+                time_ms: now_ms().max(parent.time_ms + 1),
+                prev_hash: parent.hash,
+                tx_root: Hash::ZERO,
+                state_root: update.root,
+                validators_hash: self.set.hash(),
+                proposer,
+                last_commit_hash: last_commit_hash(last_commit.as_ref()),
+            },
+            txs,
+            last_commit,
+        };
+        block.header.tx_root = block.compute_tx_root();
+        let block_hash = block.hash();
+        debug!(height, round, txs = block.txs.len(), "built block");
+        self.candidates.insert(
+            block_hash,
+            Candidate {
+                block,
+                update: Some(update),
+            },
+        );
+        let out = self.machine.handle(Input::BlockToPropose {
+            height,
+            round,
+            block_hash,
+        });
+        self.carry_out(out)
+    }
+
+    /// Validates a proposed block: `Some(verdict)`, or `None` while the
+    /// block or its parent is not here yet.
+    fn validate(&mut self, height: u64, block_hash: Hash) -> Option<bool> {
+        if height != self.store.height() + 1 {
+            return None;
+        }
+        let candidate = self.candidates.get(&block_hash)?;
+        if candidate.update.is_some() {
+            return Some(true);
+        }
+        match self.check_block(&candidate.block) {
+            Ok(update) => {
+                if let Some(c) = self.candidates.get_mut(&block_hash) {
+                    c.update = Some(update);
+                }
+                Some(true)
+            }
+            Err(reason) => {
+                warn!(height, block = %block_hash.short(), %reason, "invalid proposed block");
+                Some(false)
+            }
+        }
+    }
+
+    /// Every check a block must pass before it is voted for or committed
+    /// (except its own certificate): links, roots, limits, proposer, and
+    /// re-execution to the header's state root.
+    fn check_block(&self, block: &Block) -> Result<StateUpdate, String> {
+        let params = &self.genesis.params;
+        let size = tally_ledger::encoding::encode(block).len();
+        if size as u64 > params.block_bytes_max {
+            return Err(format!(
+                "block is {size} bytes, more than {}",
+                params.block_bytes_max
+            ));
+        }
+        let parent = self.store.parent_of_next();
+        check_block_header(
+            block,
+            &parent,
+            &self.set,
+            self.chain_id(),
+            params.block_txs_max,
+        )
+        .map_err(|e| e.to_string())?;
+        if self.set.index_of(&block.header.proposer).is_none() {
+            return Err(format!(
+                "proposer {} is not a validator",
+                block.header.proposer
+            ));
+        }
+        let update = execute_block(
+            &*self.store,
+            block.height(),
+            self.chain_id(),
+            params,
+            &block.txs,
+        )
+        .map_err(|e| e.to_string())?;
+        if update.root != block.header.state_root {
+            return Err(format!(
+                "state root after execution is {}, the header says {}",
+                update.root, block.header.state_root
+            ));
+        }
+        Ok(update)
+    }
+
+    fn commit_decided(
+        &mut self,
+        height: u64,
+        round: u32,
+        block_hash: Hash,
+        certificate: CommitCertificate,
+    ) -> Result<(), DriverError> {
+        if height != self.store.height() + 1 {
+            return Ok(()); // already committed through sync
+        }
+        let Some(candidate) = self.candidates.remove(&block_hash) else {
+            warn!(height, block = %block_hash.short(), "decided a block this node does not hold; it will sync it");
+            return Ok(());
+        };
+        let update = match candidate.update {
+            Some(u) => u,
+            None => match self.check_block(&candidate.block) {
+                Ok(u) => u,
+                Err(reason) => {
+                    warn!(height, %reason, "decided block fails local checks; refusing to commit, will sync");
+                    return Ok(());
+                }
+            },
+        };
+        self.commit(&candidate.block, &certificate, &update)?;
+        debug!(height, round, "decided");
+        Ok(())
+    }
+
+    fn commit(
+        &mut self,
+        block: &Block,
+        cert: &CommitCertificate,
+        update: &StateUpdate,
+    ) -> Result<(), DriverError> {
+        let tip = self.store.commit_block(block, cert, update)?;
+        let interval = self.last_commit_at.elapsed();
+        self.last_commit_at = Instant::now();
+        self.last_progress = Instant::now();
+        self.metrics
+            .block_interval_seconds
+            .observe(interval.as_secs_f64());
+        self.metrics.height.set(tip.height as i64);
+        self.metrics.committed_txs.inc_by(block.txs.len() as u64);
+        let view = StoreView {
+            store: &self.store,
+            version: tip.height,
+        };
+        self.mempool.update(&block.txs, &view);
+        self.metrics.mempool_txs.set(self.mempool.len() as i64);
+        self.metrics.mempool_bytes.set(self.mempool.bytes() as i64);
+        self.candidates.retain(|_, c| c.block.height() > tip.height);
+        self.own_messages.clear();
+        info!(height = tip.height, hash = %tip.block_hash.short(), txs = block.txs.len(), "committed block");
+        let _ = self.commits.send(Committed {
+            height: tip.height,
+            block_hash: tip.block_hash,
+            txs: block.tx_hashes(),
+            time_ms: block.header.time_ms,
+        });
+        let _ = self.net.try_send(NetCommand::PublishStatus(Status {
+            height: tip.height,
+            block_hash: tip.block_hash,
+        }));
+        Ok(())
+    }
+
+    fn on_net_event(&mut self, event: NetEvent) -> Result<(), DriverError> {
+        match event {
+            NetEvent::Consensus(ConsensusMsg::Vote(v)) => {
+                let out = self.machine.handle(Input::Vote(v));
+                self.carry_out(out)?;
+            }
+            NetEvent::Consensus(ConsensusMsg::Proposal { proposal, block }) => {
+                let hash = block.hash();
+                let height = block.height();
+                if height > self.store.height()
+                    && height <= self.store.height() + 2
+                    && self.candidates.len() < 64
+                {
+                    self.candidates.entry(hash).or_insert(Candidate {
+                        block: *block,
+                        update: None,
+                    });
+                }
+                let mut out = self.machine.handle(Input::Proposal(proposal));
+                if self.waiting_validation.remove(&hash) {
+                    if let Some(valid) = self.validate(height, hash) {
+                        out.extend(self.machine.handle(Input::BlockVerdict {
+                            height,
+                            block_hash: hash,
+                            valid,
+                        }));
+                    } else {
+                        self.waiting_validation.insert(hash);
+                    }
+                }
+                self.carry_out(out)?;
+            }
+            NetEvent::Txs(txs) => {
+                let view = StoreView {
+                    store: &self.store,
+                    version: self.store.height(),
+                };
+                for tx in txs {
+                    if let Err(e) = self.mempool.admit_verified(tx, &view) {
+                        if !matches!(e, MempoolError::Duplicate(_)) {
+                            self.metrics.rejected(e.kind());
+                        }
+                    }
+                }
+                self.after_txs_arrived()?;
+            }
+            NetEvent::Status { peer, status } => {
+                self.peer_heights.insert(peer, status.height);
+            }
+            NetEvent::Blocks { peer, blocks } => self.on_blocks(peer, blocks)?,
+            NetEvent::BlocksFailed { peer, reason } => {
+                debug!(%peer, %reason, "block request failed");
+                self.sync_inflight = None;
+            }
+            NetEvent::Listening(_) => {}
+        }
+        Ok(())
+    }
+
+    fn after_txs_arrived(&mut self) -> Result<(), DriverError> {
+        self.metrics.mempool_txs.set(self.mempool.len() as i64);
+        self.metrics.mempool_bytes.set(self.mempool.bytes() as i64);
+        if let Some((height, round)) = self.waiting_build {
+            if !self.mempool.is_empty() {
+                self.build_block(height, round)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_request(&mut self, request: NodeRequest) -> Result<(), DriverError> {
+        match request {
+            NodeRequest::SubmitTx { tx, reply } => {
+                let view = StoreView {
+                    store: &self.store,
+                    version: self.store.height(),
+                };
+                let result = self.mempool.admit(tx.clone(), &view);
+                match &result {
+                    Ok(_) => self.outgoing_txs.push(tx),
+                    Err(e) => self.metrics.rejected(e.kind()),
+                }
+                let _ = reply.send(result);
+                self.after_txs_arrived()?;
+            }
+            NodeRequest::TxStatus { hash, reply } => {
+                let _ = reply.send(self.mempool.status(&hash));
+            }
+            NodeRequest::Status { reply } => {
+                let tip = self.store.tip();
+                let peers_max = self.peer_heights.values().copied().max().unwrap_or(0);
+                let _ = reply.send(NodeStatus {
+                    height: tip.map_or(0, |t| t.height),
+                    block_hash: tip.map(|t| t.block_hash),
+                    round: self.machine.round(),
+                    peers_max_height: peers_max,
+                    catching_up: peers_max > self.store.height() + 1,
+                    mempool_txs: self.mempool.len(),
+                    mempool_bytes: self.mempool.bytes(),
+                });
+            }
+            NodeRequest::Evidence { reply } => {
+                let _ = reply.send(self.evidence.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_txs(&mut self) {
+        if !self.outgoing_txs.is_empty() {
+            let txs = std::mem::take(&mut self.outgoing_txs);
+            let _ = self.net.try_send(NetCommand::PublishTxs(txs));
+        }
+    }
+
+    fn on_tick(&mut self) -> Result<(), DriverError> {
+        if let Some(tip) = self.store.tip() {
+            let _ = self.net.try_send(NetCommand::PublishStatus(Status {
+                height: tip.height,
+                block_hash: tip.block_hash,
+            }));
+        }
+        // Stalled: send this height's own messages again (peers may have
+        // missed them while disconnected).
+        if self.last_progress.elapsed() >= RESEND_AFTER {
+            self.last_progress = Instant::now();
+            for m in self.own_messages.clone() {
+                self.publish(m);
+            }
+        }
+        self.maybe_sync();
+        Ok(())
+    }
+
+    /// Asks the most advanced peer for the blocks this node lacks.
+    fn maybe_sync(&mut self) {
+        if let Some((_, since)) = self.sync_inflight {
+            if since.elapsed() < SYNC_TIMEOUT {
+                return;
+            }
+            self.sync_inflight = None;
+        }
+        let tip = self.store.height();
+        let Some((peer, height)) = self
+            .peer_heights
+            .iter()
+            .max_by_key(|(_, h)| **h)
+            .map(|(p, h)| (*p, *h))
+        else {
+            return;
+        };
+        if height <= tip {
+            return;
+        }
+        let to = height.min(tip + SYNC_BLOCKS_MAX);
+        debug!(%peer, from = tip + 1, to, "requesting blocks");
+        if self
+            .net
+            .try_send(NetCommand::RequestBlocks {
+                peer,
+                from: tip + 1,
+                to,
+            })
+            .is_ok()
+        {
+            self.sync_inflight = Some((peer, Instant::now()));
+        }
+    }
+
+    /// Verifies and commits blocks from a peer, in order; restarts consensus
+    /// at the new height if it moved.
+    fn on_blocks(
+        &mut self,
+        peer: PeerId,
+        blocks: Vec<(Block, CommitCertificate)>,
+    ) -> Result<(), DriverError> {
+        self.sync_inflight = None;
+        let before = self.store.height();
+        for (block, cert) in blocks {
+            if block.height() <= self.store.height() {
+                continue;
+            }
+            if block.height() != self.store.height() + 1 {
+                break;
+            }
+            let checked = check_certificate_matches(&block, &cert)
+                .map_err(|e| e.to_string())
+                .and_then(|_| {
+                    verify_certificate(&cert, &self.set, self.chain_id()).map_err(|e| e.to_string())
+                })
+                .and_then(|_| self.check_block(&block));
+            match checked {
+                Ok(update) => self.commit(&block, &cert, &update)?,
+                Err(reason) => {
+                    warn!(%peer, height = block.height(), %reason, "peer served an invalid block");
+                    self.peer_heights.remove(&peer);
+                    break;
+                }
+            }
+        }
+        if self.store.height() > before {
+            info!(
+                from = before + 1,
+                to = self.store.height(),
+                "caught up from a peer"
+            );
+            self.start_height()?;
+            self.maybe_sync();
+        }
+        Ok(())
+    }
+}

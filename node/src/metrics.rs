@@ -1,0 +1,169 @@
+//! Prometheus metrics of a node, served as text on `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabel {
+    pub topic: String,
+    pub direction: String,
+}
+
+/// Every metric the node exports.
+#[derive(Debug)]
+pub struct Metrics {
+    pub height: Gauge,
+    pub round: Gauge,
+    pub peers: Gauge,
+    pub mempool_txs: Gauge,
+    pub mempool_bytes: Gauge,
+    pub block_interval_seconds: Histogram,
+    pub committed_txs: Counter,
+    pub rejected_txs: Family<ReasonLabel, Counter>,
+    pub gossip_messages: Family<TopicLabel, Counter>,
+    pub invalid_gossip: Family<ReasonLabel, Counter>,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Metrics {
+            height: Gauge::default(),
+            round: Gauge::default(),
+            peers: Gauge::default(),
+            mempool_txs: Gauge::default(),
+            mempool_bytes: Gauge::default(),
+            block_interval_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 10)),
+            committed_txs: Counter::default(),
+            rejected_txs: Family::default(),
+            gossip_messages: Family::default(),
+            invalid_gossip: Family::default(),
+        })
+    }
+
+    /// The registry, built on demand over shared metric handles.
+    fn registry(&self) -> Registry {
+        let mut r = Registry::with_prefix("tally");
+        r.register(
+            "height",
+            "Height of the last committed block",
+            self.height.clone(),
+        );
+        r.register("round", "Current consensus round", self.round.clone());
+        r.register("peers", "Connected peers", self.peers.clone());
+        r.register(
+            "mempool_txs",
+            "Transactions in the mempool",
+            self.mempool_txs.clone(),
+        );
+        r.register(
+            "mempool_bytes",
+            "Bytes of transactions in the mempool",
+            self.mempool_bytes.clone(),
+        );
+        r.register(
+            "block_interval_seconds",
+            "Time between consecutive committed blocks",
+            self.block_interval_seconds.clone(),
+        );
+        r.register(
+            "committed_txs",
+            "Transactions committed",
+            self.committed_txs.clone(),
+        );
+        r.register(
+            "rejected_txs",
+            "Transactions refused or evicted, by reason",
+            self.rejected_txs.clone(),
+        );
+        r.register(
+            "gossip_messages",
+            "Gossip messages by topic and direction",
+            self.gossip_messages.clone(),
+        );
+        r.register(
+            "invalid_gossip",
+            "Gossip messages rejected, by reason",
+            self.invalid_gossip.clone(),
+        );
+        r
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry());
+        out
+    }
+
+    pub fn gossip(&self, topic: &str, direction: &str) {
+        self.gossip_messages
+            .get_or_create(&TopicLabel {
+                topic: topic.to_string(),
+                direction: direction.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn invalid(&self, reason: &str) {
+        self.invalid_gossip
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn rejected(&self, reason: &str) {
+        self.rejected_txs
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until the task is dropped. Requests
+/// are read with a bound; anything else gets 404.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let n = match tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                stream.read(&mut buf),
+            )
+            .await
+            {
+                Ok(Ok(n)) => n,
+                _ => return,
+            };
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let (status, body) = if request.starts_with("GET /metrics") {
+                ("200 OK", metrics.render())
+            } else {
+                ("404 Not Found", "not found: try /metrics\n".to_string())
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        });
+    }
+}

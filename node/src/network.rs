@@ -1,0 +1,704 @@
+//! The libp2p network: TCP + Noise + Yamux, gossipsub for transactions,
+//! consensus messages and status, request-response for block sync,
+//! identify, connection limits and an allow-list built from genesis.
+//!
+//! Gossip is validated explicitly: a message is forwarded only after it was
+//! decoded within its size bound and its signatures checked; invalid ones are
+//! rejected and their sender's score lowered. Messages are anonymous (every
+//! payload is signed by its author) and identified by the SHA-256 of their
+//! bytes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{
+    allow_block_list, connection_limits, gossipsub, identify, identity, noise, request_response,
+    tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm,
+};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use tally_ledger::crypto::{BatchVerifier, Domain};
+use tally_ledger::genesis::Genesis;
+use tally_ledger::proposer::ProposerSchedule;
+use tally_ledger::store::Store;
+use tally_ledger::types::{Block, CommitCertificate, SignedTx, ValidatorSet};
+use tally_ledger::Hash;
+
+use crate::metrics::Metrics;
+use crate::wire::{
+    self, BlocksRequest, BlocksResponse, ConsensusMsg, Status, SYNC_BLOCKS_MAX,
+    SYNC_RESPONSE_SOFT_BYTES,
+};
+
+/// Redial backoff bounds for persistent peers.
+const REDIAL_MIN: Duration = Duration::from_millis(500);
+const REDIAL_MAX: Duration = Duration::from_secs(30);
+/// Events queued towards the node before the network waits.
+pub const EVENT_QUEUE: usize = 4096;
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    allow: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
+    limits: connection_limits::Behaviour,
+    gossipsub: gossipsub::Behaviour,
+    identify: identify::Behaviour,
+    sync: request_response::cbor::Behaviour<BlocksRequest, BlocksResponse>,
+}
+
+/// What the node asks of the network.
+#[derive(Debug)]
+pub enum NetCommand {
+    PublishConsensus { msg: ConsensusMsg, seq: u64 },
+    PublishTxs(Vec<SignedTx>),
+    PublishStatus(Status),
+    RequestBlocks { peer: PeerId, from: u64, to: u64 },
+    AddPeer { peer: PeerId, addr: Multiaddr },
+}
+
+/// What the network tells the node. Signatures are already verified.
+#[derive(Debug)]
+pub enum NetEvent {
+    Consensus(ConsensusMsg),
+    Txs(Vec<SignedTx>),
+    Status {
+        peer: PeerId,
+        status: Status,
+    },
+    Blocks {
+        peer: PeerId,
+        blocks: Vec<(Block, CommitCertificate)>,
+    },
+    BlocksFailed {
+        peer: PeerId,
+        reason: String,
+    },
+    Listening(Multiaddr),
+}
+
+/// Everything needed to start the network.
+#[derive(Debug)]
+pub struct NetworkSetup {
+    pub node_key_seed: [u8; 32],
+    pub listen: Multiaddr,
+    /// Peers to keep connected, with their addresses.
+    pub persistent_peers: Vec<(PeerId, Multiaddr)>,
+    pub max_connections: u32,
+    pub idle_timeout: Duration,
+}
+
+struct Topics {
+    txs: gossipsub::IdentTopic,
+    consensus: gossipsub::IdentTopic,
+    status: gossipsub::IdentTopic,
+}
+
+/// Checks gossip before it is forwarded.
+struct Validator {
+    chain_id: String,
+    set: ValidatorSet,
+    schedule: ProposerSchedule,
+    tx_batch_bytes_max: usize,
+    consensus_bytes_max: usize,
+}
+
+enum Verdict<T> {
+    Accept(T),
+    Reject(&'static str),
+}
+
+impl Validator {
+    fn consensus(&self, data: &[u8]) -> Verdict<ConsensusMsg> {
+        let Ok(env) = wire::decode_consensus(data, self.consensus_bytes_max) else {
+            return Verdict::Reject("undecodable consensus message");
+        };
+        match env.body {
+            ConsensusMsg::Vote(v) => {
+                let Some(validator) = self.set.get(v.validator_index) else {
+                    return Verdict::Reject("vote from a non-validator");
+                };
+                if validator
+                    .public_key
+                    .verify(
+                        Domain::Vote,
+                        &self.chain_id,
+                        &v.vote.message(),
+                        &v.signature,
+                    )
+                    .is_err()
+                {
+                    return Verdict::Reject("bad vote signature");
+                }
+                Verdict::Accept(ConsensusMsg::Vote(v))
+            }
+            ConsensusMsg::Proposal { proposal, block } => {
+                let p = proposal.proposal;
+                let index = self.schedule.proposer(p.height, p.round);
+                let Some(proposer) = self.set.get(index) else {
+                    return Verdict::Reject("no proposer");
+                };
+                if proposer
+                    .public_key
+                    .verify(
+                        Domain::Proposal,
+                        &self.chain_id,
+                        &p.message(),
+                        &proposal.signature,
+                    )
+                    .is_err()
+                {
+                    return Verdict::Reject("bad proposal signature");
+                }
+                if block.hash() != p.block_hash
+                    || block.height() != p.height
+                    || block.header.chain_id != self.chain_id
+                {
+                    return Verdict::Reject("proposal block does not match the proposal");
+                }
+                Verdict::Accept(ConsensusMsg::Proposal { proposal, block })
+            }
+        }
+    }
+
+    fn txs(&self, data: &[u8]) -> Verdict<Vec<SignedTx>> {
+        let Ok(env) = wire::decode_txs(data, self.tx_batch_bytes_max) else {
+            return Verdict::Reject("undecodable transaction batch");
+        };
+        let mut batch = BatchVerifier::with_capacity(env.body.len());
+        for tx in &env.body {
+            if tx.tx.chain_id != self.chain_id {
+                return Verdict::Reject("transaction for another chain");
+            }
+            batch.add(
+                tx.tx.sender,
+                Domain::Tx,
+                &self.chain_id,
+                &tx.signed_message(),
+                tx.signature,
+            );
+        }
+        if batch.verify().is_err() {
+            return Verdict::Reject("bad transaction signature");
+        }
+        Verdict::Accept(env.body)
+    }
+}
+
+struct Redial {
+    addr: Multiaddr,
+    next_at: Instant,
+    backoff: Duration,
+}
+
+/// The running network task.
+pub struct Network {
+    swarm: Swarm<Behaviour>,
+    topics: Topics,
+    validator: Validator,
+    store: Arc<Store>,
+    events: mpsc::Sender<NetEvent>,
+    commands: mpsc::Receiver<NetCommand>,
+    metrics: Arc<Metrics>,
+    redial: BTreeMap<PeerId, Redial>,
+    connected: HashSet<PeerId>,
+    requests: HashMap<request_response::OutboundRequestId, PeerId>,
+    bad_messages: HashMap<PeerId, u32>,
+    seq: u64,
+    block_bytes_max: usize,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Network({})", self.swarm.local_peer_id())
+    }
+}
+
+/// Why the network could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("network setup failed: {0}")]
+    Setup(String),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: Multiaddr, reason: String },
+}
+
+fn setup_err(e: impl std::fmt::Display) -> NetworkError {
+    NetworkError::Setup(e.to_string())
+}
+
+impl Network {
+    /// Builds the swarm, subscribes to the chain's topics and starts
+    /// listening. Returns the network and the channel ends the node uses.
+    pub fn new(
+        setup: NetworkSetup,
+        genesis: &Genesis,
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Self, mpsc::Sender<NetCommand>, mpsc::Receiver<NetEvent>), NetworkError> {
+        let keypair =
+            identity::Keypair::ed25519_from_bytes(setup.node_key_seed).map_err(setup_err)?;
+        let local = keypair.public().to_peer_id();
+        let chain = &genesis.chain_id;
+        let topics = Topics {
+            txs: gossipsub::IdentTopic::new(format!("/tally/{chain}/txs/1")),
+            consensus: gossipsub::IdentTopic::new(format!("/tally/{chain}/consensus/1")),
+            status: gossipsub::IdentTopic::new(format!("/tally/{chain}/status/1")),
+        };
+        let block_bytes_max = genesis.params.block_bytes_max as usize;
+        let consensus_bytes_max = block_bytes_max + 64 * 1024;
+        let tx_batch_bytes_max = (genesis.params.tx_bytes_max as usize)
+            .saturating_mul(wire::TX_BATCH_MAX)
+            .min(16 << 20);
+
+        let gossip_config = gossipsub::ConfigBuilder::default()
+            .validation_mode(gossipsub::ValidationMode::Anonymous)
+            .message_id_fn(|m: &gossipsub::Message| {
+                gossipsub::MessageId::from(Hash::digest(&m.data).0.to_vec())
+            })
+            .validate_messages()
+            .max_transmit_size(consensus_bytes_max)
+            .max_transmit_size_for_topic(tx_batch_bytes_max, topics.txs.hash())
+            .max_transmit_size_for_topic(wire::STATUS_BYTES_MAX, topics.status.hash())
+            .mesh_n_low(2)
+            .mesh_n(3)
+            .mesh_n_high(6)
+            .mesh_outbound_min(1)
+            .heartbeat_interval(Duration::from_millis(500))
+            .build()
+            .map_err(setup_err)?;
+        let mut gossip =
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_config)
+                .map_err(setup_err)?;
+        gossip
+            .with_peer_score(
+                gossipsub::PeerScoreParams::default(),
+                gossipsub::PeerScoreThresholds::default(),
+            )
+            .map_err(setup_err)?;
+        for t in [&topics.txs, &topics.consensus, &topics.status] {
+            gossip.subscribe(t).map_err(setup_err)?;
+        }
+
+        let mut allow = allow_block_list::Behaviour::<allow_block_list::AllowedPeers>::default();
+        let mut allowed = 0;
+        for id in genesis
+            .validators
+            .iter()
+            .map(|v| &v.peer_id)
+            .chain(genesis.replicas.iter().map(|r| &r.peer_id))
+        {
+            let peer: PeerId = id.parse().map_err(setup_err)?;
+            if peer != local {
+                allow.allow_peer(peer);
+                allowed += 1;
+            }
+        }
+        let limits = connection_limits::Behaviour::new(
+            connection_limits::ConnectionLimits::default()
+                .with_max_established(Some(setup.max_connections))
+                .with_max_established_per_peer(Some(2))
+                .with_max_pending_incoming(Some(setup.max_connections)),
+        );
+        let sync_protocol =
+            StreamProtocol::try_from_owned(format!("/tally/{chain}/sync/1")).map_err(setup_err)?;
+        let codec =
+            request_response::cbor::codec::Codec::<BlocksRequest, BlocksResponse>::default()
+                .set_request_size_maximum(1024)
+                .set_response_size_maximum((SYNC_RESPONSE_SOFT_BYTES + consensus_bytes_max) as u64);
+        let sync = request_response::Behaviour::with_codec(
+            codec,
+            [(sync_protocol, request_response::ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
+        );
+        let identify = identify::Behaviour::new(identify::Config::new(
+            format!("/tally/{chain}/1"),
+            keypair.public(),
+        ));
+
+        let behaviour = Behaviour {
+            allow,
+            limits,
+            gossipsub: gossip,
+            identify,
+            sync,
+        };
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(setup_err)?
+            .with_behaviour(|_| behaviour)
+            .map_err(setup_err)?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(setup.idle_timeout))
+            .build();
+        swarm
+            .listen_on(setup.listen.clone())
+            .map_err(|e| NetworkError::Listen {
+                addr: setup.listen.clone(),
+                reason: e.to_string(),
+            })?;
+        info!(peer_id = %local, allowed_peers = allowed, "network configured");
+
+        let now = Instant::now();
+        let redial = setup
+            .persistent_peers
+            .into_iter()
+            .filter(|(p, _)| *p != local)
+            .map(|(p, addr)| {
+                (
+                    p,
+                    Redial {
+                        addr,
+                        next_at: now,
+                        backoff: REDIAL_MIN,
+                    },
+                )
+            })
+            .collect();
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let (commands_tx, commands_rx) = mpsc::channel(EVENT_QUEUE);
+        let set = genesis.validator_set().map_err(setup_err)?;
+        let network = Network {
+            swarm,
+            topics,
+            validator: Validator {
+                chain_id: chain.clone(),
+                schedule: ProposerSchedule::new(&set),
+                set,
+                tx_batch_bytes_max,
+                consensus_bytes_max,
+            },
+            store,
+            events: events_tx,
+            commands: commands_rx,
+            metrics,
+            redial,
+            connected: HashSet::new(),
+            requests: HashMap::new(),
+            bad_messages: HashMap::new(),
+            // Distinct per node and run, so two nodes' identical status
+            // messages are not taken for one gossip message.
+            seq: {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                let mut bytes = local.to_bytes();
+                bytes.extend_from_slice(&nanos.to_le_bytes());
+                let h = Hash::digest(&bytes).0;
+                u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], 0])
+            },
+            block_bytes_max,
+        };
+        Ok((network, commands_tx, events_rx))
+    }
+
+    pub fn local_peer_id(&self) -> PeerId {
+        *self.swarm.local_peer_id()
+    }
+
+    /// Runs until the command channel closes (the node shut down).
+    pub async fn run(mut self) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event).await,
+                command = self.commands.recv() => match command {
+                    Some(c) => self.on_command(c),
+                    None => break,
+                },
+                _ = tick.tick() => self.redial(),
+            }
+        }
+        debug!("network stopped");
+    }
+
+    fn redial(&mut self) {
+        let now = Instant::now();
+        for (peer, r) in self.redial.iter_mut() {
+            if self.connected.contains(peer) || r.next_at > now {
+                continue;
+            }
+            debug!(%peer, addr = %r.addr, "dialing persistent peer");
+            if let Err(e) = self.swarm.dial(r.addr.clone()) {
+                debug!(%peer, error = %e, "dial failed");
+            }
+            r.next_at = now + r.backoff;
+            r.backoff = (r.backoff * 2).min(REDIAL_MAX);
+        }
+    }
+
+    fn publish(&mut self, topic: &'static str, data: Vec<u8>) {
+        let t = match topic {
+            "txs" => self.topics.txs.clone(),
+            "consensus" => self.topics.consensus.clone(),
+            _ => self.topics.status.clone(),
+        };
+        match self.swarm.behaviour_mut().gossipsub.publish(t, data) {
+            Ok(_) => self.metrics.gossip(topic, "out"),
+            Err(
+                gossipsub::PublishError::NoPeersSubscribedToTopic
+                | gossipsub::PublishError::Duplicate,
+            ) => {}
+            Err(e) => debug!(topic, error = %e, "publish failed"),
+        }
+    }
+
+    fn on_command(&mut self, command: NetCommand) {
+        match command {
+            NetCommand::PublishConsensus { msg, seq } => {
+                self.publish("consensus", wire::encode_envelope(seq, &msg))
+            }
+            NetCommand::PublishTxs(txs) => {
+                for chunk in txs.chunks(wire::TX_BATCH_MAX) {
+                    self.seq += 1;
+                    let data = wire::encode_envelope(self.seq, &chunk.to_vec());
+                    self.publish("txs", data);
+                }
+            }
+            NetCommand::PublishStatus(status) => {
+                self.seq += 1;
+                let data = wire::encode_envelope(self.seq, &status);
+                self.publish("status", data);
+            }
+            NetCommand::RequestBlocks { peer, from, to } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_request(&peer, BlocksRequest { from, to });
+                self.requests.insert(id, peer);
+            }
+            NetCommand::AddPeer { peer, addr } => {
+                self.redial.insert(
+                    peer,
+                    Redial {
+                        addr,
+                        next_at: Instant::now(),
+                        backoff: REDIAL_MIN,
+                    },
+                );
+                self.redial();
+            }
+        }
+    }
+
+    fn penalise(&mut self, peer: PeerId, reason: &'static str) {
+        let count = self.bad_messages.entry(peer).or_insert(0);
+        *count += 1;
+        self.metrics.invalid(reason);
+        warn!(%peer, reason, count = *count, "rejected gossip");
+        // Each rejected message costs the peer score; below gossipsub's
+        // thresholds its gossip is ignored.
+        let score = -f64::from(*count);
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .set_application_score(&peer, score);
+    }
+
+    async fn deliver(&mut self, event: NetEvent) {
+        if self.events.send(event).await.is_err() {
+            debug!("node stopped; dropping network event");
+        }
+    }
+
+    async fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+                self.deliver(NetEvent::Listening(address)).await;
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                if self.connected.insert(peer_id) {
+                    info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "peer connected");
+                }
+                if let Some(r) = self.redial.get_mut(&peer_id) {
+                    r.backoff = REDIAL_MIN;
+                }
+                self.metrics.peers.set(self.connected.len() as i64);
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                if num_established == 0 && self.connected.remove(&peer_id) {
+                    info!(peer = %peer_id, "peer disconnected");
+                }
+                self.metrics.peers.set(self.connected.len() as i64);
+            }
+            SwarmEvent::IncomingConnectionError {
+                error,
+                send_back_addr,
+                ..
+            } => {
+                debug!(addr = %send_back_addr, %error, "incoming connection refused");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
+                self.on_gossip(propagation_source, message_id, message)
+                    .await;
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event).await,
+            _ => {}
+        }
+    }
+
+    async fn on_gossip(
+        &mut self,
+        source: PeerId,
+        id: gossipsub::MessageId,
+        message: gossipsub::Message,
+    ) {
+        let topic = message.topic;
+        let (acceptance, event, reason) = if topic == self.topics.consensus.hash() {
+            self.metrics.gossip("consensus", "in");
+            match self.validator.consensus(&message.data) {
+                Verdict::Accept(m) => (
+                    gossipsub::MessageAcceptance::Accept,
+                    Some(NetEvent::Consensus(m)),
+                    "",
+                ),
+                Verdict::Reject(r) => (gossipsub::MessageAcceptance::Reject, None, r),
+            }
+        } else if topic == self.topics.txs.hash() {
+            self.metrics.gossip("txs", "in");
+            match self.validator.txs(&message.data) {
+                Verdict::Accept(t) => (
+                    gossipsub::MessageAcceptance::Accept,
+                    Some(NetEvent::Txs(t)),
+                    "",
+                ),
+                Verdict::Reject(r) => (gossipsub::MessageAcceptance::Reject, None, r),
+            }
+        } else if topic == self.topics.status.hash() {
+            self.metrics.gossip("status", "in");
+            match wire::decode_status(&message.data) {
+                // Status is a hint about a peer's height: it is not forwarded.
+                Ok(env) => (
+                    gossipsub::MessageAcceptance::Ignore,
+                    Some(NetEvent::Status {
+                        peer: source,
+                        status: env.body,
+                    }),
+                    "",
+                ),
+                Err(_) => (
+                    gossipsub::MessageAcceptance::Reject,
+                    None,
+                    "undecodable status",
+                ),
+            }
+        } else {
+            (gossipsub::MessageAcceptance::Reject, None, "unknown topic")
+        };
+        if matches!(acceptance, gossipsub::MessageAcceptance::Reject) {
+            self.penalise(source, reason);
+        }
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&id, &source, acceptance);
+        if let Some(e) = event {
+            self.deliver(e).await;
+        }
+    }
+
+    async fn on_sync(&mut self, event: request_response::Event<BlocksRequest, BlocksResponse>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let response = self.serve_blocks(request);
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, response);
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    self.requests.remove(&request_id);
+                    let max = SYNC_RESPONSE_SOFT_BYTES + self.block_bytes_max + 64 * 1024;
+                    match wire::decode_blocks(&response.encoded, max) {
+                        Ok(blocks) => self.deliver(NetEvent::Blocks { peer, blocks }).await,
+                        Err(e) => {
+                            self.penalise(peer, "undecodable sync response");
+                            self.deliver(NetEvent::BlocksFailed {
+                                peer,
+                                reason: e.to_string(),
+                            })
+                            .await;
+                        }
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                self.requests.remove(&request_id);
+                self.deliver(NetEvent::BlocksFailed {
+                    peer,
+                    reason: error.to_string(),
+                })
+                .await;
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads blocks `from..=to` (bounded) from the store for a peer.
+    fn serve_blocks(&self, request: BlocksRequest) -> BlocksResponse {
+        let tip = self.store.height();
+        let to = request
+            .to
+            .min(tip)
+            .min(request.from.saturating_add(SYNC_BLOCKS_MAX - 1));
+        let mut blocks: Vec<(Block, CommitCertificate)> = Vec::new();
+        let mut bytes = 0usize;
+        for h in request.from.max(1)..=to {
+            let (Ok(Some(block)), Ok(Some(cert))) =
+                (self.store.block(h), self.store.certificate(h))
+            else {
+                break;
+            };
+            bytes += tally_ledger::encoding::encode(&block).len();
+            blocks.push((block, cert));
+            if bytes >= SYNC_RESPONSE_SOFT_BYTES {
+                break;
+            }
+        }
+        BlocksResponse {
+            encoded: tally_ledger::encoding::encode(&blocks),
+        }
+    }
+}
+
+/// Splits `/ip4/…/tcp/…/p2p/<PeerId>` into the peer and its address.
+pub fn parse_peer_addr(s: &str) -> Result<(PeerId, Multiaddr), String> {
+    let addr: Multiaddr = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a multiaddress: {e}"))?;
+    match addr.iter().last() {
+        Some(libp2p::multiaddr::Protocol::P2p(peer)) => Ok((peer, addr)),
+        _ => Err(format!("{s:?} does not end with /p2p/<PeerId>")),
+    }
+}

@@ -1,0 +1,248 @@
+//! A running node: store, network, consensus driver and metrics, wired
+//! together and stopped together.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use tally_ledger::store::Store;
+use tally_ledger::types::{Evidence, SignedTx};
+use tally_ledger::Hash;
+
+use crate::driver::{Committed, Driver, DriverSetup, NodeRequest, NodeStatus};
+use crate::home::NodeHome;
+use crate::mempool::{MempoolError, MempoolLimits, PoolStatus};
+use crate::metrics::Metrics;
+use crate::network::{parse_peer_addr, NetCommand, NetEvent, Network, NetworkSetup};
+
+/// Requests queued to the driver before callers wait.
+const REQUEST_QUEUE: usize = 1024;
+
+/// A handle to talk to a running node (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    requests: mpsc::Sender<NodeRequest>,
+    commits: broadcast::Sender<Committed>,
+    net: mpsc::Sender<NetCommand>,
+    pub store: Arc<Store>,
+    pub peer_id: PeerId,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The node has stopped and cannot answer.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the node is shutting down")]
+pub struct NodeStopped;
+
+impl NodeHandle {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> NodeRequest,
+    ) -> Result<T, NodeStopped> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(make(tx))
+            .await
+            .map_err(|_| NodeStopped)?;
+        rx.await.map_err(|_| NodeStopped)
+    }
+
+    /// Admits a transaction to the mempool (and gossips it).
+    pub async fn submit_tx(&self, tx: SignedTx) -> Result<Result<Hash, MempoolError>, NodeStopped> {
+        self.ask(|reply| NodeRequest::SubmitTx { tx, reply }).await
+    }
+
+    pub async fn tx_status(&self, hash: Hash) -> Result<Option<PoolStatus>, NodeStopped> {
+        self.ask(|reply| NodeRequest::TxStatus { hash, reply })
+            .await
+    }
+
+    pub async fn status(&self) -> Result<NodeStatus, NodeStopped> {
+        self.ask(|reply| NodeRequest::Status { reply }).await
+    }
+
+    pub async fn evidence(&self) -> Result<Vec<Evidence>, NodeStopped> {
+        self.ask(|reply| NodeRequest::Evidence { reply }).await
+    }
+
+    /// Every block committed from now on.
+    pub fn subscribe_commits(&self) -> broadcast::Receiver<Committed> {
+        self.commits.subscribe()
+    }
+
+    /// Adds a peer to keep connected to (tests that bind port 0 use this).
+    pub async fn add_peer(&self, peer: PeerId, addr: Multiaddr) {
+        let _ = self.net.send(NetCommand::AddPeer { peer, addr }).await;
+    }
+}
+
+/// A started node: its handle, where it listens, and its tasks.
+#[derive(Debug)]
+pub struct RunningNode {
+    pub handle: NodeHandle,
+    pub p2p_addr: Multiaddr,
+    pub metrics_addr: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    driver: JoinHandle<anyhow::Result<()>>,
+    network: JoinHandle<()>,
+    extra: Vec<JoinHandle<()>>,
+}
+
+/// Starts a node from a loaded home. `listen_override` replaces the
+/// configured p2p address (tests pass port 0).
+pub async fn start(
+    home: &NodeHome,
+    listen_override: Option<Multiaddr>,
+) -> anyhow::Result<RunningNode> {
+    let store = Arc::new(
+        Store::open(&home.data_dir(), &home.genesis).with_context(|| {
+            format!("cannot open the database in {}", home.data_dir().display())
+        })?,
+    );
+    info!(
+        moniker = %home.config.moniker,
+        chain = %home.genesis.chain_id,
+        height = store.height(),
+        "database opened"
+    );
+    let metrics = Metrics::new();
+    metrics.height.set(store.height() as i64);
+
+    let listen: Multiaddr = match listen_override {
+        Some(a) => a,
+        None => home.config.p2p.listen.parse().with_context(|| {
+            format!(
+                "p2p.listen = {:?} is not a multiaddress",
+                home.config.p2p.listen
+            )
+        })?,
+    };
+    let persistent_peers = home
+        .config
+        .p2p
+        .persistent_peers
+        .iter()
+        .map(|s| parse_peer_addr(s).map_err(|e| anyhow::anyhow!("p2p.persistent_peers: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let setup = NetworkSetup {
+        node_key_seed: home.node_key.seed(),
+        listen: listen.clone(),
+        persistent_peers,
+        max_connections: home.config.p2p.max_connections,
+        idle_timeout: Duration::from_millis(home.config.p2p.idle_timeout_ms),
+    };
+    let (network, net_tx, mut net_rx) =
+        Network::new(setup, &home.genesis, store.clone(), metrics.clone())?;
+    let peer_id = network.local_peer_id();
+    let network_task = tokio::spawn(network.run());
+
+    // The first event is the listen address (or an error closes the channel).
+    let p2p_addr = loop {
+        match tokio::time::timeout(Duration::from_secs(10), net_rx.recv()).await {
+            Ok(Some(NetEvent::Listening(a))) => break a,
+            Ok(Some(_)) => continue,
+            Ok(None) => anyhow::bail!("the network stopped before listening on {listen}"),
+            Err(_) => anyhow::bail!("the network did not start listening on {listen} within 10 s"),
+        }
+    };
+
+    let mut extra = Vec::new();
+    let metrics_addr = match &home.config.metrics.listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+            let bound = listener.local_addr()?;
+            extra.push(tokio::spawn(crate::metrics::serve(
+                listener,
+                metrics.clone(),
+            )));
+            info!(addr = %bound, "serving metrics on /metrics");
+            Some(bound)
+        }
+        None => None,
+    };
+
+    let (commits, _) = broadcast::channel(1024);
+    let (requests_tx, requests_rx) = mpsc::channel(REQUEST_QUEUE);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let driver = Driver::new(
+        DriverSetup {
+            genesis: home.genesis.clone(),
+            store: store.clone(),
+            validator_key: home
+                .validator_key
+                .as_ref()
+                .map(|k| tally_ledger::Keypair::from_seed(k.seed())),
+            mempool: MempoolLimits {
+                max_txs: home.config.mempool.max_txs as usize,
+                max_bytes: home.config.mempool.max_bytes,
+                future_nonce_window: home.config.mempool.future_nonce_window,
+            },
+            empty_block_interval: Duration::from_millis(
+                home.config.consensus.empty_block_interval_ms,
+            ),
+            metrics: metrics.clone(),
+        },
+        net_tx.clone(),
+        commits.clone(),
+    )?;
+    let driver_task = tokio::spawn(async move {
+        driver
+            .run(net_rx, requests_rx, shutdown_rx)
+            .await
+            .map_err(anyhow::Error::from)
+    });
+    info!(peer_id = %peer_id, p2p = %p2p_addr, role = ?home.config.role, "node started");
+    Ok(RunningNode {
+        handle: NodeHandle {
+            requests: requests_tx,
+            commits,
+            net: net_tx,
+            store,
+            peer_id,
+            metrics,
+        },
+        p2p_addr,
+        metrics_addr,
+        shutdown: shutdown_tx,
+        driver: driver_task,
+        network: network_task,
+        extra,
+    })
+}
+
+impl RunningNode {
+    /// Stops consensus, then the network, and waits for both; the database
+    /// closes when the last handle is dropped.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        let driver_result = self.driver.await.context("the consensus task panicked")?;
+        let RunningNode {
+            handle,
+            network,
+            extra,
+            ..
+        } = self;
+        drop(handle);
+        for t in extra {
+            t.abort();
+        }
+        // The network ends when every command sender is gone.
+        let _ = tokio::time::timeout(Duration::from_secs(5), network).await;
+        driver_result
+    }
+
+    /// Waits until the node stops by itself (a fatal error).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.driver)
+            .await
+            .context("the consensus task panicked")?
+    }
+}
