@@ -173,8 +173,11 @@ impl Mempool {
 
     /// Checks the signature, then admits.
     pub fn admit(&mut self, tx: SignedTx, state: &impl AccountView) -> Result<Hash, MempoolError> {
-        verify_signature(&tx, &self.chain_id)
-            .map_err(|e| MempoolError::Invalid(TxError::BadSignature(e)))?;
+        if let Err(e) = verify_signature(&tx, &self.chain_id) {
+            let err = MempoolError::Invalid(TxError::BadSignature(e));
+            self.remember(tx.hash(), err.to_string());
+            return Err(err);
+        }
         self.admit_verified(tx, state)
     }
 
