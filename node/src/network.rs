@@ -52,11 +52,27 @@ struct Behaviour {
 /// What the node asks of the network.
 #[derive(Debug)]
 pub enum NetCommand {
-    PublishConsensus { msg: ConsensusMsg, seq: u64 },
+    PublishConsensus {
+        msg: ConsensusMsg,
+        seq: u64,
+    },
     PublishTxs(Vec<SignedTx>),
     PublishStatus(Status),
-    RequestBlocks { peer: PeerId, from: u64, to: u64 },
-    AddPeer { peer: PeerId, addr: Multiaddr },
+    RequestBlocks {
+        peer: PeerId,
+        from: u64,
+        to: u64,
+    },
+    AddPeer {
+        peer: PeerId,
+        addr: Multiaddr,
+    },
+    /// Publishes raw bytes on a topic ("txs", "consensus" or "status"),
+    /// unchecked: only for tests that prove peers reject bad gossip.
+    PublishRaw {
+        topic: &'static str,
+        data: Vec<u8>,
+    },
 }
 
 /// What the network tells the node. Signatures are already verified.
@@ -403,11 +419,16 @@ impl Network {
         *self.swarm.local_peer_id()
     }
 
-    /// Runs until the command channel closes (the node shut down).
-    pub async fn run(mut self) {
+    /// Runs until `shutdown` turns true or every command sender is gone.
+    pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tokio::select! {
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
                 event = self.swarm.select_next_some() => self.on_swarm_event(event).await,
                 command = self.commands.recv() => match command {
                     Some(c) => self.on_command(c),
@@ -475,6 +496,7 @@ impl Network {
                     .send_request(&peer, BlocksRequest { from, to });
                 self.requests.insert(id, peer);
             }
+            NetCommand::PublishRaw { topic, data } => self.publish(topic, data),
             NetCommand::AddPeer { peer, addr } => {
                 self.redial.insert(
                     peer,

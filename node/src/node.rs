@@ -31,6 +31,7 @@ pub struct NodeHandle {
     commits: broadcast::Sender<Committed>,
     net: mpsc::Sender<NetCommand>,
     pub store: Arc<Store>,
+    pub genesis: Arc<tally_ledger::genesis::Genesis>,
     pub peer_id: PeerId,
     pub metrics: Arc<Metrics>,
 }
@@ -74,6 +75,13 @@ impl NodeHandle {
     /// Every block committed from now on.
     pub fn subscribe_commits(&self) -> broadcast::Receiver<Committed> {
         self.commits.subscribe()
+    }
+
+    /// Publishes raw gossip, bypassing every check (tests of peers'
+    /// validation only).
+    #[doc(hidden)]
+    pub async fn publish_raw(&self, topic: &'static str, data: Vec<u8>) {
+        let _ = self.net.send(NetCommand::PublishRaw { topic, data }).await;
     }
 
     /// Adds a peer to keep connected to (tests that bind port 0 use this).
@@ -140,7 +148,8 @@ pub async fn start(
     let (network, net_tx, mut net_rx) =
         Network::new(setup, &home.genesis, store.clone(), metrics.clone())?;
     let peer_id = network.local_peer_id();
-    let network_task = tokio::spawn(network.run());
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let network_task = tokio::spawn(network.run(shutdown_rx.clone()));
 
     // The first event is the listen address (or an error closes the channel).
     let p2p_addr = loop {
@@ -171,7 +180,6 @@ pub async fn start(
 
     let (commits, _) = broadcast::channel(1024);
     let (requests_tx, requests_rx) = mpsc::channel(REQUEST_QUEUE);
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let driver = Driver::new(
         DriverSetup {
             genesis: home.genesis.clone(),
@@ -206,6 +214,7 @@ pub async fn start(
             commits,
             net: net_tx,
             store,
+            genesis: Arc::new(home.genesis.clone()),
             peer_id,
             metrics,
         },
@@ -219,23 +228,24 @@ pub async fn start(
 }
 
 impl RunningNode {
-    /// Stops consensus, then the network, and waits for both; the database
-    /// closes when the last handle is dropped.
+    /// Stops consensus, then the network, and waits for both. The database
+    /// closes when the last handle is dropped (this one is dropped here;
+    /// callers drop their clones).
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
-        let driver_result = self.driver.await.context("the consensus task panicked")?;
         let RunningNode {
             handle,
             network,
             extra,
+            driver,
             ..
         } = self;
+        let driver_result = driver.await.context("the consensus task panicked")?;
         drop(handle);
         for t in extra {
             t.abort();
         }
-        // The network ends when every command sender is gone.
-        let _ = tokio::time::timeout(Duration::from_secs(5), network).await;
+        network.await.context("the network task panicked")?;
         driver_result
     }
 

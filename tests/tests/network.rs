@@ -1,0 +1,259 @@
+//! Real networks of in-process nodes on 127.0.0.1: each node has its own
+//! RocksDB, libp2p swarm and signer.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::time::Duration;
+
+use tally_ledger::encoding::encode;
+use tally_ledger::types::{Vote, VoteKind};
+use tally_ledger::{Domain, Keypair};
+use tally_node::wire::{encode_envelope, ConsensusMsg};
+use tally_tests::{check_chains, wait_height, Sender, TestNet};
+
+const LIVENESS: Duration = Duration::from_secs(120);
+
+/// Submits transfers round-robin through the running nodes until told to stop.
+async fn load(
+    net_handles: Vec<tally_node::node::NodeHandle>,
+    mut senders: Vec<Sender>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> u64 {
+    let to = senders[0].key.public();
+    let mut accepted = 0;
+    let mut round = 0usize;
+    while !*stop.borrow() {
+        for s in senders.iter_mut() {
+            let tx = s.transfer(to, 1);
+            let node = &net_handles[round % net_handles.len()];
+            round += 1;
+            match node.submit_tx(tx).await {
+                Ok(Ok(_)) => accepted += 1,
+                Ok(Err(_)) | Err(_) => s.next_nonce -= 1, // refused: reuse the nonce
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    accepted
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_validators_commit_fifty_blocks_with_transactions() {
+    let mut net = TestNet::create(4, 0);
+    net.start_all().await;
+    let handles = net.running();
+    let senders: Vec<Sender> = net
+        .user_keys()
+        .into_iter()
+        .skip(1)
+        .map(|k| Sender::new(k, "tally-test"))
+        .collect();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let loader = tokio::spawn(load(handles.clone(), senders, stop_rx));
+
+    // Wait until 50 blocks with transactions are committed everywhere.
+    let deadline = tokio::time::Instant::now() + LIVENESS;
+    let mut with_txs;
+    loop {
+        let h = handles.iter().map(|n| n.store.height()).min().unwrap();
+        with_txs = (1..=h)
+            .filter(|i| !handles[0].store.block(*i).unwrap().unwrap().txs.is_empty())
+            .count();
+        if with_txs >= 50 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {with_txs} blocks with transactions by height {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop_tx.send(true).unwrap();
+    let accepted = loader.await.unwrap();
+    assert!(accepted > 0);
+    let top = handles.iter().map(|n| n.store.height()).min().unwrap();
+    check_chains(&handles, top);
+    let committed: u64 = (1..=top)
+        .map(|h| handles[0].store.block(h).unwrap().unwrap().txs.len() as u64)
+        .sum();
+    assert!(committed >= 50);
+    drop(handles);
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_validators_then_restart_resume_without_a_fork() {
+    let mut net = TestNet::create(4, 0);
+    net.start_all().await;
+    let all = net.running();
+    wait_height(&all, 3, LIVENESS).await;
+
+    // One of four stopped: the other three keep committing.
+    net.stop(3).await;
+    let three = net.running();
+    let h = three[0].store.height();
+    wait_height(&three, h + 5, LIVENESS).await;
+
+    // Two stopped: no quorum, so no block is committed.
+    net.stop(2).await;
+    let two = net.running();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stuck: Vec<u64> = two.iter().map(|n| n.store.height()).collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let still: Vec<u64> = two.iter().map(|n| n.store.height()).collect();
+    assert_eq!(stuck, still, "two of four validators cannot commit");
+
+    // Both restart on their databases: commits resume, no manual step.
+    drop((all, three, two));
+    net.start(2).await;
+    net.start(3).await;
+    let all = net.running();
+    let top = still.iter().max().copied().unwrap();
+    wait_height(&all, top + 3, LIVENESS).await;
+    let agreed = all.iter().map(|n| n.store.height()).min().unwrap();
+    check_chains(&all, agreed);
+    for n in &all {
+        assert!(
+            n.evidence().await.unwrap().is_empty(),
+            "no validator equivocated"
+        );
+    }
+    drop(all);
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_peer_cannot_connect_and_its_gossip_is_never_accepted() {
+    let mut net = TestNet::create(4, 0);
+    net.start_all().await;
+    let validators = net.running();
+    wait_height(&validators, 2, LIVENESS).await;
+
+    // A node with the chain's genesis but a node key not listed in it.
+    net.names.push("stranger".into());
+    net.nodes.push(None);
+    let mut stranger_home = net.home(0);
+    stranger_home.dir = net.dir.path().join("stranger");
+    std::fs::create_dir_all(&stranger_home.dir).unwrap();
+    stranger_home.node_key = Keypair::generate().unwrap();
+    stranger_home.validator_key = None;
+    stranger_home.config.role = tally_node::config::NodeRole::Replica;
+    net.start_home(4, &stranger_home).await;
+    let stranger = net.handle(4);
+
+    // It submits a valid transaction from a funded account.
+    let mut sender = Sender::new(net.user_keys()[1].clone_key(), "tally-test");
+    let tx = sender.transfer(net.user_keys()[2].public(), 5);
+    let hash = tx.hash();
+    stranger.submit_tx(tx).await.unwrap().unwrap();
+
+    let h = validators[0].store.height();
+    wait_height(&validators, h + 5, LIVENESS).await;
+    assert_eq!(
+        stranger.store.height(),
+        0,
+        "the stranger never received a block"
+    );
+    assert_eq!(
+        stranger.metrics.peers.get(),
+        0,
+        "no validator kept a connection"
+    );
+    for v in &validators {
+        assert_eq!(
+            v.store.tx_location(&hash).unwrap(),
+            None,
+            "its gossip was never accepted"
+        );
+        assert!(v.tx_status(hash).await.unwrap().is_none());
+    }
+    drop((validators, stranger));
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_gossip_is_rejected_without_harm() {
+    let mut net = TestNet::create(4, 1);
+    net.start_all().await;
+    let validators: Vec<_> = (0..4).map(|i| net.handle(i)).collect();
+    let replica = net.handle(4);
+    wait_height(&validators, 2, LIVENESS).await;
+
+    let chain = "tally-test";
+    let users = net.user_keys();
+    let mut good = Sender::new(users[1].clone_key(), chain);
+    let mut bad_sig = good.transfer(users[2].public(), 1);
+    bad_sig.signature.0[0] ^= 1;
+    let mut other_chain = Sender::new(users[3].clone_key(), "another-chain");
+    let wrong_chain = other_chain.transfer(users[2].public(), 1);
+    let h = validators[0].store.height();
+    let stranger_key = Keypair::generate().unwrap();
+    let vote = Vote {
+        kind: VoteKind::Prevote,
+        height: h + 1,
+        round: 0,
+        value: None,
+    };
+    let forged_vote = tally_ledger::types::SignedVote {
+        vote,
+        validator_index: 0,
+        signature: stranger_key.sign(Domain::Vote, chain, &vote.message()),
+    };
+    let outsider_vote = tally_ledger::types::SignedVote {
+        vote,
+        validator_index: 17,
+        signature: stranger_key.sign(Domain::Vote, chain, &vote.message()),
+    };
+    let payloads: Vec<(&'static str, Vec<u8>)> = vec![
+        ("txs", encode_envelope(1, &vec![bad_sig])),
+        ("txs", encode_envelope(2, &vec![wrong_chain])),
+        ("txs", vec![0xff; 40]),
+        (
+            "consensus",
+            encode_envelope(3, &ConsensusMsg::Vote(forged_vote)),
+        ),
+        (
+            "consensus",
+            encode_envelope(4, &ConsensusMsg::Vote(outsider_vote)),
+        ),
+        ("consensus", b"garbage".to_vec()),
+        ("consensus", {
+            let mut big = encode(&5u64);
+            big.extend(vec![0u8; 5 << 20]);
+            big
+        }),
+        ("status", vec![1, 2, 3]),
+    ];
+    for (topic, data) in payloads {
+        replica.publish_raw(topic, data).await;
+    }
+    wait_height(&validators, h + 5, LIVENESS).await;
+    let rejected: u64 = validators
+        .iter()
+        .map(|v| {
+            let text = v.metrics.render();
+            text.lines()
+                .filter(|l| l.starts_with("tally_invalid_gossip_total"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>() as u64
+        })
+        .sum();
+    assert!(
+        rejected >= 6,
+        "validators rejected only {rejected} invalid messages"
+    );
+    let top = validators.iter().map(|n| n.store.height()).min().unwrap();
+    check_chains(&validators, top);
+    drop((validators, replica));
+    net.stop_all().await;
+}
+
+trait CloneKey {
+    fn clone_key(&self) -> Keypair;
+}
+
+impl CloneKey for Keypair {
+    fn clone_key(&self) -> Keypair {
+        Keypair::from_seed(self.seed())
+    }
+}
