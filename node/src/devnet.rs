@@ -7,7 +7,7 @@ use anyhow::Context;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::home;
-use crate::node::{start, RunningNode};
+use crate::node::{start, Overrides, RunningNode};
 use crate::testnet::{generate, TestnetSpec};
 
 /// What `tally devnet` was asked for.
@@ -60,18 +60,39 @@ pub async fn run(spec: DevnetSpec) -> anyhow::Result<()> {
             (Some(tmp), dir)
         }
     };
+    // --base-port 0: every listener on a port the OS picks, peers wired here.
+    let ephemeral = spec.base_port == 0;
     let mut nodes: Vec<(String, RunningNode)> = Vec::new();
     for path in node_dirs(&dir)? {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
-        let loaded = home::load(&path)?;
-        let rpc = loaded.config.rpc.listen.clone();
-        let node = start(&loaded, None)
+        let mut loaded = home::load(&path)?;
+        let overrides = if ephemeral {
+            loaded.config.p2p.persistent_peers.clear();
+            Overrides::ephemeral()
+        } else {
+            Overrides::default()
+        };
+        let node = start(&loaded, overrides)
             .await
             .with_context(|| format!("cannot start {name}"))?;
-        println!("{name:<10} up   p2p {}   rpc http://{rpc}", node.p2p_addr);
+        if ephemeral {
+            for (_, other) in &nodes {
+                node.handle
+                    .add_peer(other.handle.peer_id, other.p2p_addr.clone())
+                    .await;
+                other
+                    .handle
+                    .add_peer(node.handle.peer_id, node.p2p_addr.clone())
+                    .await;
+            }
+        }
+        println!(
+            "{name:<10} up   rpc http://{}   p2p {}",
+            node.rpc_addr, node.p2p_addr
+        );
         nodes.push((name, node));
     }
     let Some((_, first)) = nodes.first() else {
@@ -117,7 +138,12 @@ fn create(spec: &DevnetSpec, dir: &Path) -> anyhow::Result<()> {
         validators: spec.validators,
         replicas: spec.replicas,
         accounts: 4,
-        base_port: spec.base_port,
+        // With --base-port 0 the configured ports are not used.
+        base_port: if spec.base_port == 0 {
+            26656
+        } else {
+            spec.base_port
+        },
     };
     let genesis = generate(&testnet, dir)?;
     println!(

@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use tally_consensus::{Consensus, Input, Output, Signer, TimeoutKind, Timeouts};
-use tally_ledger::execution::{execute_block, BlockExecutor};
+use tally_ledger::execution::{execute_block, ApplyError, BlockExecutor, TxError};
 use tally_ledger::genesis::Genesis;
 use tally_ledger::state::{read_account, AccountState, StateUpdate};
 use tally_ledger::store::Store;
@@ -531,6 +531,9 @@ impl Driver {
         for tx in candidates {
             match exec.apply(&tx) {
                 Ok(()) => txs.push(tx),
+                // A later nonce waits for the ones before it (they may still
+                // be on their way through gossip): not an error yet.
+                Err(ApplyError::Tx(TxError::BadNonce { expected, found })) if found > expected => {}
                 Err(e) => evicted.push((tx.hash(), e.to_string())),
             }
         }

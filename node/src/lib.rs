@@ -24,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod config;
 pub mod devnet;
 pub mod driver;
@@ -33,5 +34,6 @@ pub mod mempool;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod rpc_backend;
 pub mod testnet;
 pub mod wire;

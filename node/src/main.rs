@@ -67,6 +67,16 @@ enum Command {
         #[command(subcommand)]
         command: GenesisCommand,
     },
+    /// Sign a transaction locally and submit it to a node.
+    Tx {
+        #[command(subcommand)]
+        command: TxCommand,
+    },
+    /// Ask a node about the chain.
+    Query {
+        #[command(subcommand)]
+        command: QueryCommand,
+    },
     /// Run a node from its home folder until SIGINT or SIGTERM.
     Start {
         #[arg(long)]
@@ -83,11 +93,132 @@ enum Command {
         replicas: usize,
         #[arg(long)]
         home: Option<PathBuf>,
+        /// Node i listens for p2p on P+2i and JSON-RPC on P+2i+1; 0 lets the
+        /// OS pick every port.
         #[arg(long, default_value_t = 26656)]
         base_port: u16,
         #[command(flatten)]
         log: LogArgs,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct TxArgs {
+    /// The node's JSON-RPC address.
+    #[arg(long, default_value = "http://127.0.0.1:26657")]
+    rpc: String,
+    /// The sender's key file (PKCS#8 PEM, mode 0600).
+    #[arg(long)]
+    key: PathBuf,
+    /// Use this nonce instead of the account's next one.
+    #[arg(long)]
+    nonce: Option<u64>,
+    /// Wait until the transaction is committed and print its height.
+    #[arg(long)]
+    wait: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum TxCommand {
+    /// Move funds to another account.
+    Transfer {
+        #[command(flatten)]
+        common: TxArgs,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        amount: u64,
+    },
+    /// Set a record in the sender's namespace (name and value as text).
+    Put {
+        #[command(flatten)]
+        common: TxArgs,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        value: String,
+    },
+    /// Remove a record from the sender's namespace.
+    Delete {
+        #[command(flatten)]
+        common: TxArgs,
+        #[arg(long)]
+        name: String,
+    },
+    /// Admin: admit an account (or change its role).
+    Grant {
+        #[command(flatten)]
+        common: TxArgs,
+        #[arg(long)]
+        account: String,
+        #[arg(long, default_value = "member")]
+        role: String,
+    },
+    /// Admin: revoke an account.
+    Revoke {
+        #[command(flatten)]
+        common: TxArgs,
+        #[arg(long)]
+        account: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct QueryArgs {
+    #[arg(long, default_value = "http://127.0.0.1:26657")]
+    rpc: String,
+    /// Print JSON for machines.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum QueryCommand {
+    Status {
+        #[command(flatten)]
+        common: QueryArgs,
+    },
+    /// A block by height (default: the latest).
+    Block {
+        #[command(flatten)]
+        common: QueryArgs,
+        #[arg(default_value = "latest")]
+        height: String,
+    },
+    Tx {
+        #[command(flatten)]
+        common: QueryArgs,
+        hash: String,
+    },
+    Account {
+        #[command(flatten)]
+        common: QueryArgs,
+        public_key: String,
+        /// Verify a state proof against the certified header.
+        #[arg(long)]
+        prove: bool,
+        /// The genesis to trust for the validator set (default: the node's).
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+    },
+    Record {
+        #[command(flatten)]
+        common: QueryArgs,
+        owner: String,
+        name: String,
+        #[arg(long)]
+        prove: bool,
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+    },
+    Validators {
+        #[command(flatten)]
+        common: QueryArgs,
+    },
+}
+
+fn public_key(s: &str) -> anyhow::Result<tally_ledger::PublicKey> {
+    tally_ledger::PublicKey::from_hex(s).map_err(|e| anyhow::anyhow!("public key {s:?}: {e}"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -219,11 +350,122 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             println!("genesis hash: {}", genesis.hash());
         }
+        Command::Tx { command } => {
+            use tally_node::client::TxKind;
+            let (common, kind) = match command {
+                TxCommand::Transfer { common, to, amount } => (
+                    common,
+                    TxKind::Transfer {
+                        to: public_key(&to)?,
+                        amount,
+                    },
+                ),
+                TxCommand::Put {
+                    common,
+                    name,
+                    value,
+                } => (
+                    common,
+                    TxKind::Put {
+                        name: name.into_bytes(),
+                        value: value.into_bytes(),
+                    },
+                ),
+                TxCommand::Delete { common, name } => (
+                    common,
+                    TxKind::Delete {
+                        name: name.into_bytes(),
+                    },
+                ),
+                TxCommand::Grant {
+                    common,
+                    account,
+                    role,
+                } => {
+                    let role = match role.as_str() {
+                        "admin" => tally_ledger::Role::Admin,
+                        "member" => tally_ledger::Role::Member,
+                        other => anyhow::bail!("--role {other:?}: use admin or member"),
+                    };
+                    (
+                        common,
+                        TxKind::Grant {
+                            account: public_key(&account)?,
+                            role,
+                        },
+                    )
+                }
+                TxCommand::Revoke { common, account } => (
+                    common,
+                    TxKind::Revoke {
+                        account: public_key(&account)?,
+                    },
+                ),
+            };
+            runtime()?.block_on(tally_node::client::send_tx(
+                &common.rpc,
+                &common.key,
+                kind,
+                common.nonce,
+                common.wait,
+            ))?;
+        }
+        Command::Query { command } => {
+            use tally_node::client::Query;
+            use tally_rpc::types::BlockId;
+            let (common, q) = match command {
+                QueryCommand::Status { common } => (common, Query::Status),
+                QueryCommand::Block { common, height } => {
+                    let id = if height == "latest" {
+                        BlockId::Latest
+                    } else {
+                        BlockId::Height(
+                            height
+                                .parse()
+                                .with_context(|| format!("{height:?} is not a height"))?,
+                        )
+                    };
+                    (common, Query::Block { id })
+                }
+                QueryCommand::Tx { common, hash } => (common, Query::Tx { hash }),
+                QueryCommand::Account {
+                    common,
+                    public_key: k,
+                    prove,
+                    genesis,
+                } => (
+                    common,
+                    Query::Account {
+                        key: public_key(&k)?,
+                        prove,
+                        genesis,
+                    },
+                ),
+                QueryCommand::Record {
+                    common,
+                    owner,
+                    name,
+                    prove,
+                    genesis,
+                } => (
+                    common,
+                    Query::Record {
+                        owner: public_key(&owner)?,
+                        name: name.into_bytes(),
+                        prove,
+                        genesis,
+                    },
+                ),
+                QueryCommand::Validators { common } => (common, Query::Validators),
+            };
+            runtime()?.block_on(tally_node::client::query(&common.rpc, q, common.json))?;
+        }
         Command::Start { home, log } => {
             init_logs(&log, "info,libp2p_gossipsub=error");
             let loaded = tally_node::home::load(&home)?;
             runtime()?.block_on(async move {
-                let node = tally_node::node::start(&loaded, None).await?;
+                let node = tally_node::node::start(&loaded, tally_node::node::Overrides::default())
+                    .await?;
                 let mut node = node;
                 tokio::select! {
                     _ = stop_signal() => {

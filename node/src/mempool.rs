@@ -173,6 +173,16 @@ impl Mempool {
 
     /// Checks the signature, then admits.
     pub fn admit(&mut self, tx: SignedTx, state: &impl AccountView) -> Result<Hash, MempoolError> {
+        // The chain id first: a transaction for another chain fails its
+        // signature here too, and "wrong chain" is the useful answer.
+        if tx.tx.chain_id != self.chain_id {
+            let err = MempoolError::Invalid(TxError::WrongChain {
+                expected: self.chain_id.clone(),
+                found: tx.tx.chain_id.clone(),
+            });
+            self.remember(tx.hash(), err.to_string());
+            return Err(err);
+        }
         if let Err(e) = verify_signature(&tx, &self.chain_id) {
             let err = MempoolError::Invalid(TxError::BadSignature(e));
             self.remember(tx.hash(), err.to_string());

@@ -90,24 +90,39 @@ impl NodeHandle {
     }
 }
 
+/// Addresses to use instead of the configured ones (tests pass port 0).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub p2p_listen: Option<Multiaddr>,
+    pub rpc_listen: Option<SocketAddr>,
+}
+
+impl Overrides {
+    /// Every listener on 127.0.0.1 with a port the OS picks.
+    pub fn ephemeral() -> Self {
+        Overrides {
+            p2p_listen: "/ip4/127.0.0.1/tcp/0".parse().ok(),
+            rpc_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        }
+    }
+}
+
 /// A started node: its handle, where it listens, and its tasks.
 #[derive(Debug)]
 pub struct RunningNode {
     pub handle: NodeHandle,
     pub p2p_addr: Multiaddr,
+    pub rpc_addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
+    rpc: jsonrpsee::server::ServerHandle,
     shutdown: watch::Sender<bool>,
     driver: JoinHandle<anyhow::Result<()>>,
     network: JoinHandle<()>,
     extra: Vec<JoinHandle<()>>,
 }
 
-/// Starts a node from a loaded home. `listen_override` replaces the
-/// configured p2p address (tests pass port 0).
-pub async fn start(
-    home: &NodeHome,
-    listen_override: Option<Multiaddr>,
-) -> anyhow::Result<RunningNode> {
+/// Starts a node from a loaded home.
+pub async fn start(home: &NodeHome, overrides: Overrides) -> anyhow::Result<RunningNode> {
     let store = Arc::new(
         Store::open(&home.data_dir(), &home.genesis).with_context(|| {
             format!("cannot open the database in {}", home.data_dir().display())
@@ -122,7 +137,7 @@ pub async fn start(
     let metrics = Metrics::new();
     metrics.height.set(store.height() as i64);
 
-    let listen: Multiaddr = match listen_override {
+    let listen: Multiaddr = match overrides.p2p_listen {
         Some(a) => a,
         None => home.config.p2p.listen.parse().with_context(|| {
             format!(
@@ -207,17 +222,36 @@ pub async fn start(
             .await
             .map_err(anyhow::Error::from)
     });
-    info!(peer_id = %peer_id, p2p = %p2p_addr, role = ?home.config.role, "node started");
+    let handle = NodeHandle {
+        requests: requests_tx,
+        commits,
+        net: net_tx,
+        store,
+        genesis: Arc::new(home.genesis.clone()),
+        peer_id,
+        metrics,
+    };
+    let rpc_listen = match overrides.rpc_listen {
+        Some(a) => a,
+        None => home.config.rpc.listen.parse().with_context(|| {
+            format!("rpc.listen = {:?} is not host:port", home.config.rpc.listen)
+        })?,
+    };
+    let settings = tally_rpc::server::RpcSettings {
+        listen: rpc_listen,
+        max_body_bytes: home.config.rpc.max_body_bytes,
+        max_connections: home.config.rpc.max_connections,
+        max_subscriptions_per_connection: home.config.rpc.max_subscriptions_per_connection,
+        max_batch_len: home.config.rpc.max_batch_len,
+        cors_origins: home.config.rpc.cors_origins.clone(),
+    };
+    let backend = crate::rpc_backend::NodeBackend::new(handle.clone(), home.config.role);
+    let (rpc_addr, rpc) = tally_rpc::server::start(&settings, backend).await?;
+    info!(peer_id = %peer_id, p2p = %p2p_addr, rpc = %rpc_addr, role = ?home.config.role, "node started");
     Ok(RunningNode {
-        handle: NodeHandle {
-            requests: requests_tx,
-            commits,
-            net: net_tx,
-            store,
-            genesis: Arc::new(home.genesis.clone()),
-            peer_id,
-            metrics,
-        },
+        handle,
+        rpc_addr,
+        rpc,
         p2p_addr,
         metrics_addr,
         shutdown: shutdown_tx,
@@ -238,8 +272,11 @@ impl RunningNode {
             network,
             extra,
             driver,
+            rpc,
             ..
         } = self;
+        let _ = rpc.stop();
+        rpc.stopped().await;
         let driver_result = driver.await.context("the consensus task panicked")?;
         drop(handle);
         for t in extra {

@@ -1,8 +1,24 @@
 //! # tally-rpc
 //!
-//! Will hold Tally's JSON-RPC API (jsonrpsee): the `ledger_*` method
-//! definitions and their types, the server over a backend trait that the
-//! node implements, and a typed client. It has no API yet: the methods
-//! arrive with the running node, which they need as a backend.
+//! Tally's JSON-RPC API (jsonrpsee, HTTP and WebSocket on one port): the
+//! `ledger_*` methods ([`api`]), their JSON types ([`types`]), error codes
+//! ([`errors`]), and the server over a [`server::Backend`] that the node
+//! implements. Clients use the generated [`api::LedgerApiClient`] trait over
+//! any jsonrpsee client. Every method is documented with an example in
+//! `docs/rpc.md`.
+//!
+//! ```
+//! use tally_rpc::types::U64;
+//! // u64 values travel as decimal strings and are read from numbers too.
+//! assert_eq!(serde_json::to_string(&U64(7)).unwrap(), "\"7\"");
+//! assert_eq!(serde_json::from_str::<U64>("7").unwrap(), U64(7));
+//! ```
 
 #![forbid(unsafe_code)]
+
+pub mod api;
+pub mod errors;
+pub mod server;
+pub mod types;
+
+pub use api::{LedgerApiClient, LedgerApiServer};

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tally_ledger::types::{Op, SignedTx, Tx};
 use tally_ledger::Keypair;
 use tally_node::home::{self, NodeHome};
-use tally_node::node::{start, NodeHandle, RunningNode};
+use tally_node::node::{start, NodeHandle, Overrides, RunningNode};
 use tally_node::testnet::{generate, TestnetSpec};
 
 /// The repository's root folder.
@@ -73,9 +73,7 @@ impl TestNet {
 
     /// Starts node `i` from a given (possibly altered) home.
     pub async fn start_home(&mut self, i: usize, h: &NodeHome) {
-        let node = start(h, Some("/ip4/127.0.0.1/tcp/0".parse().expect("addr")))
-            .await
-            .expect("node starts");
+        let node = start(h, Overrides::ephemeral()).await.expect("node starts");
         for other in self.nodes.iter().flatten() {
             node.handle
                 .add_peer(other.handle.peer_id, other.p2p_addr.clone())
@@ -104,6 +102,22 @@ impl TestNet {
         for i in 0..self.nodes.len() {
             self.stop(i).await;
         }
+    }
+
+    /// The node's JSON-RPC URL (HTTP).
+    pub fn rpc_url(&self, i: usize) -> String {
+        format!(
+            "http://{}",
+            self.nodes[i].as_ref().expect("node running").rpc_addr
+        )
+    }
+
+    /// The node's JSON-RPC URL (WebSocket).
+    pub fn ws_url(&self, i: usize) -> String {
+        format!(
+            "ws://{}",
+            self.nodes[i].as_ref().expect("node running").rpc_addr
+        )
     }
 
     pub fn handle(&self, i: usize) -> NodeHandle {

@@ -1,0 +1,143 @@
+//! The node's side of the JSON-RPC server: answers through the driver's
+//! bounded request channel and reads the store directly.
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use tally_ledger::execution::TxError;
+use tally_ledger::genesis::Genesis;
+use tally_ledger::store::Store;
+use tally_ledger::types::{Evidence, SignedTx};
+use tally_ledger::Hash;
+use tally_rpc::errors::{self, Rejection};
+use tally_rpc::server::{Backend, NodeInfo, PoolState};
+use tally_rpc::types::{HeadInfo, U64};
+
+use crate::config::NodeRole;
+use crate::mempool::{MempoolError, PoolStatus};
+use crate::node::NodeHandle;
+
+/// Maps a mempool refusal to the API's error code and kind.
+pub fn rejection(e: &MempoolError) -> Rejection {
+    let (code, kind) = match e {
+        MempoolError::Invalid(TxError::BadSignature(_)) => (errors::BAD_SIGNATURE, "bad_signature"),
+        MempoolError::Invalid(TxError::WrongChain { .. }) => (errors::WRONG_CHAIN, "wrong_chain"),
+        MempoolError::Invalid(TxError::UnknownSender(_) | TxError::RevokedSender(_)) => {
+            (errors::NOT_A_MEMBER, "not_a_member")
+        }
+        MempoolError::Invalid(_) => (errors::INVALID_TX, "invalid_tx"),
+        MempoolError::Duplicate(_) => (errors::DUPLICATE, "duplicate"),
+        MempoolError::StaleNonce { .. } | MempoolError::FutureNonce { .. } => {
+            (errors::BAD_NONCE, "bad_nonce")
+        }
+        MempoolError::Full { .. } => (errors::MEMPOOL_FULL, "mempool_full"),
+    };
+    Rejection {
+        code,
+        kind,
+        message: e.to_string(),
+    }
+}
+
+fn stopped() -> Rejection {
+    Rejection {
+        code: errors::UNAVAILABLE,
+        kind: "unavailable",
+        message: "the node is shutting down".into(),
+    }
+}
+
+/// The node as the RPC server sees it.
+#[derive(Debug)]
+pub struct NodeBackend {
+    handle: NodeHandle,
+    role: NodeRole,
+    heads: broadcast::Sender<HeadInfo>,
+}
+
+impl NodeBackend {
+    /// Wraps a node; a task turns its commits into head notifications.
+    pub fn new(handle: NodeHandle, role: NodeRole) -> Arc<Self> {
+        let (heads, _) = broadcast::channel(1024);
+        let mut commits = handle.subscribe_commits();
+        let tx = heads.clone();
+        tokio::spawn(async move {
+            loop {
+                match commits.recv().await {
+                    Ok(c) => {
+                        let _ = tx.send(HeadInfo {
+                            height: U64(c.height),
+                            hash: c.block_hash.to_hex(),
+                            time_ms: U64(c.time_ms),
+                            tx_count: c.txs.len() as u32,
+                        });
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        Arc::new(NodeBackend {
+            handle,
+            role,
+            heads,
+        })
+    }
+}
+
+impl Backend for NodeBackend {
+    fn store(&self) -> &Arc<Store> {
+        &self.handle.store
+    }
+
+    fn genesis(&self) -> &Genesis {
+        &self.handle.genesis
+    }
+
+    fn node_id(&self) -> String {
+        self.handle.peer_id.to_base58()
+    }
+
+    fn role(&self) -> &'static str {
+        match self.role {
+            NodeRole::Validator => "validator",
+            NodeRole::Replica => "replica",
+        }
+    }
+
+    async fn submit_tx(&self, tx: SignedTx) -> Result<Hash, Rejection> {
+        match self.handle.submit_tx(tx).await {
+            Ok(Ok(hash)) => Ok(hash),
+            Ok(Err(e)) => Err(rejection(&e)),
+            Err(_) => Err(stopped()),
+        }
+    }
+
+    async fn pool_state(&self, hash: Hash) -> Option<PoolState> {
+        match self.handle.tx_status(hash).await {
+            Ok(Some(PoolStatus::Pending)) => Some(PoolState::Pending),
+            Ok(Some(PoolStatus::Rejected(reason))) => Some(PoolState::Rejected(reason)),
+            _ => None,
+        }
+    }
+
+    async fn node_info(&self) -> Result<NodeInfo, Rejection> {
+        let s = self.handle.status().await.map_err(|_| stopped())?;
+        Ok(NodeInfo {
+            round: s.round,
+            peers: self.handle.metrics.peers.get().max(0) as u32,
+            catching_up: s.catching_up,
+            mempool_txs: s.mempool_txs as u64,
+            mempool_bytes: s.mempool_bytes,
+        })
+    }
+
+    async fn evidence(&self) -> Vec<Evidence> {
+        self.handle.evidence().await.unwrap_or_default()
+    }
+
+    fn heads(&self) -> broadcast::Receiver<HeadInfo> {
+        self.heads.subscribe()
+    }
+}

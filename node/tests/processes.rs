@@ -1,0 +1,284 @@
+//! Real `tally` processes on 127.0.0.1: four `tally start` validators, and
+//! `tally devnet` stopped with Ctrl-C and restarted where it left off.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jsonrpsee_http_client::{HttpClient, HttpClientBuilder};
+use tally_ledger::encoding::encode;
+use tally_ledger::types::{CommitCertificate, Op, Tx};
+use tally_node::config::NodeConfig;
+use tally_node::keys::read_key_file;
+use tally_node::testnet::{generate, TestnetSpec};
+use tally_rpc::types::{to_hex, BlockId};
+use tally_rpc::LedgerApiClient;
+
+const LIVENESS: Duration = Duration::from_secs(120);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn signal(child: &Child, sig: &str) {
+    Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+}
+
+struct Killer(Vec<Child>);
+impl Drop for Killer {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+async fn wait_rpc(client: &HttpClient) {
+    let deadline = Instant::now() + LIVENESS;
+    while client.status().await.is_err() {
+        assert!(Instant::now() < deadline, "RPC never came up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_tally_start_processes_commit_blocks_with_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    let spec = TestnetSpec {
+        chain_id: "proc-test".into(),
+        validators: 4,
+        replicas: 0,
+        accounts: 2,
+        base_port: 20000,
+    };
+    let genesis = generate(&spec, &net).unwrap();
+    // Ports chosen by the OS, written into each config; peers re-wired.
+    let ports: Vec<(u16, u16)> = (0..4).map(|_| (free_port(), free_port())).collect();
+    let peer_ids: Vec<String> = genesis
+        .validators
+        .iter()
+        .map(|v| v.peer_id.clone())
+        .collect();
+    for i in 0..4 {
+        let path = net.join(format!("node{i}/config.toml"));
+        let mut c = NodeConfig::load(&path).unwrap();
+        c.p2p.listen = format!("/ip4/127.0.0.1/tcp/{}", ports[i].0);
+        c.rpc.listen = format!("127.0.0.1:{}", ports[i].1);
+        c.consensus.empty_block_interval_ms = 100;
+        c.p2p.persistent_peers = (0..4)
+            .filter(|j| *j != i)
+            .map(|j| format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", ports[j].0, peer_ids[j]))
+            .collect();
+        std::fs::write(&path, c.to_toml()).unwrap();
+    }
+    let mut procs = Killer(Vec::new());
+    for i in 0..4 {
+        let log = std::fs::File::create(dir.path().join(format!("node{i}.log"))).unwrap();
+        procs.0.push(
+            Command::new(env!("CARGO_BIN_EXE_tally"))
+                .args([
+                    "start",
+                    "--home",
+                    net.join(format!("node{i}")).to_str().unwrap(),
+                    "--log-format",
+                    "json",
+                ])
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+    }
+    let clients: Vec<HttpClient> = ports
+        .iter()
+        .map(|(_, r)| {
+            HttpClientBuilder::default()
+                .build(format!("http://127.0.0.1:{r}"))
+                .unwrap()
+        })
+        .collect();
+    for c in &clients {
+        wait_rpc(c).await;
+    }
+
+    // Load: transfers from user0 through the nodes in turn.
+    let key = read_key_file(&net.join("accounts/user0.pem")).unwrap();
+    let to = read_key_file(&net.join("accounts/user1.pem"))
+        .unwrap()
+        .public();
+    let deadline = Instant::now() + LIVENESS;
+    let mut nonce = 1;
+    let mut with_txs = std::collections::BTreeSet::new();
+    let mut scanned = 0;
+    while with_txs.len() < 50 {
+        if Instant::now() > deadline {
+            let keep = dir.keep();
+            panic!(
+                "only {} blocks with transactions (logs in {})",
+                with_txs.len(),
+                keep.display()
+            );
+        }
+        for c in &clients {
+            let tx = Tx {
+                chain_id: "proc-test".into(),
+                sender: key.public(),
+                nonce,
+                op: Op::Transfer { to, amount: 1 },
+            }
+            .sign(&key);
+            if c.submit_tx(to_hex(&encode(&tx))).await.is_ok() {
+                nonce += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let top = clients[0].status().await.unwrap().latest_height.0;
+        for h in scanned + 1..=top {
+            let b = clients[0]
+                .get_block_by_height(BlockId::Height(h), None)
+                .await
+                .unwrap();
+            if !b.tx_hashes.is_empty() {
+                with_txs.insert(h);
+            }
+        }
+        scanned = top;
+    }
+
+    // I1 and I2 over every height all four hold.
+    let set = genesis.validator_set().unwrap();
+    let mut top = u64::MAX;
+    for c in &clients {
+        top = top.min(c.status().await.unwrap().latest_height.0);
+    }
+    for h in 1..=top {
+        let reference = clients[0]
+            .get_block_by_height(BlockId::Height(h), None)
+            .await
+            .unwrap();
+        for c in &clients[1..] {
+            assert_eq!(
+                c.get_block_by_height(BlockId::Height(h), None)
+                    .await
+                    .unwrap()
+                    .hash,
+                reference.hash,
+                "height {h}"
+            );
+        }
+        let cert = reference.certificate.unwrap();
+        let bytes = tally_ledger::encoding::hex_serde::parse_vec(&cert.encoded, 1 << 20).unwrap();
+        let cert = CommitCertificate::decode(&bytes).unwrap();
+        tally_ledger::verify::verify_certificate(&cert, &set, "proc-test").unwrap();
+    }
+
+    // SIGTERM: each process shuts down cleanly.
+    for (i, child) in procs.0.iter_mut().enumerate() {
+        signal(child, "-TERM");
+        let status = child.wait().unwrap();
+        assert!(status.success(), "node{i} exited with {status}");
+        let log = std::fs::read_to_string(dir.path().join(format!("node{i}.log"))).unwrap();
+        assert!(
+            log.contains("stopped cleanly"),
+            "node{i} log lacks a clean stop"
+        );
+        assert!(
+            log.lines().all(|l| l.is_empty() || l.starts_with('{')),
+            "JSON logs only"
+        );
+    }
+}
+
+fn devnet(home: &Path) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args([
+            "devnet",
+            "--home",
+            home.to_str().unwrap(),
+            "--base-port",
+            "0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Reads lines until `pred` holds; returns them all.
+fn read_until(rx: &std::sync::mpsc::Receiver<String>, pred: impl Fn(&str) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + LIVENESS;
+    let mut lines = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).expect("devnet output stopped");
+        let done = pred(&line);
+        lines.push(line);
+        if done {
+            return lines;
+        }
+    }
+}
+
+fn block_height(line: &str) -> Option<u64> {
+    line.strip_prefix("block ")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn devnet_runs_stops_on_ctrl_c_and_restarts_where_it_left_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("devnet");
+    let (mut child, rx) = devnet(&home);
+    let lines = read_until(&rx, |l| block_height(l).is_some_and(|h| h >= 3));
+    let rpc_lines: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains(" up ") && l.contains("rpc http://127.0.0.1:"))
+        .collect();
+    assert_eq!(
+        rpc_lines.len(),
+        5,
+        "4 validators and 1 replica print their RPC address: {lines:?}"
+    );
+    signal(&child, "-INT");
+    let rest = read_until(&rx, |l| l.starts_with("stopped"));
+    assert!(child.wait().unwrap().success(), "{rest:?}");
+    let reached = lines.iter().filter_map(|l| block_height(l)).max().unwrap();
+
+    // Restart on the same folder: the chain continues past where it was.
+    let (mut child, rx) = devnet(&home);
+    let lines = read_until(&rx, |l| block_height(l).is_some_and(|h| h > reached + 1));
+    assert!(lines.iter().any(|l| l.contains("restarting")), "{lines:?}");
+    let first = lines.iter().find_map(|l| block_height(l)).unwrap();
+    assert!(
+        first > reached,
+        "restarted at {first}, had reached {reached}"
+    );
+    signal(&child, "-INT");
+    read_until(&rx, |l| l.starts_with("stopped"));
+    assert!(child.wait().unwrap().success());
+}

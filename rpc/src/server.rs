@@ -1,0 +1,635 @@
+//! The RPC server: the `ledger_*` methods over a [`Backend`] the node
+//! implements, with the limits from the node's config.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonrpsee::core::{async_trait, SubscriptionResult};
+use jsonrpsee::server::{
+    BatchRequestConfig, PendingSubscriptionSink, ServerConfig, ServerHandle, SubscriptionMessage,
+};
+use jsonrpsee::types::ErrorObjectOwned;
+use jsonrpsee::RpcModule;
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use tally_ledger::encoding::{encode, hex_serde};
+use tally_ledger::genesis::Genesis;
+use tally_ledger::hash::merkle_proof;
+use tally_ledger::state::{get_with_proof, read, AccountState, StateKey, StateProof};
+use tally_ledger::store::Store;
+use tally_ledger::types::{Evidence, SignedTx, VoteKind, TX_BYTES_CAP};
+use tally_ledger::{Hash, PublicKey};
+
+use crate::api::{LedgerApiServer, RpcResult};
+use crate::errors::{self, error, invalid_params, not_found, Rejection};
+use crate::types::*;
+
+/// Most transactions in one `submitTxBatch`.
+pub const SUBMIT_BATCH_MAX: usize = 256;
+/// Longest wait `submitTxAndWait` accepts.
+pub const WAIT_MAX: Duration = Duration::from_secs(120);
+const WAIT_DEFAULT: Duration = Duration::from_secs(30);
+
+/// What the mempool says of a transaction it has seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PoolState {
+    Pending,
+    Rejected(String),
+}
+
+/// The node's live state beyond the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub round: u32,
+    pub peers: u32,
+    pub catching_up: bool,
+    pub mempool_txs: u64,
+    pub mempool_bytes: u64,
+}
+
+/// What the RPC server needs from the node. Reads go to the store directly;
+/// everything that touches consensus or the mempool goes through bounded
+/// channels, so RPC work never blocks consensus.
+pub trait Backend: Send + Sync + 'static {
+    fn store(&self) -> &Arc<Store>;
+    fn genesis(&self) -> &Genesis;
+    fn node_id(&self) -> String;
+    fn role(&self) -> &'static str;
+    fn submit_tx(&self, tx: SignedTx) -> impl Future<Output = Result<Hash, Rejection>> + Send;
+    fn pool_state(&self, hash: Hash) -> impl Future<Output = Option<PoolState>> + Send;
+    fn node_info(&self) -> impl Future<Output = Result<NodeInfo, Rejection>> + Send;
+    fn evidence(&self) -> impl Future<Output = Vec<Evidence>> + Send;
+    /// New blocks, as they are committed.
+    fn heads(&self) -> broadcast::Receiver<HeadInfo>;
+}
+
+/// Limits and options of the server.
+#[derive(Debug, Clone)]
+pub struct RpcSettings {
+    pub listen: SocketAddr,
+    pub max_body_bytes: u32,
+    pub max_connections: u32,
+    pub max_subscriptions_per_connection: u32,
+    pub max_batch_len: u32,
+    pub cors_origins: Vec<String>,
+}
+
+/// The server's implementation of the API.
+#[derive(Debug)]
+pub struct LedgerRpc<B> {
+    backend: Arc<B>,
+}
+
+fn parse_hash(s: &str) -> RpcResult<Hash> {
+    Hash::from_hex(s).map_err(|e| invalid_params(format!("hash {s:?}: {e}")))
+}
+
+fn parse_key(s: &str) -> RpcResult<PublicKey> {
+    PublicKey::from_hex(s).map_err(|e| invalid_params(format!("public key {s:?}: {e}")))
+}
+
+fn parse_tx(s: &str) -> RpcResult<SignedTx> {
+    let bytes = hex_serde::parse_vec(s, TX_BYTES_CAP)
+        .map_err(|e| invalid_params(format!("transaction: {e}")))?;
+    SignedTx::decode(&bytes, TX_BYTES_CAP).map_err(|e| {
+        error(
+            errors::INVALID_TX,
+            "invalid_tx",
+            format!("transaction cannot be decoded: {e}"),
+            json!(null),
+        )
+    })
+}
+
+fn store_error(e: impl std::fmt::Display) -> ErrorObjectOwned {
+    error(
+        errors::UNAVAILABLE,
+        "unavailable",
+        format!("the node's database failed: {e}"),
+        json!(null),
+    )
+}
+
+impl<B: Backend> LedgerRpc<B> {
+    pub fn new(backend: Arc<B>) -> Self {
+        LedgerRpc { backend }
+    }
+
+    fn store(&self) -> &Arc<Store> {
+        self.backend.store()
+    }
+
+    fn committed_info(&self, hash: Hash) -> RpcResult<Option<TxInfo>> {
+        let Some(loc) = self.store().tx_location(&hash).map_err(store_error)? else {
+            return Ok(None);
+        };
+        let block = self
+            .store()
+            .block(loc.height)
+            .map_err(store_error)?
+            .ok_or_else(|| not_found(format!("block {}", loc.height)))?;
+        let hashes = block.tx_hashes();
+        let tx = block
+            .txs
+            .get(loc.index as usize)
+            .map(|t| to_hex(&encode(t)));
+        let proof = merkle_proof(&hashes, loc.index as usize).map(|p| TxProof {
+            tx_root: block.header.tx_root.to_hex(),
+            index: U64(p.index),
+            leaf_count: U64(p.leaf_count),
+            path: p.path.iter().map(Hash::to_hex).collect(),
+        });
+        Ok(Some(TxInfo {
+            hash: hash.to_hex(),
+            status: TxState::Committed,
+            reason: None,
+            height: Some(U64(loc.height)),
+            index: Some(loc.index),
+            tx,
+            proof,
+        }))
+    }
+
+    async fn tx_info(&self, hash: Hash) -> RpcResult<TxInfo> {
+        if let Some(info) = self.committed_info(hash)? {
+            return Ok(info);
+        }
+        match self.backend.pool_state(hash).await {
+            Some(PoolState::Pending) => Ok(TxInfo {
+                hash: hash.to_hex(),
+                status: TxState::Pending,
+                reason: None,
+                height: None,
+                index: None,
+                tx: None,
+                proof: None,
+            }),
+            Some(PoolState::Rejected(reason)) => Ok(TxInfo {
+                hash: hash.to_hex(),
+                status: TxState::Rejected,
+                reason: Some(reason),
+                height: None,
+                index: None,
+                tx: None,
+                proof: None,
+            }),
+            None => Err(not_found(format!("transaction {hash}"))),
+        }
+    }
+
+    fn height_of(&self, id: BlockId) -> u64 {
+        match id {
+            BlockId::Latest => self.store().height(),
+            BlockId::Height(h) => h,
+        }
+    }
+
+    /// A proof for `key` at the latest height, tied to that block.
+    fn state_proof(
+        &self,
+        key: &StateKey,
+        height: u64,
+    ) -> RpcResult<(Option<Vec<u8>>, StateProofInfo)> {
+        let (value, proof) = get_with_proof(&**self.store(), key, height).map_err(store_error)?;
+        let (header, certificate, root) = match self.store().block(height).map_err(store_error)? {
+            Some(b) => {
+                let cert = self.store().certificate(height).map_err(store_error)?;
+                (
+                    to_hex(&encode(&b.header)),
+                    cert.map(|c| to_hex(&encode(&c))).unwrap_or_default(),
+                    b.header.state_root,
+                )
+            }
+            None => (
+                String::new(),
+                String::new(),
+                self.store().genesis_state_root(),
+            ),
+        };
+        let info = StateProofInfo {
+            state_root: root.to_hex(),
+            proof: to_hex(&StateProof::to_bytes(&proof)),
+            value: value.as_deref().map(to_hex),
+            header,
+            certificate,
+        };
+        Ok((value, info))
+    }
+}
+
+#[async_trait]
+impl<B: Backend> LedgerApiServer for LedgerRpc<B> {
+    async fn submit_tx(&self, tx: String) -> RpcResult<TxSubmitted> {
+        let tx = parse_tx(&tx)?;
+        let hash = self.backend.submit_tx(tx).await?;
+        Ok(TxSubmitted {
+            hash: hash.to_hex(),
+        })
+    }
+
+    async fn submit_tx_and_wait(
+        &self,
+        tx: String,
+        timeout_ms: Option<U64>,
+    ) -> RpcResult<TxCommitted> {
+        let wait = timeout_ms
+            .map(|t| Duration::from_millis(t.0))
+            .unwrap_or(WAIT_DEFAULT)
+            .min(WAIT_MAX);
+        let tx = parse_tx(&tx)?;
+        let mut heads = self.backend.heads();
+        let hash = self.backend.submit_tx(tx).await?;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(loc) = self.store().tx_location(&hash).map_err(store_error)? {
+                return Ok(TxCommitted {
+                    hash: hash.to_hex(),
+                    height: U64(loc.height),
+                    index: loc.index,
+                });
+            }
+            if let Some(PoolState::Rejected(reason)) = self.backend.pool_state(hash).await {
+                return Err(error(
+                    errors::INVALID_TX,
+                    "rejected",
+                    format!("transaction {hash} was rejected: {reason}"),
+                    json!({ "hash": hash.to_hex(), "reason": reason }),
+                ));
+            }
+            match tokio::time::timeout_at(deadline, heads.recv()).await {
+                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+                Ok(Err(broadcast::error::RecvError::Closed)) => {
+                    return Err(error(
+                        errors::UNAVAILABLE,
+                        "unavailable",
+                        "the node is shutting down",
+                        json!(null),
+                    ))
+                }
+                Err(_) => {
+                    return Err(error(
+                        errors::TIMEOUT,
+                        "timeout",
+                        format!(
+                            "transaction {hash} is still pending after {} ms",
+                            wait.as_millis()
+                        ),
+                        json!({ "hash": hash.to_hex(), "status": "pending" }),
+                    ))
+                }
+            }
+        }
+    }
+
+    async fn submit_tx_batch(&self, txs: Vec<String>) -> RpcResult<Vec<BatchItem>> {
+        if txs.len() > SUBMIT_BATCH_MAX {
+            return Err(error(
+                errors::TOO_MANY,
+                "too_many",
+                format!(
+                    "{} transactions in one batch, more than {SUBMIT_BATCH_MAX}",
+                    txs.len()
+                ),
+                json!({ "max": SUBMIT_BATCH_MAX }),
+            ));
+        }
+        let mut out = Vec::with_capacity(txs.len());
+        for t in txs {
+            let item = match parse_tx(&t) {
+                Err(e) => BatchItem {
+                    hash: None,
+                    error: Some(ErrorInfo {
+                        code: e.code(),
+                        kind: "invalid_tx".into(),
+                        message: e.message().to_string(),
+                    }),
+                },
+                Ok(tx) => match self.backend.submit_tx(tx).await {
+                    Ok(h) => BatchItem {
+                        hash: Some(h.to_hex()),
+                        error: None,
+                    },
+                    Err(r) => BatchItem {
+                        hash: None,
+                        error: Some(ErrorInfo {
+                            code: r.code,
+                            kind: r.kind.into(),
+                            message: r.message,
+                        }),
+                    },
+                },
+            };
+            out.push(item);
+        }
+        Ok(out)
+    }
+
+    async fn get_tx(&self, hash: String) -> RpcResult<TxInfo> {
+        let hash = parse_hash(&hash)?;
+        self.tx_info(hash).await
+    }
+
+    async fn get_block_by_height(
+        &self,
+        height: BlockId,
+        full: Option<bool>,
+    ) -> RpcResult<BlockInfo> {
+        let h = self.height_of(height);
+        let block = self
+            .store()
+            .block(h)
+            .map_err(store_error)?
+            .ok_or_else(|| not_found(format!("block {h}")))?;
+        let cert = self.store().certificate(h).map_err(store_error)?;
+        Ok(BlockInfo::new(&block, cert.as_ref(), full.unwrap_or(false)))
+    }
+
+    async fn get_block_by_hash(&self, hash: String, full: Option<bool>) -> RpcResult<BlockInfo> {
+        let hash = parse_hash(&hash)?;
+        let block = self
+            .store()
+            .block_by_hash(&hash)
+            .map_err(store_error)?
+            .ok_or_else(|| not_found(format!("block {hash}")))?;
+        let cert = self
+            .store()
+            .certificate(block.height())
+            .map_err(store_error)?;
+        Ok(BlockInfo::new(&block, cert.as_ref(), full.unwrap_or(false)))
+    }
+
+    async fn get_commit(&self, height: BlockId) -> RpcResult<CertificateInfo> {
+        let h = self.height_of(height);
+        let cert = self
+            .store()
+            .certificate(h)
+            .map_err(store_error)?
+            .ok_or_else(|| not_found(format!("commit certificate {h}")))?;
+        Ok(CertificateInfo::from(&cert))
+    }
+
+    async fn status(&self) -> RpcResult<StatusInfo> {
+        let info = self.backend.node_info().await?;
+        let tip = self.store().tip();
+        Ok(StatusInfo {
+            chain_id: self.backend.genesis().chain_id.clone(),
+            node_id: self.backend.node_id(),
+            role: self.backend.role().to_string(),
+            latest_height: U64(tip.map_or(0, |t| t.height)),
+            latest_hash: tip.map(|t| t.block_hash.to_hex()),
+            latest_time: tip.map(|t| U64(t.time_ms)),
+            state_root: tip
+                .map_or(self.store().genesis_state_root(), |t| t.state_root)
+                .to_hex(),
+            catching_up: info.catching_up,
+            peers: info.peers,
+            round: info.round,
+        })
+    }
+
+    async fn get_validators(&self) -> RpcResult<Vec<ValidatorInfo>> {
+        Ok(self
+            .backend
+            .genesis()
+            .validators
+            .iter()
+            .enumerate()
+            .map(|(i, v)| ValidatorInfo {
+                index: i as u32,
+                name: v.name.clone(),
+                public_key: v.public_key.to_hex(),
+                peer_id: v.peer_id.clone(),
+                power: U64(v.power),
+            })
+            .collect())
+    }
+
+    async fn get_genesis(&self) -> RpcResult<serde_json::Value> {
+        serde_json::to_value(self.backend.genesis()).map_err(|e| invalid_params(e.to_string()))
+    }
+
+    async fn health(&self) -> RpcResult<HealthInfo> {
+        let info = self.backend.node_info().await?;
+        Ok(HealthInfo {
+            ok: !info.catching_up,
+            height: U64(self.store().height()),
+            peers: info.peers,
+        })
+    }
+
+    async fn get_evidence(&self) -> RpcResult<Vec<EvidenceInfo>> {
+        Ok(self
+            .backend
+            .evidence()
+            .await
+            .iter()
+            .map(|e| EvidenceInfo {
+                validator_index: e.validator_index(),
+                height: U64(e.first.vote.height),
+                round: e.first.vote.round,
+                kind: match e.first.vote.kind {
+                    VoteKind::Prevote => "prevote".into(),
+                    VoteKind::Precommit => "precommit".into(),
+                },
+                first: to_hex(&encode(&e.first)),
+                second: to_hex(&encode(&e.second)),
+            })
+            .collect())
+    }
+
+    async fn get_mempool(&self) -> RpcResult<MempoolInfo> {
+        let info = self.backend.node_info().await?;
+        Ok(MempoolInfo {
+            size: U64(info.mempool_txs),
+            bytes: U64(info.mempool_bytes),
+        })
+    }
+
+    async fn get_account(&self, public_key: String, prove: Option<bool>) -> RpcResult<AccountInfo> {
+        let key = parse_key(&public_key)?;
+        let height = self.store().height();
+        let state_key = StateKey::Account(key);
+        let (value, proof) = if prove.unwrap_or(false) {
+            let (v, p) = self.state_proof(&state_key, height)?;
+            (v, Some(p))
+        } else {
+            (
+                read(&**self.store(), &state_key, height).map_err(store_error)?,
+                None,
+            )
+        };
+        let account = value
+            .map(|v| AccountState::decode(&v).map_err(store_error))
+            .transpose()?;
+        Ok(AccountInfo {
+            exists: account.is_some(),
+            balance: U64(account.as_ref().map_or(0, |a| a.balance)),
+            nonce: U64(account.as_ref().map_or(0, |a| a.nonce)),
+            role: account.as_ref().map(|a| a.role.as_str().to_string()),
+            active: account.as_ref().is_some_and(|a| a.active),
+            height: U64(height),
+            proof,
+        })
+    }
+
+    async fn get_record(
+        &self,
+        owner: String,
+        key: String,
+        prove: Option<bool>,
+    ) -> RpcResult<RecordInfo> {
+        let owner = parse_key(&owner)?;
+        let max = self.backend.genesis().params.key_bytes_max as usize;
+        let key = hex_serde::parse_vec(&key, max)
+            .map_err(|e| invalid_params(format!("record key: {e}")))?;
+        let height = self.store().height();
+        let state_key = StateKey::Record { owner, key };
+        let (value, proof) = if prove.unwrap_or(false) {
+            let (v, p) = self.state_proof(&state_key, height)?;
+            (v, Some(p))
+        } else {
+            (
+                read(&**self.store(), &state_key, height).map_err(store_error)?,
+                None,
+            )
+        };
+        Ok(RecordInfo {
+            exists: value.is_some(),
+            value: value.as_deref().map(to_hex),
+            height: U64(height),
+            proof,
+        })
+    }
+
+    async fn subscribe_new_heads(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        let mut heads = self.backend.heads();
+        let sink = pending.accept().await?;
+        loop {
+            tokio::select! {
+                _ = sink.closed() => break,
+                head = heads.recv() => match head {
+                    Ok(h) => {
+                        let msg = SubscriptionMessage::from(serde_json::value::to_raw_value(&h)?);
+                        if sink.send(msg).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+            }
+        }
+        Ok(())
+    }
+
+    async fn subscribe_tx_status(
+        &self,
+        pending: PendingSubscriptionSink,
+        hash: String,
+    ) -> SubscriptionResult {
+        let hash = match parse_hash(&hash) {
+            Ok(h) => h,
+            Err(e) => {
+                pending.reject(e).await;
+                return Ok(());
+            }
+        };
+        let mut heads = self.backend.heads();
+        let sink = pending.accept().await?;
+        let mut last: Option<TxState> = None;
+        loop {
+            // An error here means the transaction was not seen yet.
+            let info = self.tx_info(hash).await.ok();
+            if let Some(info) = info {
+                if last != Some(info.status) {
+                    last = Some(info.status);
+                    let done = info.status != TxState::Pending;
+                    sink.send(SubscriptionMessage::from(serde_json::value::to_raw_value(
+                        &info,
+                    )?))
+                    .await?;
+                    if done {
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = sink.closed() => break,
+                r = heads.recv() => if let Err(broadcast::error::RecvError::Closed) = r { break },
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every method the server answers, for `rpc_methods` and the docs test.
+pub fn method_names<B: Backend>(module: &RpcModule<LedgerRpc<B>>) -> Vec<String> {
+    let mut names: Vec<String> = module.method_names().map(str::to_string).collect();
+    names.push("rpc_methods".into());
+    names.sort();
+    names
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    #[error("cannot serve JSON-RPC on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+    #[error("invalid RPC setting: {0}")]
+    Config(String),
+}
+
+/// Starts the server; returns the bound address and a handle that stops it.
+pub async fn start<B: Backend>(
+    settings: &RpcSettings,
+    backend: Arc<B>,
+) -> Result<(SocketAddr, ServerHandle), RpcError> {
+    let mut module = LedgerRpc::new(backend).into_rpc();
+    let names = method_names(&module);
+    module
+        .register_method("rpc_methods", move |_, _, _| json!({ "methods": names }))
+        .map_err(|e| RpcError::Config(e.to_string()))?;
+    let config = ServerConfig::builder()
+        .max_request_body_size(settings.max_body_bytes)
+        .max_response_body_size(64 << 20)
+        .max_connections(settings.max_connections)
+        .max_subscriptions_per_connection(settings.max_subscriptions_per_connection)
+        .set_batch_request_config(BatchRequestConfig::Limit(settings.max_batch_len))
+        .build();
+    let cors = if settings.cors_origins.is_empty() {
+        None
+    } else {
+        let origins = settings
+            .cors_origins
+            .iter()
+            .map(|o| {
+                o.parse::<http::HeaderValue>()
+                    .map_err(|e| RpcError::Config(format!("cors origin {o:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Some(
+            tower_http::cors::CorsLayer::new()
+                .allow_origin(tower_http::cors::AllowOrigin::list(origins))
+                .allow_methods([http::Method::POST])
+                .allow_headers([http::header::CONTENT_TYPE]),
+        )
+    };
+    let middleware = tower::ServiceBuilder::new().option_layer(cors);
+    let server = jsonrpsee::server::Server::builder()
+        .set_config(config)
+        .set_http_middleware(middleware)
+        .build(settings.listen)
+        .await
+        .map_err(|e| RpcError::Bind {
+            addr: settings.listen,
+            reason: e.to_string(),
+        })?;
+    let addr = server.local_addr().map_err(|e| RpcError::Bind {
+        addr: settings.listen,
+        reason: e.to_string(),
+    })?;
+    Ok((addr, server.start(module)))
+}

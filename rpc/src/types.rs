@@ -1,0 +1,339 @@
+//! The JSON shapes of the API. Hashes, keys and bytes are `0x` hex (accepted
+//! with or without `0x`); u64 values are decimal strings (accepted as
+//! numbers too), since JSON numbers lose precision past 2^53.
+
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+
+use tally_ledger::encoding::hex_serde;
+use tally_ledger::types::{Block, CommitCertificate, Header};
+
+/// A u64 written as a decimal string, read from a string or a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct U64(pub u64);
+
+impl Serialize for U64 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for U64 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Num(u64),
+            Str(String),
+        }
+        match Either::deserialize(d)? {
+            Either::Num(n) => Ok(U64(n)),
+            Either::Str(s) => s
+                .parse()
+                .map(U64)
+                .map_err(|_| de::Error::custom(format!("{s:?} is not a decimal u64"))),
+        }
+    }
+}
+
+/// `"latest"` or a height.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockId {
+    Latest,
+    Height(u64),
+}
+
+impl<'de> Deserialize<'de> for BlockId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Num(u64),
+            Str(String),
+        }
+        match Either::deserialize(d)? {
+            Either::Num(n) => Ok(BlockId::Height(n)),
+            Either::Str(s) if s == "latest" => Ok(BlockId::Latest),
+            Either::Str(s) => s.parse().map(BlockId::Height).map_err(|_| {
+                de::Error::custom(format!("{s:?} is neither \"latest\" nor a height"))
+            }),
+        }
+    }
+}
+
+impl Serialize for BlockId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            BlockId::Latest => s.serialize_str("latest"),
+            BlockId::Height(h) => s.serialize_str(&h.to_string()),
+        }
+    }
+}
+
+pub fn to_hex(bytes: &[u8]) -> String {
+    hex_serde::to_hex(bytes)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxSubmitted {
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxCommitted {
+    pub hash: String,
+    pub height: U64,
+    pub index: u32,
+}
+
+/// One entry of a batch submission: the hash, or the error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchItem {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    pub code: i32,
+    pub kind: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TxState {
+    Pending,
+    Rejected,
+    Committed,
+}
+
+/// An inclusion proof of a tx hash under a block's `tx_root` (RFC 6962).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TxProof {
+    pub tx_root: String,
+    pub index: U64,
+    pub leaf_count: U64,
+    pub path: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxInfo {
+    pub hash: String,
+    pub status: TxState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<U64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
+    /// The signed transaction, encoded, when the node holds it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tx: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof: Option<TxProof>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitSigInfo {
+    pub validator_index: u32,
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateInfo {
+    pub height: U64,
+    pub round: u32,
+    pub block_hash: String,
+    pub signatures: Vec<CommitSigInfo>,
+    /// The certificate's canonical encoding, for clients that verify it.
+    pub encoded: String,
+}
+
+impl From<&CommitCertificate> for CertificateInfo {
+    fn from(c: &CommitCertificate) -> Self {
+        CertificateInfo {
+            height: U64(c.height),
+            round: c.round,
+            block_hash: c.block_hash.to_hex(),
+            signatures: c
+                .signatures
+                .iter()
+                .map(|s| CommitSigInfo {
+                    validator_index: s.validator_index,
+                    signature: to_hex(&s.signature.0),
+                })
+                .collect(),
+            encoded: to_hex(&tally_ledger::encoding::encode(c)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeaderInfo {
+    pub chain_id: String,
+    pub height: U64,
+    pub time_ms: U64,
+    pub prev_hash: String,
+    pub tx_root: String,
+    pub state_root: String,
+    pub validators_hash: String,
+    pub proposer: String,
+    pub last_commit_hash: String,
+}
+
+impl From<&Header> for HeaderInfo {
+    fn from(h: &Header) -> Self {
+        HeaderInfo {
+            chain_id: h.chain_id.clone(),
+            height: U64(h.height),
+            time_ms: U64(h.time_ms),
+            prev_hash: h.prev_hash.to_hex(),
+            tx_root: h.tx_root.to_hex(),
+            state_root: h.state_root.to_hex(),
+            validators_hash: h.validators_hash.to_hex(),
+            proposer: h.proposer.to_hex(),
+            last_commit_hash: h.last_commit_hash.to_hex(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockInfo {
+    pub hash: String,
+    pub header: HeaderInfo,
+    pub tx_hashes: Vec<String>,
+    /// Encoded signed transactions, with `full = true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub txs: Option<Vec<String>>,
+    pub certificate: Option<CertificateInfo>,
+    /// The header's canonical encoding (its SHA-256 is `hash`).
+    pub encoded_header: String,
+}
+
+impl BlockInfo {
+    pub fn new(block: &Block, cert: Option<&CommitCertificate>, full: bool) -> Self {
+        BlockInfo {
+            hash: block.hash().to_hex(),
+            header: HeaderInfo::from(&block.header),
+            tx_hashes: block.txs.iter().map(|t| t.hash().to_hex()).collect(),
+            txs: full.then(|| {
+                block
+                    .txs
+                    .iter()
+                    .map(|t| to_hex(&tally_ledger::encoding::encode(t)))
+                    .collect()
+            }),
+            certificate: cert.map(CertificateInfo::from),
+            encoded_header: to_hex(&tally_ledger::encoding::encode(&block.header)),
+        }
+    }
+}
+
+/// A committed block, as sent to `ledger_subscribeNewHeads`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeadInfo {
+    pub height: U64,
+    pub hash: String,
+    pub time_ms: U64,
+    pub tx_count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusInfo {
+    pub chain_id: String,
+    pub node_id: String,
+    pub role: String,
+    pub latest_height: U64,
+    pub latest_hash: Option<String>,
+    pub latest_time: Option<U64>,
+    pub state_root: String,
+    pub catching_up: bool,
+    pub peers: u32,
+    pub round: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidatorInfo {
+    pub index: u32,
+    pub name: String,
+    pub public_key: String,
+    pub peer_id: String,
+    pub power: U64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthInfo {
+    pub ok: bool,
+    pub height: U64,
+    pub peers: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MempoolInfo {
+    pub size: U64,
+    pub bytes: U64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EvidenceInfo {
+    pub validator_index: u32,
+    pub height: U64,
+    pub round: u32,
+    pub kind: String,
+    /// The two conflicting votes, encoded.
+    pub first: String,
+    pub second: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountInfo {
+    pub exists: bool,
+    pub balance: U64,
+    pub nonce: U64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    pub active: bool,
+    /// The height whose state this is.
+    pub height: U64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof: Option<StateProofInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordInfo {
+    pub exists: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    pub height: U64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof: Option<StateProofInfo>,
+}
+
+/// A state proof and what it is checked against: the value's encoding, the
+/// state root of `height`, and that block's header and certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateProofInfo {
+    pub state_root: String,
+    /// The proof's canonical encoding.
+    pub proof: String,
+    /// The stored value's encoding (absent for a proof of absence).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The header of `height` (encoded) and its certificate (encoded), so
+    /// the root can be tied to the validator set.
+    pub header: String,
+    pub certificate: String,
+}
