@@ -77,6 +77,11 @@ enum Command {
         #[command(subcommand)]
         command: QueryCommand,
     },
+    /// Load generators and measurements.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Run a node from its home folder until SIGINT or SIGTERM.
     Start {
         #[arg(long)]
@@ -99,6 +104,22 @@ enum Command {
         base_port: u16,
         #[command(flatten)]
         log: LogArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Submit signed transfers as fast as the nodes take them; report the
+    /// committed tx/s and blocks/s.
+    Load {
+        /// JSON-RPC addresses, comma-separated; load is spread over them.
+        #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:26657")]
+        rpc: Vec<String>,
+        /// A testnet's accounts folder (user*.pem keys are used).
+        #[arg(long)]
+        keys: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
     },
 }
 
@@ -349,6 +370,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             println!("genesis hash: {}", genesis.hash());
+        }
+        Command::Bench {
+            command: BenchCommand::Load { rpc, keys, seconds },
+        } => {
+            runtime()?.block_on(tally_node::bench::load(&rpc, &keys, seconds))?;
         }
         Command::Tx { command } => {
             use tally_node::client::TxKind;
