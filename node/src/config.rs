@@ -52,6 +52,10 @@ pub struct RpcConfig {
     /// Origins allowed by CORS; empty means none.
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// If set, submitting methods (and WebSocket connections) need
+    /// `Authorization: Bearer <token>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +112,7 @@ impl NodeConfig {
                 max_subscriptions_per_connection: 64,
                 max_batch_len: 64,
                 cors_origins: vec![],
+                auth_token: None,
             },
             mempool: MempoolConfig {
                 max_txs: 50_000,

@@ -244,6 +244,7 @@ pub async fn start(home: &NodeHome, overrides: Overrides) -> anyhow::Result<Runn
         max_subscriptions_per_connection: home.config.rpc.max_subscriptions_per_connection,
         max_batch_len: home.config.rpc.max_batch_len,
         cors_origins: home.config.rpc.cors_origins.clone(),
+        auth_token: home.config.rpc.auth_token.clone(),
     };
     let backend = crate::rpc_backend::NodeBackend::new(handle.clone(), home.config.role);
     let (rpc_addr, rpc) = tally_rpc::server::start(&settings, backend).await?;

@@ -264,6 +264,84 @@ fn devnet_runs_stops_on_ctrl_c_and_restarts_where_it_left_off() {
         5,
         "4 validators and 1 replica print their RPC address: {lines:?}"
     );
+    // The client commands against the running devnet.
+    let rpc = rpc_lines[0]
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    let to = read_key_file(&home.join("accounts/user1.pem"))
+        .unwrap()
+        .public()
+        .to_hex();
+    let tally = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tally"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "tally {args:?}: {text}");
+        text
+    };
+    let key = home.join("accounts/user0.pem");
+    let sent = tally(&[
+        "tx",
+        "transfer",
+        "--rpc",
+        &rpc,
+        "--key",
+        key.to_str().unwrap(),
+        "--to",
+        &to,
+        "--amount",
+        "5",
+        "--wait",
+    ]);
+    assert!(sent.contains("committed at height"), "{sent}");
+    let put = tally(&[
+        "tx",
+        "put",
+        "--rpc",
+        &rpc,
+        "--key",
+        key.to_str().unwrap(),
+        "--name",
+        "invoice-7",
+        "--value",
+        "paid",
+        "--wait",
+    ]);
+    assert!(put.contains("committed at height"), "{put}");
+    let genesis = home.join("genesis.json");
+    let proven = tally(&[
+        "query",
+        "account",
+        &to,
+        "--rpc",
+        &rpc,
+        "--prove",
+        "--genesis",
+        genesis.to_str().unwrap(),
+    ]);
+    assert!(proven.contains("proof: valid"), "{proven}");
+    let owner = read_key_file(&key).unwrap().public().to_hex();
+    let record = tally(&[
+        "query",
+        "record",
+        &owner,
+        "invoice-7",
+        "--rpc",
+        &rpc,
+        "--prove",
+    ]);
+    assert!(record.contains("proof: valid"), "{record}");
+    let status: serde_json::Value =
+        serde_json::from_str(&tally(&["query", "status", "--rpc", &rpc, "--json"])).unwrap();
+    assert_eq!(status["chainId"], "tally-devnet");
+    let block = tally(&["query", "block", "latest", "--rpc", &rpc]);
+    assert!(block.contains("certified"), "{block}");
+
     signal(&child, "-INT");
     let rest = read_until(&rx, |l| l.starts_with("stopped"));
     assert!(child.wait().unwrap().success(), "{rest:?}");

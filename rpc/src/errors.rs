@@ -16,6 +16,7 @@ pub const TIMEOUT: i32 = 8;
 pub const WRONG_CHAIN: i32 = 9;
 pub const UNAVAILABLE: i32 = 10;
 pub const TOO_MANY: i32 = 11;
+pub const UNAUTHORIZED: i32 = 12;
 /// JSON-RPC's "invalid params", used for malformed hex and the like.
 pub const INVALID_PARAMS: i32 = -32602;
 
@@ -32,6 +33,7 @@ pub const CODES: &[(i32, &str)] = &[
     (WRONG_CHAIN, "wrong_chain"),
     (UNAVAILABLE, "unavailable"),
     (TOO_MANY, "too_many"),
+    (UNAUTHORIZED, "unauthorized"),
 ];
 
 /// A refusal from the node, as the RPC layer reports it.

@@ -75,6 +75,8 @@ pub struct RpcSettings {
     pub max_subscriptions_per_connection: u32,
     pub max_batch_len: u32,
     pub cors_origins: Vec<String>,
+    /// With a token, submitting methods need `Authorization: Bearer <token>`.
+    pub auth_token: Option<String>,
 }
 
 /// The server's implementation of the API.
@@ -617,7 +619,13 @@ pub async fn start<B: Backend>(
                 .allow_headers([http::header::CONTENT_TYPE]),
         )
     };
-    let middleware = tower::ServiceBuilder::new().option_layer(cors);
+    let middleware =
+        tower::ServiceBuilder::new()
+            .option_layer(cors)
+            .layer(crate::auth::SubmitAuthLayer::new(
+                settings.auth_token.clone(),
+                settings.max_body_bytes as usize,
+            ));
     let server = jsonrpsee::server::Server::builder()
         .set_config(config)
         .set_http_middleware(middleware)

@@ -63,9 +63,15 @@ async fn network() -> TestNet {
     h.config.rpc.max_subscriptions_per_connection = 2;
     h.config.rpc.max_batch_len = 4;
     net.start_home(0, &h).await;
-    for i in 1..4 {
-        net.start(i).await;
-    }
+    // Node 1 serves Prometheus metrics.
+    let mut h = net.home(1);
+    h.config.metrics.listen = Some("127.0.0.1:0".into());
+    net.start_home(1, &h).await;
+    net.start(2).await;
+    // Node 3 requires a bearer token for submitting.
+    let mut h = net.home(3);
+    h.config.rpc.auth_token = Some("s3cret".into());
+    net.start_home(3, &h).await;
     wait_height(&net.running(), 1, LIVENESS).await;
     net
 }
@@ -239,6 +245,29 @@ async fn every_method_answers_and_proofs_verify() {
         .await
         .unwrap();
     assert!(batch.iter().all(|b| b.hash.is_some()), "{batch:?}");
+
+    // Prometheus metrics over HTTP.
+    let metrics_addr = net.nodes[1].as_ref().unwrap().metrics_addr.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(metrics_addr).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    for name in [
+        "tally_height ",
+        "tally_round ",
+        "tally_peers ",
+        "tally_mempool_txs ",
+        "tally_mempool_bytes ",
+        "tally_block_interval_seconds_bucket",
+        "tally_committed_txs_total ",
+        "tally_gossip_messages_total{",
+    ] {
+        assert!(text.contains(name), "metrics lack {name}: {text}");
+    }
 
     // Every method is documented.
     let methods: Value = client.request("rpc_methods", rpc_params![]).await.unwrap();
@@ -434,5 +463,48 @@ async fn bad_input_gets_precise_errors_and_no_effect() {
         .unwrap()
         .is_some());
     drop(client);
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bearer_token_guards_submitting_and_nothing_else() {
+    let mut net = network().await;
+    let addr = net.nodes[3].as_ref().unwrap().rpc_addr;
+    let users = net.user_keys();
+    let mut alice = Sender::new(Keypair::from_seed(users[1].seed()), &net.chain_id());
+    let tx = alice.transfer(users[2].public(), 1);
+    let call = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"ledger_submitTx","params":["{}"]}}"#,
+        hex_tx(&tx)
+    );
+
+    let (status, v) = raw_post(addr, call.as_bytes()).await;
+    assert!(status.contains("401"), "{status}");
+    assert_eq!(v.unwrap()["error"]["code"], 12);
+    let batch = format!(
+        r#"[{{"jsonrpc":"2.0","id":1,"method":"ledger_health","params":[]}},{}]"#,
+        call
+    );
+    let (status, _) = raw_post(addr, batch.as_bytes()).await;
+    assert!(
+        status.contains("401"),
+        "a submit hidden in a batch: {status}"
+    );
+    let (status, v) = raw_post(
+        addr,
+        br#"{"jsonrpc":"2.0","id":1,"method":"ledger_health","params":[]}"#,
+    )
+    .await;
+    assert!(status.contains("200"), "{status}");
+    assert_eq!(v.unwrap()["result"]["ok"], true, "reads need no token");
+
+    let mut headers = jsonrpsee_http_client::HeaderMap::new();
+    headers.insert("Authorization", "Bearer s3cret".parse().unwrap());
+    let authorized = HttpClientBuilder::default()
+        .set_headers(headers)
+        .build(net.rpc_url(3))
+        .unwrap();
+    let sent = authorized.submit_tx(hex_tx(&tx)).await.unwrap();
+    assert_eq!(sent.hash, tx.hash().to_hex());
     net.stop_all().await;
 }
