@@ -71,21 +71,9 @@ impl ProposerSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::Keypair;
-    use crate::types::Validator;
 
     fn set(powers: &[u64]) -> ValidatorSet {
-        ValidatorSet::new(
-            powers
-                .iter()
-                .enumerate()
-                .map(|(i, p)| Validator {
-                    public_key: Keypair::from_seed([i as u8 + 1; 32]).public(),
-                    power: *p,
-                })
-                .collect(),
-        )
-        .unwrap()
+        crate::testkit::validator_set(powers)
     }
 
     fn sequence(powers: &[u64], height_from: u64, n: u64) -> Vec<u32> {

@@ -194,6 +194,23 @@ impl TestChain {
     }
 }
 
+/// A validator set with the given powers and keys from small seeds.
+pub fn validator_set(powers: &[u64]) -> ValidatorSet {
+    // Invariant: callers pass non-zero powers within the limits.
+    #[allow(clippy::expect_used)]
+    ValidatorSet::new(
+        powers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| crate::types::Validator {
+                public_key: Keypair::from_seed(seed(1, i)).public(),
+                power: *p,
+            })
+            .collect(),
+    )
+    .expect("valid test validator set")
+}
+
 fn seed(kind: u8, i: usize) -> [u8; 32] {
     let mut s = [0u8; 32];
     s[0] = kind;

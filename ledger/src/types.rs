@@ -393,17 +393,7 @@ mod tests {
     use super::*;
 
     fn set(powers: &[u64]) -> ValidatorSet {
-        ValidatorSet::new(
-            powers
-                .iter()
-                .enumerate()
-                .map(|(i, p)| Validator {
-                    public_key: Keypair::from_seed([i as u8 + 1; 32]).public(),
-                    power: *p,
-                })
-                .collect(),
-        )
-        .unwrap()
+        crate::testkit::validator_set(powers)
     }
 
     #[test]

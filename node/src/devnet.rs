@@ -80,13 +80,7 @@ pub async fn run(spec: DevnetSpec) -> anyhow::Result<()> {
             .with_context(|| format!("cannot start {name}"))?;
         if ephemeral {
             for (_, other) in &nodes {
-                node.handle
-                    .add_peer(other.handle.peer_id, other.p2p_addr.clone())
-                    .await;
-                other
-                    .handle
-                    .add_peer(node.handle.peer_id, node.p2p_addr.clone())
-                    .await;
+                node.link(other).await;
             }
         }
         println!(

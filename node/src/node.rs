@@ -263,6 +263,17 @@ pub async fn start(home: &NodeHome, overrides: Overrides) -> anyhow::Result<Runn
 }
 
 impl RunningNode {
+    /// Makes `self` and `other` dial each other (nodes on OS-chosen ports).
+    pub async fn link(&self, other: &RunningNode) {
+        self.handle
+            .add_peer(other.handle.peer_id, other.p2p_addr.clone())
+            .await;
+        other
+            .handle
+            .add_peer(self.handle.peer_id, self.p2p_addr.clone())
+            .await;
+    }
+
     /// Stops consensus, then the network, and waits for both. The database
     /// closes when the last handle is dropped (this one is dropped here;
     /// callers drop their clones).

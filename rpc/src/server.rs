@@ -189,6 +189,24 @@ impl<B: Backend> LedgerRpc<B> {
         }
     }
 
+    /// Reads `key` at `height`, with a proof when asked.
+    fn read_state(
+        &self,
+        key: &StateKey,
+        height: u64,
+        prove: bool,
+    ) -> RpcResult<(Option<Vec<u8>>, Option<StateProofInfo>)> {
+        if prove {
+            let (value, proof) = self.state_proof(key, height)?;
+            Ok((value, Some(proof)))
+        } else {
+            Ok((
+                read(&**self.store(), key, height).map_err(store_error)?,
+                None,
+            ))
+        }
+    }
+
     /// A proof for `key` at the latest height, tied to that block.
     fn state_proof(
         &self,
@@ -454,15 +472,7 @@ impl<B: Backend> LedgerApiServer for LedgerRpc<B> {
         let key = parse_key(&public_key)?;
         let height = self.store().height();
         let state_key = StateKey::Account(key);
-        let (value, proof) = if prove.unwrap_or(false) {
-            let (v, p) = self.state_proof(&state_key, height)?;
-            (v, Some(p))
-        } else {
-            (
-                read(&**self.store(), &state_key, height).map_err(store_error)?,
-                None,
-            )
-        };
+        let (value, proof) = self.read_state(&state_key, height, prove.unwrap_or(false))?;
         let account = value
             .map(|v| AccountState::decode(&v).map_err(store_error))
             .transpose()?;
@@ -489,15 +499,7 @@ impl<B: Backend> LedgerApiServer for LedgerRpc<B> {
             .map_err(|e| invalid_params(format!("record key: {e}")))?;
         let height = self.store().height();
         let state_key = StateKey::Record { owner, key };
-        let (value, proof) = if prove.unwrap_or(false) {
-            let (v, p) = self.state_proof(&state_key, height)?;
-            (v, Some(p))
-        } else {
-            (
-                read(&**self.store(), &state_key, height).map_err(store_error)?,
-                None,
-            )
-        };
+        let (value, proof) = self.read_state(&state_key, height, prove.unwrap_or(false))?;
         Ok(RecordInfo {
             exists: value.is_some(),
             value: value.as_deref().map(to_hex),

@@ -75,13 +75,7 @@ impl TestNet {
     pub async fn start_home(&mut self, i: usize, h: &NodeHome) {
         let node = start(h, Overrides::ephemeral()).await.expect("node starts");
         for other in self.nodes.iter().flatten() {
-            node.handle
-                .add_peer(other.handle.peer_id, other.p2p_addr.clone())
-                .await;
-            other
-                .handle
-                .add_peer(node.handle.peer_id, node.p2p_addr.clone())
-                .await;
+            node.link(other).await;
         }
         self.nodes[i] = Some(node);
     }
