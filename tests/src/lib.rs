@@ -53,6 +53,18 @@ impl TestNet {
         }
     }
 
+    /// Changes the genesis of every home (before any node starts).
+    pub fn edit_genesis(&self, edit: impl Fn(&mut tally_ledger::genesis::Genesis)) {
+        let mut names = self.names.clone();
+        names.push(String::new()); // the top-level genesis.json
+        for name in names {
+            let path = self.net_dir().join(name).join("genesis.json");
+            let mut g = tally_ledger::genesis::Genesis::load(&path).expect("genesis");
+            edit(&mut g);
+            std::fs::write(&path, g.to_json()).expect("write genesis");
+        }
+    }
+
     pub fn net_dir(&self) -> PathBuf {
         self.dir.path().join("net")
     }

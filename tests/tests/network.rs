@@ -257,3 +257,49 @@ impl CloneKey for Keypair {
         Keypair::from_seed(self.seed())
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_larger_than_the_default_gossip_limit_are_committed() {
+    let mut net = TestNet::create(4, 0);
+    net.edit_genesis(|g| {
+        g.params.tx_bytes_max = 256 * 1024;
+        g.params.value_bytes_max = 200 * 1024;
+    });
+    net.start_all().await;
+    let handles = net.running();
+    wait_height(&handles, 1, LIVENESS).await;
+    let key = net.user_keys()[1].clone_key();
+    let tx = tally_ledger::types::Tx {
+        chain_id: "tally-test".into(),
+        sender: key.public(),
+        nonce: 1,
+        op: tally_ledger::types::Op::Put {
+            key: b"big".to_vec(),
+            value: vec![0x5a; 150 * 1024],
+        },
+    }
+    .sign(&key);
+    let hash = tx.hash();
+    handles[2].submit_tx(tx).await.unwrap().unwrap();
+    let deadline = tokio::time::Instant::now() + LIVENESS;
+    let location = loop {
+        if let Some(loc) = handles[0].store.tx_location(&hash).unwrap() {
+            break loc;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the large transaction was never committed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let bytes = handles[0]
+        .store
+        .block_bytes(location.height)
+        .unwrap()
+        .unwrap();
+    assert!(bytes.len() > 64 * 1024, "block is {} bytes", bytes.len());
+    wait_height(&handles, location.height, LIVENESS).await;
+    check_chains(&handles, location.height);
+    drop(handles);
+    net.stop_all().await;
+}
