@@ -61,7 +61,7 @@ pub enum NodeRequest {
     },
     TxStatus {
         hash: Hash,
-        reply: oneshot::Sender<Option<PoolStatus>>,
+        reply: oneshot::Sender<(Option<PoolStatus>, Option<SignedTx>)>,
     },
     Status {
         reply: oneshot::Sender<NodeStatus>,
@@ -808,7 +808,7 @@ impl Driver {
                 self.after_txs_arrived()?;
             }
             NodeRequest::TxStatus { hash, reply } => {
-                let _ = reply.send(self.mempool.status(&hash));
+                let _ = reply.send((self.mempool.status(&hash), self.mempool.get(&hash).cloned()));
             }
             NodeRequest::Status { reply } => {
                 let tip = self.store.tip();

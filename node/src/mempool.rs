@@ -127,6 +127,11 @@ impl Mempool {
             .map(|r| PoolStatus::Rejected(r.clone()))
     }
 
+    /// The pending transaction with this hash.
+    pub fn get(&self, hash: &Hash) -> Option<&SignedTx> {
+        self.by_hash.get(hash).map(|e| &e.tx)
+    }
+
     pub fn contains(&self, hash: &Hash) -> bool {
         self.by_hash.contains_key(hash)
     }

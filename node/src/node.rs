@@ -60,6 +60,14 @@ impl NodeHandle {
     }
 
     pub async fn tx_status(&self, hash: Hash) -> Result<Option<PoolStatus>, NodeStopped> {
+        Ok(self.tx_in_pool(hash).await?.0)
+    }
+
+    /// The mempool's status of a transaction, and the transaction while pending.
+    pub async fn tx_in_pool(
+        &self,
+        hash: Hash,
+    ) -> Result<(Option<PoolStatus>, Option<SignedTx>), NodeStopped> {
         self.ask(|reply| NodeRequest::TxStatus { hash, reply })
             .await
     }

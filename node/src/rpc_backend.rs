@@ -115,9 +115,9 @@ impl Backend for NodeBackend {
     }
 
     async fn pool_state(&self, hash: Hash) -> Option<PoolState> {
-        match self.handle.tx_status(hash).await {
-            Ok(Some(PoolStatus::Pending)) => Some(PoolState::Pending),
-            Ok(Some(PoolStatus::Rejected(reason))) => Some(PoolState::Rejected(reason)),
+        match self.handle.tx_in_pool(hash).await {
+            Ok((Some(PoolStatus::Pending), tx)) => Some(PoolState::Pending(tx)),
+            Ok((Some(PoolStatus::Rejected(reason)), _)) => Some(PoolState::Rejected(reason)),
             _ => None,
         }
     }

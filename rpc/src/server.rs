@@ -36,7 +36,8 @@ const WAIT_DEFAULT: Duration = Duration::from_secs(30);
 /// What the mempool says of a transaction it has seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PoolState {
-    Pending,
+    /// Waiting in the mempool (with the transaction, if the node has it).
+    Pending(Option<SignedTx>),
     Rejected(String),
 }
 
@@ -160,13 +161,13 @@ impl<B: Backend> LedgerRpc<B> {
             return Ok(info);
         }
         match self.backend.pool_state(hash).await {
-            Some(PoolState::Pending) => Ok(TxInfo {
+            Some(PoolState::Pending(tx)) => Ok(TxInfo {
                 hash: hash.to_hex(),
                 status: TxState::Pending,
                 reason: None,
                 height: None,
                 index: None,
-                tx: None,
+                tx: tx.map(|t| to_hex(&encode(&t))),
                 proof: None,
             }),
             Some(PoolState::Rejected(reason)) => Ok(TxInfo {
