@@ -234,6 +234,16 @@ impl Consensus {
         self.votes.prevotes_for(round, value)
     }
 
+    /// The polka that justifies the lock a vote creates: for a precommit
+    /// for a block, the prevotes for it in that round; otherwise nothing.
+    /// The node persists it with the vote's signature (see the signer).
+    pub fn lock_proof(&self, vote: &Vote) -> Vec<SignedVote> {
+        match (vote.kind, vote.value) {
+            (VoteKind::Precommit, Some(value)) => self.polka_votes(vote.round, value),
+            _ => Vec::new(),
+        }
+    }
+
     /// Evidence gathered at the current height.
     pub fn evidence(&self) -> &[Evidence] {
         self.votes.evidence()

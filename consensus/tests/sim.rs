@@ -463,14 +463,11 @@ impl Sim {
                             }
                         }
                     }
-                    let polka = match (v.kind, v.value) {
-                        (VoteKind::Precommit, Some(value)) => self.nodes[node]
-                            .machine
-                            .as_ref()
-                            .map(|m| m.polka_votes(v.round, value))
-                            .unwrap_or_default(),
-                        _ => Vec::new(),
-                    };
+                    let polka = self.nodes[node]
+                        .machine
+                        .as_ref()
+                        .map(|m| m.lock_proof(&v))
+                        .unwrap_or_default();
                     let sv = match behaviour {
                         Behaviour::Honest | Behaviour::Twin => {
                             let signer = self.nodes[node]

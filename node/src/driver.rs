@@ -21,7 +21,7 @@ use tally_ledger::state::{read_account, AccountState, StateUpdate};
 use tally_ledger::store::Store;
 use tally_ledger::types::{
     last_commit_hash, Block, CommitCertificate, Evidence, Header, SignedProposal, SignedTx,
-    SignedVote, ValidatorSet, VoteKind,
+    SignedVote, ValidatorSet,
 };
 use tally_ledger::verify::{check_block_header, check_certificate_matches, verify_certificate};
 use tally_ledger::{Hash, Keypair, PublicKey};
@@ -414,12 +414,7 @@ impl Driver {
                 }
                 Output::Vote(v) => {
                     let Some(index) = self.my_index else { continue };
-                    let polka = match (v.kind, v.value) {
-                        (VoteKind::Precommit, Some(value)) => {
-                            self.machine.polka_votes(v.round, value)
-                        }
-                        _ => Vec::new(),
-                    };
+                    let polka = self.machine.lock_proof(&v);
                     let Some(signer) = self.signer.as_mut() else {
                         continue;
                     };
