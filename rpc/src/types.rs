@@ -7,6 +7,14 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use tally_ledger::encoding::hex_serde;
 use tally_ledger::types::{Block, CommitCertificate, Header};
 
+/// A JSON number or string, as u64 parameters arrive.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumOrStr {
+    Num(u64),
+    Str(String),
+}
+
 /// A u64 written as a decimal string, read from a string or a number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct U64(pub u64);
@@ -19,15 +27,9 @@ impl Serialize for U64 {
 
 impl<'de> Deserialize<'de> for U64 {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Either {
-            Num(u64),
-            Str(String),
-        }
-        match Either::deserialize(d)? {
-            Either::Num(n) => Ok(U64(n)),
-            Either::Str(s) => s
+        match NumOrStr::deserialize(d)? {
+            NumOrStr::Num(n) => Ok(U64(n)),
+            NumOrStr::Str(s) => s
                 .parse()
                 .map(U64)
                 .map_err(|_| de::Error::custom(format!("{s:?} is not a decimal u64"))),
@@ -44,16 +46,10 @@ pub enum BlockId {
 
 impl<'de> Deserialize<'de> for BlockId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Either {
-            Num(u64),
-            Str(String),
-        }
-        match Either::deserialize(d)? {
-            Either::Num(n) => Ok(BlockId::Height(n)),
-            Either::Str(s) if s == "latest" => Ok(BlockId::Latest),
-            Either::Str(s) => s.parse().map(BlockId::Height).map_err(|_| {
+        match NumOrStr::deserialize(d)? {
+            NumOrStr::Num(n) => Ok(BlockId::Height(n)),
+            NumOrStr::Str(s) if s == "latest" => Ok(BlockId::Latest),
+            NumOrStr::Str(s) => s.parse().map(BlockId::Height).map_err(|_| {
                 de::Error::custom(format!("{s:?} is neither \"latest\" nor a height"))
             }),
         }
