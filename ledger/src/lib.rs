@@ -22,6 +22,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "store")]
+pub mod audit;
 pub mod crypto;
 pub mod encoding;
 pub mod execution;

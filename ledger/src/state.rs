@@ -201,6 +201,46 @@ impl MemoryTreeStore {
             self.values.insert((*key_hash, *version), value.clone());
         }
     }
+
+    /// Stores what an update produced and forgets what it made stale, so
+    /// that the tree holds one version only: for replays that never read an
+    /// older version (`audit`), memory stays the size of the state.
+    pub fn apply_latest(&mut self, update: &TreeUpdateBatch) {
+        for stale in &update.stale_node_index_batch {
+            self.nodes.remove(&stale.node_key);
+        }
+        for (version, key_hash) in update.node_batch.values().keys() {
+            let older: Vec<(KeyHash, Version)> = self
+                .values
+                .range((*key_hash, 0)..(*key_hash, *version))
+                .map(|(k, _)| *k)
+                .collect();
+            for k in older {
+                self.values.remove(&k);
+            }
+        }
+        self.apply(&update.node_batch);
+    }
+
+    /// The newest entry for `key_hash` at or below `max_version`: `None` if
+    /// there is none, `Some(None)` if the key was deleted.
+    pub fn entry(&self, max_version: Version, key_hash: KeyHash) -> Option<Option<OwnedValue>> {
+        self.values
+            .range((key_hash, 0)..=(key_hash, max_version))
+            .next_back()
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Every key's newest value at or below `version` (`None`: deleted).
+    pub fn values_at(&self, version: Version) -> BTreeMap<KeyHash, Option<OwnedValue>> {
+        let mut out = BTreeMap::new();
+        for ((key_hash, v), value) in &self.values {
+            if *v <= version {
+                out.insert(*key_hash, value.clone());
+            }
+        }
+        out
+    }
 }
 
 impl TreeReader for MemoryTreeStore {

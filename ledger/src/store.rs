@@ -129,6 +129,13 @@ fn db_options(create: bool) -> Options {
     opts
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Write,
+    ReadOnly,
+    Audit,
+}
+
 fn height_key(height: u64) -> [u8; 8] {
     height.to_be_bytes()
 }
@@ -153,7 +160,7 @@ impl Store {
                 reason: e.to_string(),
             }
         })?;
-        Self::from_db(db, path, genesis, true)
+        Self::from_db(db, path, genesis, Mode::Write)
     }
 
     /// Opens the database read-only (for `audit` beside a running node, or
@@ -164,10 +171,35 @@ impl Store {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             })?;
-        Self::from_db(db, path, genesis, false)
+        Self::from_db(db, path, genesis, Mode::ReadOnly)
     }
 
-    fn from_db(db: DB, path: &Path, genesis: &Genesis, writable: bool) -> Result<Self, StoreError> {
+    /// Opens the database as a RocksDB secondary instance: it reads a
+    /// consistent view of what the node (the primary) has written so far,
+    /// while the node keeps running and writing. `scratch` holds the
+    /// secondary's own log files. The tip is not checked here: `audit`
+    /// checks every block itself and must name the fault, not refuse to
+    /// open.
+    pub fn open_secondary(
+        path: &Path,
+        scratch: &Path,
+        genesis: &Genesis,
+    ) -> Result<Self, StoreError> {
+        let mut opts = db_options(false);
+        // Keep every file open: the primary may compact and delete files
+        // this instance still reads.
+        opts.set_max_open_files(-1);
+        let open_err = |e: rocksdb::Error| StoreError::Open {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let db =
+            DB::open_cf_as_secondary(&opts, path, scratch, COLUMN_FAMILIES).map_err(open_err)?;
+        db.try_catch_up_with_primary().map_err(open_err)?;
+        Self::from_db(db, path, genesis, Mode::Audit)
+    }
+
+    fn from_db(db: DB, path: &Path, genesis: &Genesis, mode: Mode) -> Result<Self, StoreError> {
         let genesis_hash = genesis.hash();
         let mut store = Store {
             db,
@@ -178,7 +210,7 @@ impl Store {
             tip: RwLock::new(None),
         };
         match store.get_meta(META_FORMAT)? {
-            None if writable => store.initialise(genesis)?,
+            None if mode == Mode::Write => store.initialise(genesis)?,
             None => {
                 return Err(StoreError::Corrupt(format!(
                     "{} has no format version: it is not a Tally database",
@@ -225,7 +257,7 @@ impl Store {
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             ),
         };
-        if let Some(tip) = tip {
+        if let (Some(tip), false) = (tip, mode == Mode::Audit) {
             store.check_tip(&tip)?;
         }
         *store.tip.get_mut().unwrap_or_else(|p| p.into_inner()) = tip;
@@ -482,6 +514,78 @@ impl Store {
                     .map_err(|e| StoreError::Corrupt(format!("tx index entry {hash}: {e}")))
             })
             .transpose()
+    }
+
+    /// Calls `f` with every key of the state as of `version` and its value
+    /// then (`None` if it was deleted), in key-hash order.
+    pub fn for_each_state_value(
+        &self,
+        version: Version,
+        mut f: impl FnMut(KeyHash, Option<OwnedValue>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut current: Option<(KeyHash, Option<OwnedValue>)> = None;
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_STATE_VALUES), IteratorMode::Start)
+        {
+            let (k, v) = item?;
+            let (key_hash, value_version) = match <[u8; 40]>::try_from(&k[..]) {
+                Ok(k) => {
+                    let mut hash = [0u8; 32];
+                    hash.copy_from_slice(&k[..32]);
+                    let mut ver = [0u8; 8];
+                    ver.copy_from_slice(&k[32..]);
+                    (KeyHash(hash), u64::from_be_bytes(ver))
+                }
+                Err(_) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "state value key 0x{} is not 40 bytes",
+                        hex::encode(&k)
+                    )))
+                }
+            };
+            if current.as_ref().is_some_and(|(h, _)| *h != key_hash) {
+                if let Some((h, value)) = current.take() {
+                    f(h, value)?;
+                }
+            }
+            if value_version > version {
+                continue;
+            }
+            let value = encoding::decode::<Option<OwnedValue>>(
+                &v,
+                crate::state::VALUE_BYTES_CAP + 16,
+                "state value",
+            )
+            .map_err(|e| {
+                StoreError::Corrupt(format!("state value {}: {e}", hex::encode(key_hash.0)))
+            })?;
+            current = Some((key_hash, value));
+        }
+        if let Some((h, value)) = current {
+            f(h, value)?;
+        }
+        Ok(())
+    }
+
+    /// The number of entries in the block-hash and transaction indexes.
+    pub fn index_counts(&self) -> Result<(u64, u64), StoreError> {
+        let count = |cf: &str| -> Result<u64, StoreError> {
+            let mut n = 0u64;
+            for item in self.db.iterator_cf(self.cf(cf), IteratorMode::Start) {
+                item?;
+                n += 1;
+            }
+            Ok(n)
+        };
+        Ok((count(CF_BLOCK_HASHES)?, count(CF_TXS)?))
+    }
+
+    /// The raw stored certificate at `height`, as stored.
+    pub fn certificate_bytes(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .db
+            .get_cf(self.cf(CF_CERTIFICATES), height_key(height))?)
     }
 
     /// The signer's persisted safety state (see the consensus signer).

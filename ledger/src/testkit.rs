@@ -28,6 +28,7 @@ pub struct TestChain {
     /// Committed blocks with their certificates, block `h` at index `h - 1`.
     pub blocks: Vec<(Block, CommitCertificate)>,
     nonces: BTreeMap<PublicKey, u64>,
+    latest_only: bool,
 }
 
 impl TestChain {
@@ -97,6 +98,7 @@ impl TestChain {
             state,
             blocks: Vec::new(),
             nonces: BTreeMap::new(),
+            latest_only: false,
         }
     }
 
@@ -188,9 +190,27 @@ impl TestChain {
         let (block, update) = self.build_block(txs)?;
         let all: Vec<usize> = (0..self.validator_keys.len()).collect();
         let cert = self.certify(&block, 0, &all);
-        self.state.apply(&update.batch.node_batch);
+        if self.latest_only {
+            self.state.apply_latest(&update.batch);
+        } else {
+            self.state.apply(&update.batch.node_batch);
+        }
         self.blocks.push((block.clone(), cert.clone()));
         Ok((block, cert, update))
+    }
+
+    /// From now on keeps only the newest state version, and drops the
+    /// bodies of all but the last block, so that long chains (benchmarks)
+    /// fit in memory. Older state versions cannot be read afterwards.
+    pub fn forget_history(&mut self) {
+        self.latest_only = true;
+        let n = self.blocks.len();
+        if n > 1 {
+            for (block, _) in &mut self.blocks[..n - 1] {
+                block.txs = Vec::new();
+                block.last_commit = None;
+            }
+        }
     }
 }
 

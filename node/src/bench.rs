@@ -115,3 +115,122 @@ pub async fn load(urls: &[String], keys_dir: &Path, seconds: u64) -> anyhow::Res
     );
     Ok(())
 }
+
+/// Writes a chain of `blocks` blocks with `txs_per_block` signed transfers
+/// each into a new database at `db`: real signatures, real execution, real
+/// certificates from the 4 validators of a generated genesis (written to
+/// `genesis_path`). Used by the audit and sync benchmarks and their tests.
+pub fn build_chain(
+    db: &Path,
+    genesis_path: &Path,
+    blocks: u64,
+    txs_per_block: usize,
+    show_progress: bool,
+) -> anyhow::Result<tally_ledger::genesis::Genesis> {
+    use tally_ledger::store::Store;
+    use tally_ledger::testkit::TestChain;
+
+    anyhow::ensure!(
+        !db.exists(),
+        "{} exists; give a new folder for the chain",
+        db.display()
+    );
+    const SENDERS: usize = 16;
+    let mut chain = TestChain::new(4, SENDERS + 1);
+    crate::home::write_file_atomic(genesis_path, chain.genesis.to_json().as_bytes())?;
+    let store = Store::open(db, &chain.genesis)?;
+    let started = Instant::now();
+    let mut txs_total = 0u64;
+    for height in 1..=blocks {
+        let txs = (0..txs_per_block)
+            .map(|i| {
+                let from = 1 + (i % SENDERS);
+                let to = 1 + ((i + 1) % SENDERS);
+                chain.transfer(from, to, 1)
+            })
+            .collect();
+        let (block, cert, update) = chain
+            .push(txs)
+            .map_err(|e| anyhow::anyhow!("building block {height}: {e}"))?;
+        store.commit_block(&block, &cert, &update)?;
+        chain.forget_history();
+        txs_total += block.txs.len() as u64;
+        if show_progress && (height % 1000 == 0 || height == blocks) {
+            eprintln!(
+                "  built {height}/{blocks} blocks, {txs_total} txs ({:.0} s)",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok(chain.genesis.clone())
+}
+
+/// `tally bench audit`: builds a chain (or reuses one built before in
+/// `dir`) and times a full audit of it.
+pub fn audit(
+    dir: Option<&Path>,
+    blocks: u64,
+    txs_per_block: usize,
+    threads: Option<usize>,
+) -> anyhow::Result<()> {
+    let (_temp, dir) = bench_dir(dir)?;
+    let (db, genesis) = chain_in(&dir, blocks, txs_per_block)?;
+    let mut options = tally_ledger::audit::AuditOptions::default();
+    if let Some(t) = threads {
+        options.threads = t;
+    }
+    eprintln!("auditing with {} checking threads", options.threads);
+    let report = crate::audit::audit_db(&db, &genesis, &options, true)?;
+    if let Some(fault) = &report.fault {
+        anyhow::bail!("the benchmark chain failed its audit: {fault}");
+    }
+    let s = &report.summary;
+    println!(
+        "audited {} blocks, {} txs, {} signatures in {:.2} s: {:.0} tx/s, {:.0} blocks/s",
+        s.blocks,
+        s.txs,
+        s.signatures,
+        s.elapsed_ms as f64 / 1000.0,
+        s.tx_rate(),
+        s.block_rate()
+    );
+    Ok(())
+}
+
+/// The folder a benchmark keeps its chain in: `dir`, or a temporary one
+/// (returned too, so that it lives as long as the benchmark).
+pub fn bench_dir(
+    dir: Option<&Path>,
+) -> anyhow::Result<(Option<tempfile::TempDir>, std::path::PathBuf)> {
+    match dir {
+        Some(d) => Ok((None, d.to_path_buf())),
+        None => {
+            let t = tempfile::tempdir().context("cannot create a temporary folder")?;
+            let p = t.path().to_path_buf();
+            Ok((Some(t), p))
+        }
+    }
+}
+
+/// The benchmark chain in `dir` (`db/` and `genesis.json`), built first if
+/// it is not there yet.
+pub fn chain_in(
+    dir: &Path,
+    blocks: u64,
+    txs_per_block: usize,
+) -> anyhow::Result<(std::path::PathBuf, tally_ledger::genesis::Genesis)> {
+    let db = dir.join("db");
+    let genesis_path = dir.join("genesis.json");
+    if db.exists() && genesis_path.exists() {
+        let genesis = tally_ledger::genesis::Genesis::load(&genesis_path)?;
+        eprintln!("reusing the chain in {}", dir.display());
+        return Ok((db, genesis));
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    eprintln!(
+        "building a chain of {blocks} blocks x {txs_per_block} transfers in {}",
+        dir.display()
+    );
+    let genesis = build_chain(&db, &genesis_path, blocks, txs_per_block, true)?;
+    Ok((db, genesis))
+}

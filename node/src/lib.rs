@@ -24,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod bench;
 pub mod client;
 pub mod config;

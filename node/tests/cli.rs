@@ -174,3 +174,74 @@ fn version_is_printed() {
     assert!(o.status.success());
     assert!(stdout(&o).starts_with("tally "), "{}", stdout(&o));
 }
+
+#[test]
+fn audit_exits_zero_on_a_clean_chain_and_with_the_class_code_on_a_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let genesis_path = dir.path().join("genesis.json");
+    let genesis = tally_node::bench::build_chain(&db, &genesis_path, 30, 5, false).unwrap();
+    let (db_s, genesis_s) = (db.to_str().unwrap(), genesis_path.to_str().unwrap());
+
+    let o = tally(&["audit", "--db", db_s, "--genesis", genesis_s]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("OK: every check held"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("transactions    150"), "{}", stdout(&o));
+    // Piped: no progress bar.
+    assert!(!stderr(&o).contains("auditing"), "{}", stderr(&o));
+
+    let o = tally(&[
+        "audit",
+        "--db",
+        db_s,
+        "--genesis",
+        genesis_s,
+        "--json",
+        "--from",
+        "10",
+        "--to",
+        "20",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["summary"]["blocks"], 11);
+    assert_eq!(report["summary"]["txs"], 55);
+
+    // One certificate signature broken at height 17.
+    {
+        let store = tally_ledger::store::Store::open(&db, &genesis).unwrap();
+        let mut cert = store.certificate(17).unwrap().unwrap();
+        cert.signatures[0].signature.0[0] ^= 1;
+        store
+            .tamper_raw(
+                "certificates",
+                &17u64.to_be_bytes(),
+                Some(&tally_ledger::encoding::encode(&cert)),
+            )
+            .unwrap();
+    }
+    let o = tally(&["audit", "--db", db_s, "--genesis", genesis_s]);
+    assert_eq!(o.status.code(), Some(14), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("FAULT at height 17 [certificate / certificate]"),
+        "{}",
+        stdout(&o)
+    );
+    let o = tally(&["audit", "--db", db_s, "--genesis", genesis_s, "--json"]);
+    assert_eq!(o.status.code(), Some(14));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["fault"]["class"], "certificate");
+    assert_eq!(report["fault"]["height"], 17);
+    assert_eq!(report["summary"]["blocks"], 16);
+
+    // Nothing to audit there: exit 1 and a message that says what to pass.
+    let o = tally(&["audit", "--home", dir.path().join("nope").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("genesis"), "{}", stderr(&o));
+}

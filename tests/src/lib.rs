@@ -145,6 +145,15 @@ impl TestNet {
             .collect()
     }
 
+    /// Senders for the member accounts user1..user3 (user0 receives).
+    pub fn senders(&self) -> Vec<Sender> {
+        self.user_keys()
+            .into_iter()
+            .skip(1)
+            .map(|k| Sender::new(k, &self.chain_id()))
+            .collect()
+    }
+
     pub fn chain_id(&self) -> String {
         "tally-test".into()
     }
@@ -168,6 +177,30 @@ pub async fn wait_height(nodes: &[NodeHandle], height: u64, limit: Duration) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Submits transfers round-robin through the running nodes until told to stop.
+pub async fn load(
+    net_handles: Vec<tally_node::node::NodeHandle>,
+    mut senders: Vec<Sender>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> u64 {
+    let to = senders[0].key.public();
+    let mut accepted = 0;
+    let mut round = 0usize;
+    while !*stop.borrow() {
+        for s in senders.iter_mut() {
+            let tx = s.transfer(to, 1);
+            let node = &net_handles[round % net_handles.len()];
+            round += 1;
+            match node.submit_tx(tx).await {
+                Ok(Ok(_)) => accepted += 1,
+                Ok(Err(_)) | Err(_) => s.next_nonce -= 1, // refused: reuse the nonce
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    accepted
 }
 
 /// Signs transfers from one account with consecutive nonces.

@@ -9,33 +9,9 @@ use tally_ledger::encoding::encode;
 use tally_ledger::types::{Vote, VoteKind};
 use tally_ledger::{Domain, Keypair};
 use tally_node::wire::{encode_envelope, ConsensusMsg};
-use tally_tests::{check_chains, wait_height, Sender, TestNet};
+use tally_tests::{check_chains, load, wait_height, Sender, TestNet};
 
 const LIVENESS: Duration = Duration::from_secs(120);
-
-/// Submits transfers round-robin through the running nodes until told to stop.
-async fn load(
-    net_handles: Vec<tally_node::node::NodeHandle>,
-    mut senders: Vec<Sender>,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> u64 {
-    let to = senders[0].key.public();
-    let mut accepted = 0;
-    let mut round = 0usize;
-    while !*stop.borrow() {
-        for s in senders.iter_mut() {
-            let tx = s.transfer(to, 1);
-            let node = &net_handles[round % net_handles.len()];
-            round += 1;
-            match node.submit_tx(tx).await {
-                Ok(Ok(_)) => accepted += 1,
-                Ok(Err(_)) | Err(_) => s.next_nonce -= 1, // refused: reuse the nonce
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    accepted
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_validators_commit_fifty_blocks_with_transactions() {

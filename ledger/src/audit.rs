@@ -1,0 +1,990 @@
+//! The offline audit: re-verifies a stored chain from genesis (or a trusted
+//! height) to its tip and names the first fault.
+//!
+//! Every check block sync makes is made again, with the same code: hash
+//! links, roots, limits, the proposer, every commit certificate and every
+//! embedded `last_commit`, every transaction signature, and re-execution
+//! from the genesis state to each header's state root. Then the stored state
+//! is compared with the replayed one and the indexes with the blocks.
+//!
+//! Work runs as a pipeline: one thread reads and decodes blocks, a pool
+//! checks signatures and everything else that needs no state (in parallel,
+//! batch-verified), and the calling thread executes blocks in order against
+//! an in-memory replay of the state. The first fault in height order wins,
+//! whichever thread found it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Instant;
+
+use jmt::storage::{LeafNode, Node, NodeKey, TreeReader};
+use jmt::{KeyHash, OwnedValue, Version};
+use serde::Serialize;
+
+use crate::execution::{
+    check_tx_static, execute_verified_block, genesis_state, verify_tx_signatures, BlockExecError,
+};
+use crate::genesis::Genesis;
+use crate::hash::Hash;
+use crate::proposer::ProposerSchedule;
+use crate::state::{self, MemoryTreeStore};
+use crate::store::{Store, StoreError};
+use crate::types::{Block, CommitCertificate, ValidatorSet};
+use crate::verify::{
+    check_block_header, check_certificate_matches, verify_certificate, BlockError, Parent,
+};
+
+/// What kind of fault the audit found. Each has its own exit code, so
+/// scripts can tell them apart without parsing text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultClass {
+    /// The database belongs to another chain (another genesis).
+    WrongChain,
+    /// A block or certificate the chain must have is not stored.
+    Missing,
+    /// Stored bytes do not decode, or a record is not where it says it is.
+    Undecodable,
+    /// A header is wrong: link, height, chain, time, roots over the block's
+    /// own content, proposer, size, or it was altered after being decided.
+    Header,
+    /// A commit certificate (stored, or embedded as `last_commit`) is not a
+    /// valid quorum of the validator set for the block.
+    Certificate,
+    /// A transaction is invalid: signature, limits, sender, nonce, balance.
+    Transaction,
+    /// Replaying the transactions does not give the recorded state root, or
+    /// the stored state differs from the replayed one.
+    State,
+    /// An index (block hash to height, tx hash to position, the tip record)
+    /// disagrees with the blocks.
+    Index,
+}
+
+impl FaultClass {
+    /// The process exit code `tally audit` uses for this class (0 means no
+    /// fault, 1 that the audit could not run, 2 a usage error).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            FaultClass::WrongChain => 10,
+            FaultClass::Missing => 11,
+            FaultClass::Undecodable => 12,
+            FaultClass::Header => 13,
+            FaultClass::Certificate => 14,
+            FaultClass::Transaction => 15,
+            FaultClass::State => 16,
+            FaultClass::Index => 17,
+        }
+    }
+
+    pub const ALL: [FaultClass; 8] = [
+        FaultClass::WrongChain,
+        FaultClass::Missing,
+        FaultClass::Undecodable,
+        FaultClass::Header,
+        FaultClass::Certificate,
+        FaultClass::Transaction,
+        FaultClass::State,
+        FaultClass::Index,
+    ];
+}
+
+/// The first fault found: where, which check, and what was expected and
+/// found there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fault {
+    pub class: FaultClass,
+    pub height: u64,
+    /// A short name of the check that failed (`tx_root`, `prev_hash`, ...).
+    pub check: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found: Option<String>,
+    pub message: String,
+}
+
+impl Fault {
+    fn new(class: FaultClass, height: u64, check: &'static str, message: String) -> Self {
+        Fault {
+            class,
+            height,
+            check,
+            expected: None,
+            found: None,
+            message,
+        }
+    }
+
+    fn with(mut self, expected: impl ToString, found: impl ToString) -> Self {
+        self.expected = Some(expected.to_string());
+        self.found = Some(found.to_string());
+        self
+    }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "height {}: {} ({} check failed)",
+            self.height, self.message, self.check
+        )
+    }
+}
+
+/// What to audit.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// First height to check (1 = from genesis). For a later height the
+    /// stored state of the height before is trusted as the starting point.
+    pub from: u64,
+    /// Last height to check; `None` = the tip.
+    pub to: Option<u64>,
+    /// Threads checking signatures and stateless rules.
+    pub threads: usize,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        AuditOptions {
+            from: 1,
+            to: None,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// What was checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub from: u64,
+    pub to: u64,
+    /// The tip the database records.
+    pub tip: u64,
+    /// Blocks fully checked (before the fault, if any).
+    pub blocks: u64,
+    pub txs: u64,
+    /// Signatures verified: transactions, certificates and `last_commit`s.
+    pub signatures: u64,
+    pub elapsed_ms: u64,
+}
+
+impl Summary {
+    pub fn tx_rate(&self) -> f64 {
+        rate(self.txs, self.elapsed_ms)
+    }
+
+    pub fn block_rate(&self) -> f64 {
+        rate(self.blocks, self.elapsed_ms)
+    }
+}
+
+fn rate(n: u64, ms: u64) -> f64 {
+    n as f64 * 1000.0 / (ms.max(1) as f64)
+}
+
+/// The audit's result. `fault == None` means every check held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub summary: Summary,
+    pub fault: Option<Fault>,
+}
+
+impl Report {
+    /// 0 when the chain verified, else the fault class's exit code.
+    pub fn exit_code(&self) -> i32 {
+        self.fault.as_ref().map_or(0, |f| f.class.exit_code())
+    }
+}
+
+/// Progress as blocks are confirmed, for a progress bar.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub height: u64,
+    pub from: u64,
+    pub to: u64,
+    pub txs: u64,
+}
+
+/// The audit could not run at all (as opposed to finding a fault).
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("--from {from} is above --to {to}")]
+    EmptyRange { from: u64, to: u64 },
+    #[error("--to {to} is above the tip ({tip})")]
+    BeyondTip { to: u64, tip: u64 },
+    #[error("--from must be at least 1")]
+    FromZero,
+}
+
+/// Opens `db` for auditing beside a possibly running node (as a secondary
+/// instance with its files in `scratch`). A database of another chain is a
+/// fault, not an error.
+pub fn open(
+    db: &std::path::Path,
+    scratch: &std::path::Path,
+    genesis: &Genesis,
+) -> Result<Result<Store, Fault>, AuditError> {
+    match Store::open_secondary(db, scratch, genesis) {
+        Ok(store) => Ok(Ok(store)),
+        Err(StoreError::WrongChain {
+            expected, found, ..
+        }) => Ok(Err(Fault::new(
+            FaultClass::WrongChain,
+            0,
+            "genesis",
+            format!(
+                "the database belongs to another chain: its genesis is {found}, the given genesis is {expected}"
+            ),
+        )
+        .with(expected, found))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A block read from the store, placed after its parent.
+struct Item {
+    block: Block,
+    hash: Hash,
+    cert: CommitCertificate,
+    parent: Parent,
+    encoded_len: usize,
+}
+
+/// A block whose stateless checks all passed.
+struct Checked {
+    item: Item,
+    signatures: u64,
+}
+
+type Chunk<T> = (u64, Vec<Result<T, Fault>>);
+
+/// Rules shared by the checking threads.
+struct Rules<'a> {
+    store: &'a Store,
+    genesis: &'a Genesis,
+    set: ValidatorSet,
+    schedule: ProposerSchedule,
+}
+
+/// Audits heights `from..=to` of `store` against `genesis`.
+pub fn audit(
+    store: &Store,
+    genesis: &Genesis,
+    options: &AuditOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Report, AuditError> {
+    let started = Instant::now();
+    let tip = store.height();
+    let to = options.to.unwrap_or(tip);
+    let from = options.from;
+    if from == 0 {
+        return Err(AuditError::FromZero);
+    }
+    if to > tip {
+        return Err(AuditError::BeyondTip { to, tip });
+    }
+    if from > to && !(tip == 0 && options.to.is_none()) {
+        return Err(AuditError::EmptyRange { from, to });
+    }
+    let set = genesis
+        .validator_set()
+        .map_err(|e| StoreError::Rejected(format!("the genesis validator set is invalid: {e}")))?;
+    let rules = Rules {
+        store,
+        genesis,
+        schedule: ProposerSchedule::new(&set),
+        set,
+    };
+    let mut summary = Summary {
+        from,
+        to,
+        tip,
+        ..Summary::default()
+    };
+    let fault = run(
+        &rules,
+        from,
+        to,
+        options.threads.max(1),
+        &mut summary,
+        progress,
+    )?;
+    summary.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(Report { summary, fault })
+}
+
+fn run(
+    rules: &Rules<'_>,
+    from: u64,
+    to: u64,
+    threads: usize,
+    summary: &mut Summary,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Option<Fault>, AuditError> {
+    let store = rules.store;
+    // The starting point: genesis, or the stored (trusted) height before.
+    let (start, mut replay) = if from == 1 {
+        let parent = Parent {
+            height: 0,
+            hash: store.genesis_hash(),
+            time_ms: rules.genesis.genesis_time_ms,
+        };
+        let mut replay = Replay::new(None);
+        let update = genesis_state(&replay, rules.genesis).map_err(StoreError::from)?;
+        replay.top.apply_latest(&update.batch);
+        (parent, replay)
+    } else {
+        let base = from - 1;
+        let Some(block) = read_block(store, base)? else {
+            return Ok(Some(missing(base, "block")));
+        };
+        let block = match block {
+            Ok((b, _)) => b,
+            Err(f) => return Ok(Some(f)),
+        };
+        let root = state::root_at(store, base).map_err(StoreError::from)?;
+        if root != block.header.state_root {
+            return Ok(Some(
+                Fault::new(
+                    FaultClass::State,
+                    base,
+                    "stored_state_root",
+                    "the stored state the audit would start from does not match its block's state root".into(),
+                )
+                .with(block.header.state_root, root),
+            ));
+        }
+        let parent = Parent {
+            height: base,
+            hash: block.hash(),
+            time_ms: block.header.time_ms,
+        };
+        (parent, Replay::new(Some((store, base))))
+    };
+    if from > to {
+        return Ok(None); // an empty chain: nothing to check
+    }
+
+    let stop = AtomicBool::new(false);
+    let result = std::thread::scope(|scope| -> Result<Option<Fault>, AuditError> {
+        let (item_tx, item_rx) = mpsc::sync_channel::<Chunk<Item>>(threads * 2);
+        let (checked_tx, checked_rx) = mpsc::sync_channel::<Chunk<Checked>>(threads * 2);
+        let item_rx = Arc::new(Mutex::new(item_rx));
+        let stop = &stop;
+        let reader = scope.spawn(move || read_blocks(store, start, to, item_tx, stop));
+        for _ in 0..threads {
+            let rx = item_rx.clone();
+            let tx = checked_tx.clone();
+            scope.spawn(move || check_blocks(rules, rx, tx, stop));
+        }
+        drop(checked_tx);
+        drop(item_rx);
+
+        let mut pending: BTreeMap<u64, Vec<Result<Checked, Fault>>> = BTreeMap::new();
+        let mut next_seq = 0u64;
+        let mut fault = None;
+        'outer: while let Ok((seq, chunk)) = checked_rx.recv() {
+            pending.insert(seq, chunk);
+            while let Some(chunk) = pending.remove(&next_seq) {
+                next_seq += 1;
+                for checked in chunk {
+                    match checked.and_then(|c| execute(rules, &mut replay, c, summary)) {
+                        Ok(height) => progress(Progress {
+                            height,
+                            from,
+                            to,
+                            txs: summary.txs,
+                        }),
+                        Err(f) => {
+                            fault = Some(f);
+                            break 'outer;
+                        }
+                    }
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        drop(checked_rx);
+        match reader.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) if fault.is_none() => return Err(e.into()),
+            Ok(Err(_)) => {}
+            Err(_) => {
+                return Err(StoreError::Rejected("the block reader thread panicked".into()).into())
+            }
+        }
+        if fault.is_none() && summary.blocks != to - from + 1 {
+            return Err(StoreError::Rejected("a checking thread stopped early".into()).into());
+        }
+        Ok(fault)
+    })?;
+    if result.is_some() {
+        return Ok(result);
+    }
+    final_checks(rules, &replay, from, to, summary)
+}
+
+fn missing(height: u64, what: &'static str) -> Fault {
+    Fault::new(
+        FaultClass::Missing,
+        height,
+        what,
+        format!("the {what} at height {height} is not stored"),
+    )
+}
+
+/// Reads and decodes the block at `height`: `None` if absent.
+#[allow(clippy::type_complexity)]
+fn read_block(
+    store: &Store,
+    height: u64,
+) -> Result<Option<Result<(Block, usize), Fault>>, StoreError> {
+    let Some(bytes) = store.block_bytes(height)? else {
+        return Ok(None);
+    };
+    let block = match Block::decode(&bytes, crate::types::BLOCK_BYTES_CAP) {
+        Ok(b) => b,
+        Err(e) => {
+            return Ok(Some(Err(Fault::new(
+                FaultClass::Undecodable,
+                height,
+                "block_encoding",
+                format!("the block stored at height {height} does not decode: {e}"),
+            ))))
+        }
+    };
+    if block.height() != height {
+        return Ok(Some(Err(Fault::new(
+            FaultClass::Undecodable,
+            height,
+            "block_position",
+            format!(
+                "the block stored at height {height} says it is height {}",
+                block.height()
+            ),
+        )
+        .with(height, block.height()))));
+    }
+    Ok(Some(Ok((block, bytes.len()))))
+}
+
+fn read_item(
+    store: &Store,
+    height: u64,
+    parent: Parent,
+) -> Result<Result<Item, Fault>, StoreError> {
+    let (block, encoded_len) = match read_block(store, height)? {
+        None => return Ok(Err(missing(height, "block"))),
+        Some(Err(f)) => return Ok(Err(f)),
+        Some(Ok(b)) => b,
+    };
+    let Some(cert_bytes) = store.certificate_bytes(height)? else {
+        return Ok(Err(missing(height, "certificate")));
+    };
+    let cert = match CommitCertificate::decode(&cert_bytes) {
+        Ok(c) => c,
+        Err(e) => {
+            return Ok(Err(Fault::new(
+                FaultClass::Undecodable,
+                height,
+                "certificate_encoding",
+                format!("the certificate stored at height {height} does not decode: {e}"),
+            )))
+        }
+    };
+    Ok(Ok(Item {
+        hash: block.hash(),
+        block,
+        cert,
+        parent,
+        encoded_len,
+    }))
+}
+
+/// Blocks per chunk handed to a checking thread, and the transactions that
+/// end a chunk early (so large blocks spread over the threads).
+const CHUNK_BLOCKS: usize = 64;
+const CHUNK_TXS: usize = 2_000;
+
+fn read_blocks(
+    store: &Store,
+    start: Parent,
+    to: u64,
+    out: mpsc::SyncSender<Chunk<Item>>,
+    stop: &AtomicBool,
+) -> Result<(), StoreError> {
+    let mut parent = start;
+    let mut seq = 0u64;
+    let mut chunk = Vec::new();
+    let mut chunk_txs = 0usize;
+    for height in start.height + 1..=to {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let item = read_item(store, height, parent)?;
+        let failed = item.is_err();
+        if let Ok(item) = &item {
+            parent = Parent {
+                height,
+                hash: item.hash,
+                time_ms: item.block.header.time_ms,
+            };
+            chunk_txs += item.block.txs.len();
+        }
+        chunk.push(item);
+        if failed || chunk.len() >= CHUNK_BLOCKS || chunk_txs >= CHUNK_TXS || height == to {
+            if out.send((seq, std::mem::take(&mut chunk))).is_err() {
+                return Ok(());
+            }
+            seq += 1;
+            chunk_txs = 0;
+        }
+        if failed {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+fn check_blocks(
+    rules: &Rules<'_>,
+    input: Arc<Mutex<mpsc::Receiver<Chunk<Item>>>>,
+    out: mpsc::SyncSender<Chunk<Checked>>,
+    stop: &AtomicBool,
+) {
+    loop {
+        let next = match input.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok((seq, items)) = next else { return };
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut results = Vec::with_capacity(items.len());
+        for item in items {
+            let result = item.and_then(|i| check_stateless(rules, i));
+            let failed = result.is_err();
+            results.push(result);
+            if failed {
+                break;
+            }
+        }
+        if out.send((seq, results)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Every check that needs no state, in the order a reader would make them.
+fn check_stateless(rules: &Rules<'_>, item: Item) -> Result<Checked, Fault> {
+    let block = &item.block;
+    let h = block.height();
+    let params = &rules.genesis.params;
+    let chain_id = rules.genesis.chain_id.as_str();
+    if item.encoded_len as u64 > params.block_bytes_max {
+        return Err(Fault::new(
+            FaultClass::Header,
+            h,
+            "block_size",
+            format!(
+                "the block is {} bytes, more than the limit of {}",
+                item.encoded_len, params.block_bytes_max
+            ),
+        ));
+    }
+    check_block_header(
+        block,
+        &item.parent,
+        &rules.set,
+        chain_id,
+        params.block_txs_max,
+    )
+    .map_err(|e| block_fault(h, e))?;
+    check_proposer(rules, block, &item.cert)?;
+    check_certificate_matches(block, &item.cert).map_err(|e| block_fault(h, e))?;
+    verify_certificate(&item.cert, &rules.set, chain_id).map_err(|e| {
+        Fault::new(
+            FaultClass::Certificate,
+            h,
+            "certificate",
+            format!("the commit certificate is invalid: {e}"),
+        )
+    })?;
+    for (index, tx) in block.txs.iter().enumerate() {
+        check_tx_static(tx, chain_id, params)
+            .map_err(|e| tx_fault(h, index, tx.hash(), "tx_rules", e.to_string()))?;
+    }
+    verify_tx_signatures(&block.txs, chain_id).map_err(|(index, e)| {
+        tx_fault(
+            h,
+            index,
+            block.txs[index].hash(),
+            "tx_signature",
+            format!("bad signature: {e}"),
+        )
+    })?;
+    check_indexes(rules.store, block, item.hash)?;
+    let signatures = block.txs.len()
+        + item.cert.signatures.len()
+        + block.last_commit.as_ref().map_or(0, |c| c.signatures.len());
+    Ok(Checked {
+        item,
+        signatures: signatures as u64,
+    })
+}
+
+fn tx_fault(height: u64, index: usize, hash: Hash, check: &'static str, why: String) -> Fault {
+    Fault::new(
+        FaultClass::Transaction,
+        height,
+        check,
+        format!("transaction {index} ({hash}) is invalid: {why}"),
+    )
+}
+
+/// The proposer must be the one the schedule names for some round up to the
+/// certificate's (a block re-proposed in a later round keeps its proposer).
+fn check_proposer(rules: &Rules<'_>, block: &Block, cert: &CommitCertificate) -> Result<(), Fault> {
+    let h = block.height();
+    let proposer = block.header.proposer;
+    let fault = |why: String| Fault::new(FaultClass::Header, h, "proposer", why);
+    let Some(index) = rules.set.index_of(&proposer) else {
+        return Err(fault(format!("the proposer {proposer} is not a validator")));
+    };
+    // After one full rotation every validator has had a slot.
+    let rounds = u64::from(cert.round).min(rules.schedule.period() as u64);
+    if (0..=rounds).any(|r| rules.schedule.proposer(h, r as u32) == index) {
+        return Ok(());
+    }
+    let expected = rules.schedule.proposer(h, 0);
+    let expected_key = rules
+        .set
+        .get(expected)
+        .map_or_else(String::new, |v| v.public_key.to_string());
+    Err(fault(format!(
+        "the proposer {proposer} (validator {index}) had no turn at height {h} in rounds 0..={}",
+        cert.round
+    ))
+    .with(expected_key, proposer))
+}
+
+fn check_indexes(store: &Store, block: &Block, hash: Hash) -> Result<(), Fault> {
+    let h = block.height();
+    let io = |e: StoreError| {
+        Fault::new(
+            FaultClass::Index,
+            h,
+            "index_read",
+            format!("an index entry cannot be read: {e}"),
+        )
+    };
+    let indexed = store.block_height(&hash).map_err(io)?;
+    if indexed != Some(h) {
+        return Err(Fault::new(
+            FaultClass::Index,
+            h,
+            "block_index",
+            format!("the block-hash index maps block {hash} to {indexed:?}, not to its height"),
+        )
+        .with(h, format!("{indexed:?}")));
+    }
+    for (index, tx) in block.txs.iter().enumerate() {
+        let tx_hash = tx.hash();
+        let location = store.tx_location(&tx_hash).map_err(io)?;
+        let at = location.map(|l| (l.height, l.index as usize));
+        if at != Some((h, index)) {
+            return Err(Fault::new(
+                FaultClass::Index,
+                h,
+                "tx_index",
+                format!("the transaction index maps tx {tx_hash} to {at:?}, but it is tx {index} of block {h}"),
+            )
+            .with(format!("({h}, {index})"), format!("{at:?}")));
+        }
+    }
+    Ok(())
+}
+
+fn block_fault(height: u64, e: BlockError) -> Fault {
+    let message = e.to_string();
+    let header = |check| Fault::new(FaultClass::Header, height, check, message.clone());
+    match e {
+        BlockError::ChainId { expected, found } => header("chain_id").with(expected, found),
+        BlockError::Height { expected, found } => header("height").with(expected, found),
+        BlockError::PrevHash { expected, found } => header("prev_hash").with(expected, found),
+        BlockError::TxRoot { expected, found } => header("tx_root").with(expected, found),
+        BlockError::ValidatorsHash { expected, found } => {
+            header("validators_hash").with(expected, found)
+        }
+        BlockError::LastCommitHash { expected, found } => {
+            header("last_commit_hash").with(expected, found)
+        }
+        BlockError::Time { parent, found } => {
+            header("time").with(format!("after {parent}"), found)
+        }
+        BlockError::TooManyTxs { max, found } => header("tx_count").with(max, found),
+        BlockError::CertificateMismatch {
+            expected, found, ..
+        } => Fault::new(
+            FaultClass::Header,
+            height,
+            "block_hash",
+            format!("the block hashes to {expected}, but its certificate decided {found}: the block was altered after it was decided"),
+        )
+        .with(found, expected),
+        BlockError::LastCommitHeight { expected, found } => {
+            Fault::new(FaultClass::Certificate, height, "last_commit", message).with(expected, found)
+        }
+        BlockError::LastCommitBlock { expected, found } => {
+            Fault::new(FaultClass::Certificate, height, "last_commit", message).with(expected, found)
+        }
+        BlockError::MissingLastCommit { .. }
+        | BlockError::UnexpectedLastCommit
+        | BlockError::LastCommit(_) => {
+            Fault::new(FaultClass::Certificate, height, "last_commit", message)
+        }
+    }
+}
+
+/// Executes a checked block against the replay and compares the root.
+fn execute(
+    rules: &Rules<'_>,
+    replay: &mut Replay<'_>,
+    checked: Checked,
+    summary: &mut Summary,
+) -> Result<u64, Fault> {
+    let block = &checked.item.block;
+    let h = block.height();
+    let update = execute_verified_block(
+        &*replay,
+        h,
+        &rules.genesis.chain_id,
+        &rules.genesis.params,
+        &block.txs,
+    )
+    .map_err(|e| match e {
+        BlockExecError::InvalidTx { index, hash, error } => {
+            tx_fault(h, index, hash, "tx_execution", error.to_string())
+        }
+        BlockExecError::State(e) => Fault::new(
+            FaultClass::State,
+            h,
+            "replay",
+            format!("the replayed state cannot be read: {e}"),
+        ),
+    })?;
+    if update.root != block.header.state_root {
+        return Err(Fault::new(
+            FaultClass::State,
+            h,
+            "state_root",
+            format!(
+                "replaying the transactions gives state root {}, the header records {}",
+                update.root, block.header.state_root
+            ),
+        )
+        .with(update.root, block.header.state_root));
+    }
+    replay.top.apply_latest(&update.batch);
+    summary.blocks += 1;
+    summary.txs += block.txs.len() as u64;
+    summary.signatures += checked.signatures;
+    Ok(h)
+}
+
+/// After the walk: the stored state equals the replayed one at `to`, and
+/// the indexes and the tip record hold nothing the blocks do not.
+fn final_checks(
+    rules: &Rules<'_>,
+    replay: &Replay<'_>,
+    from: u64,
+    to: u64,
+    summary: &Summary,
+) -> Result<Option<Fault>, AuditError> {
+    let store = rules.store;
+    if to == 0 {
+        return Ok(None);
+    }
+    let state_fault = |check, message: String| Fault::new(FaultClass::State, to, check, message);
+    let stored_root = state::root_at(store, to).map_err(StoreError::from)?;
+    let replayed_root = state::root_at(replay, to).map_err(StoreError::from)?;
+    if stored_root != replayed_root {
+        return Ok(Some(
+            state_fault(
+                "stored_state_root",
+                format!("the stored state tree at height {to} has root {stored_root}, the replay gives {replayed_root}"),
+            )
+            .with(replayed_root, stored_root),
+        ));
+    }
+    // Every stored value against the replay, and every replayed key against
+    // the store.
+    let mut mismatch: Option<Fault> = None;
+    store.for_each_state_value(to, |key_hash, stored| {
+        if mismatch.is_none() {
+            let replayed = replay.get_value_option(to, key_hash).map_err(state_read)?;
+            if replayed != stored {
+                mismatch = Some(value_fault(
+                    to,
+                    key_hash,
+                    replayed.as_deref(),
+                    stored.as_deref(),
+                ));
+            }
+        }
+        Ok(())
+    })?;
+    if let Some(f) = mismatch {
+        return Ok(Some(f));
+    }
+    for (key_hash, replayed) in replay.top.values_at(to) {
+        let stored = store.get_value_option(to, key_hash).map_err(state_read)?;
+        if stored != replayed {
+            return Ok(Some(value_fault(
+                to,
+                key_hash,
+                replayed.as_deref(),
+                stored.as_deref(),
+            )));
+        }
+    }
+    let tip = store.tip();
+    if to == summary.tip {
+        if let Some(tip) = tip {
+            let block = store.block(to)?.map(|b| b.hash());
+            if block != Some(tip.block_hash) {
+                return Ok(Some(
+                    Fault::new(
+                        FaultClass::Index,
+                        to,
+                        "tip",
+                        "the recorded tip names a different block than the one stored at its height".into(),
+                    )
+                    .with(format!("{block:?}"), tip.block_hash),
+                ));
+            }
+        }
+        if store.block_bytes(to + 1)?.is_some() {
+            return Ok(Some(Fault::new(
+                FaultClass::Index,
+                to + 1,
+                "tip",
+                format!(
+                    "a block is stored at height {}, above the recorded tip {to}",
+                    to + 1
+                ),
+            )));
+        }
+        if from == 1 {
+            let (block_entries, tx_entries) = store.index_counts()?;
+            if block_entries != to {
+                return Ok(Some(
+                    Fault::new(
+                        FaultClass::Index,
+                        to,
+                        "block_index_count",
+                        format!("the block-hash index has {block_entries} entries for {to} blocks"),
+                    )
+                    .with(to, block_entries),
+                ));
+            }
+            if tx_entries != summary.txs {
+                return Ok(Some(
+                    Fault::new(
+                        FaultClass::Index,
+                        to,
+                        "tx_index_count",
+                        format!(
+                            "the transaction index has {tx_entries} entries for {} transactions",
+                            summary.txs
+                        ),
+                    )
+                    .with(summary.txs, tx_entries),
+                ));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn value_fault(
+    height: u64,
+    key_hash: KeyHash,
+    replayed: Option<&[u8]>,
+    stored: Option<&[u8]>,
+) -> Fault {
+    let show = |v: Option<&[u8]>| {
+        v.map_or_else(
+            || "nothing".to_string(),
+            |v| format!("0x{}", hex::encode(v)),
+        )
+    };
+    Fault::new(
+        FaultClass::State,
+        height,
+        "stored_state",
+        format!(
+            "the stored state at height {height} holds {} for key {}, the replay gives {}",
+            show(stored),
+            hex::encode(key_hash.0),
+            show(replayed)
+        ),
+    )
+    .with(show(replayed), show(stored))
+}
+
+fn state_read(e: anyhow::Error) -> StoreError {
+    StoreError::Corrupt(format!("the state cannot be read: {e:#}"))
+}
+
+/// The replayed state: what the audit executed, in memory, over nothing
+/// (from genesis) or over the stored state of a trusted height.
+struct Replay<'a> {
+    base: Option<(&'a Store, Version)>,
+    top: MemoryTreeStore,
+}
+
+impl<'a> Replay<'a> {
+    fn new(base: Option<(&'a Store, Version)>) -> Self {
+        Replay {
+            base,
+            top: MemoryTreeStore::new(),
+        }
+    }
+}
+
+impl TreeReader for Replay<'_> {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        match self.top.get_node_option(node_key)? {
+            Some(n) => Ok(Some(n)),
+            None => match self.base {
+                Some((store, _)) => store.get_node_option(node_key),
+                None => Ok(None),
+            },
+        }
+    }
+
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
+        match self.top.entry(max_version, key_hash) {
+            Some(v) => Ok(v),
+            None => match self.base {
+                Some((store, base)) => store.get_value_option(max_version.min(base), key_hash),
+                None => Ok(None),
+            },
+        }
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        anyhow::bail!("the audit replay does not restore snapshots")
+    }
+}
