@@ -18,22 +18,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
-use jmt::storage::{LeafNode, Node, NodeKey, TreeReader};
-use jmt::{KeyHash, OwnedValue, Version};
+use jmt::storage::TreeReader;
+use jmt::KeyHash;
 use serde::Serialize;
 
-use crate::execution::{
-    check_tx_static, execute_verified_block, genesis_state, verify_tx_signatures, BlockExecError,
-};
+use crate::execution::{execute_verified_block, genesis_state, BlockExecError, TxError};
 use crate::genesis::Genesis;
 use crate::hash::Hash;
 use crate::proposer::ProposerSchedule;
-use crate::state::{self, MemoryTreeStore};
+use crate::state::{self, Overlay};
 use crate::store::{Store, StoreError};
 use crate::types::{Block, CommitCertificate, ValidatorSet};
-use crate::verify::{
-    check_block_header, check_certificate_matches, verify_certificate, BlockError, Parent,
-};
+use crate::verify::{check_block_links, check_block_signatures, BlockError, ContentError, Parent};
 
 /// What kind of fault the audit found. Each has its own exit code, so
 /// scripts can tell them apart without parsing text.
@@ -598,7 +594,7 @@ fn check_stateless(rules: &Rules<'_>, item: Item) -> Result<Checked, Fault> {
             ),
         ));
     }
-    check_block_header(
+    check_block_links(
         block,
         &item.parent,
         &rules.set,
@@ -607,32 +603,26 @@ fn check_stateless(rules: &Rules<'_>, item: Item) -> Result<Checked, Fault> {
     )
     .map_err(|e| block_fault(h, e))?;
     check_proposer(rules, block, &item.cert)?;
-    check_certificate_matches(block, &item.cert).map_err(|e| block_fault(h, e))?;
-    verify_certificate(&item.cert, &rules.set, chain_id).map_err(|e| {
-        Fault::new(
-            FaultClass::Certificate,
-            h,
-            "certificate",
-            format!("the commit certificate is invalid: {e}"),
-        )
-    })?;
-    for (index, tx) in block.txs.iter().enumerate() {
-        check_tx_static(tx, chain_id, params)
-            .map_err(|e| tx_fault(h, index, tx.hash(), "tx_rules", e.to_string()))?;
-    }
-    verify_tx_signatures(&block.txs, chain_id).map_err(|(index, e)| {
-        tx_fault(
-            h,
-            index,
-            block.txs[index].hash(),
-            "tx_signature",
-            format!("bad signature: {e}"),
-        )
-    })?;
+    let signatures = check_block_signatures(block, &item.cert, &rules.set, chain_id, params)
+        .map_err(|e| match e {
+            ContentError::Mismatch(e) => block_fault(h, e),
+            ContentError::Certificate(e) => Fault::new(
+                FaultClass::Certificate,
+                h,
+                "certificate",
+                format!("the commit certificate is invalid: {e}"),
+            ),
+            ContentError::LastCommit(e) => block_fault(h, BlockError::LastCommit(e)),
+            ContentError::Tx { index, hash, error } => {
+                let check = if matches!(error, TxError::BadSignature(_)) {
+                    "tx_signature"
+                } else {
+                    "tx_rules"
+                };
+                tx_fault(h, index, hash, check, error.to_string())
+            }
+        })?;
     check_indexes(rules.store, block, item.hash)?;
-    let signatures = block.txs.len()
-        + item.cert.signatures.len()
-        + block.last_commit.as_ref().map_or(0, |c| c.signatures.len());
     Ok(Checked {
         item,
         signatures: signatures as u64,
@@ -943,48 +933,6 @@ fn state_read(e: anyhow::Error) -> StoreError {
     StoreError::Corrupt(format!("the state cannot be read: {e:#}"))
 }
 
-/// The replayed state: what the audit executed, in memory, over nothing
-/// (from genesis) or over the stored state of a trusted height.
-struct Replay<'a> {
-    base: Option<(&'a Store, Version)>,
-    top: MemoryTreeStore,
-}
-
-impl<'a> Replay<'a> {
-    fn new(base: Option<(&'a Store, Version)>) -> Self {
-        Replay {
-            base,
-            top: MemoryTreeStore::new(),
-        }
-    }
-}
-
-impl TreeReader for Replay<'_> {
-    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
-        match self.top.get_node_option(node_key)? {
-            Some(n) => Ok(Some(n)),
-            None => match self.base {
-                Some((store, _)) => store.get_node_option(node_key),
-                None => Ok(None),
-            },
-        }
-    }
-
-    fn get_value_option(
-        &self,
-        max_version: Version,
-        key_hash: KeyHash,
-    ) -> anyhow::Result<Option<OwnedValue>> {
-        match self.top.entry(max_version, key_hash) {
-            Some(v) => Ok(v),
-            None => match self.base {
-                Some((store, base)) => store.get_value_option(max_version.min(base), key_hash),
-                None => Ok(None),
-            },
-        }
-    }
-
-    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
-        anyhow::bail!("the audit replay does not restore snapshots")
-    }
-}
+/// The replayed state: over nothing (from genesis) or over the stored
+/// state of a trusted height.
+type Replay<'a> = Overlay<'a, Store>;

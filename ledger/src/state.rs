@@ -274,3 +274,53 @@ impl TreeReader for MemoryTreeStore {
 
 /// The largest record value any genesis may allow.
 pub const VALUE_BYTES_CAP: usize = TX_BYTES_CAP;
+
+/// A state tree in memory on top of a stored one: reads see the newest
+/// in-memory entry first, then `base` as of `base_version`. Block sync
+/// executes a run of blocks over it before committing them in one write;
+/// `audit` replays over it (with no base, from genesis).
+#[derive(Debug)]
+pub struct Overlay<'a, R: TreeReader> {
+    base: Option<(&'a R, Version)>,
+    pub top: MemoryTreeStore,
+}
+
+impl<'a, R: TreeReader> Overlay<'a, R> {
+    /// An overlay over `base` as of `base_version`, or over nothing.
+    pub fn new(base: Option<(&'a R, Version)>) -> Self {
+        Overlay {
+            base,
+            top: MemoryTreeStore::new(),
+        }
+    }
+}
+
+impl<R: TreeReader> TreeReader for Overlay<'_, R> {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        match self.top.get_node_option(node_key)? {
+            Some(n) => Ok(Some(n)),
+            None => match self.base {
+                Some((base, _)) => base.get_node_option(node_key),
+                None => Ok(None),
+            },
+        }
+    }
+
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
+        match self.top.entry(max_version, key_hash) {
+            Some(v) => Ok(v),
+            None => match self.base {
+                Some((base, version)) => base.get_value_option(max_version.min(version), key_hash),
+                None => Ok(None),
+            },
+        }
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        anyhow::bail!("an overlay does not restore snapshots")
+    }
+}

@@ -396,8 +396,44 @@ impl Store {
         cert: &CommitCertificate,
         update: &StateUpdate,
     ) -> Result<Tip, StoreError> {
+        self.commit_blocks(&[(block, cert, update)])
+    }
+
+    /// Commits consecutive decided blocks in one atomic, synced write (block
+    /// sync commits a run at once: one fsync instead of one per block). Each
+    /// must extend the one before (the first, the tip), with its own
+    /// certificate and state update. Returns the new tip.
+    pub fn commit_blocks(
+        &self,
+        blocks: &[(&Block, &CommitCertificate, &StateUpdate)],
+    ) -> Result<Tip, StoreError> {
         let mut tip_guard = self.tip.write().unwrap_or_else(|p| p.into_inner());
-        let parent = match *tip_guard {
+        let mut tip = *tip_guard;
+        let mut batch = WriteBatch::default();
+        for (block, cert, update) in blocks {
+            let next = self.add_block(&mut batch, tip, block, cert, update)?;
+            tip = Some(next);
+        }
+        let Some(tip) = tip.filter(|_| !blocks.is_empty()) else {
+            return Err(StoreError::Rejected("no block to commit".into()));
+        };
+        batch.put_cf(self.cf(CF_META), META_TIP, encode(&tip));
+        self.write_synced(batch)?;
+        *tip_guard = Some(tip);
+        Ok(tip)
+    }
+
+    /// Adds `block` on top of `tip` to `batch`, after checking that it
+    /// extends it and that the certificate and update are its own.
+    fn add_block(
+        &self,
+        batch: &mut WriteBatch,
+        tip: Option<Tip>,
+        block: &Block,
+        cert: &CommitCertificate,
+        update: &StateUpdate,
+    ) -> Result<Tip, StoreError> {
+        let parent = match tip {
             Some(t) => (t.height, t.block_hash),
             None => (0, self.genesis_hash),
         };
@@ -423,13 +459,6 @@ impl Store {
             )));
         }
         let hash = block.hash();
-        let tip = Tip {
-            height,
-            block_hash: hash,
-            state_root: update.root,
-            time_ms: block.header.time_ms,
-        };
-        let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_BLOCKS), height_key(height), &block_bytes);
         batch.put_cf(self.cf(CF_BLOCK_HASHES), hash.0, height_key(height));
         batch.put_cf(self.cf(CF_CERTIFICATES), height_key(height), encode(cert));
@@ -441,11 +470,13 @@ impl Store {
             };
             batch.put_cf(txs, tx.hash().0, encode(&location));
         }
-        self.put_state(&mut batch, update);
-        batch.put_cf(self.cf(CF_META), META_TIP, encode(&tip));
-        self.write_synced(batch)?;
-        *tip_guard = Some(tip);
-        Ok(tip)
+        self.put_state(batch, update);
+        Ok(Tip {
+            height,
+            block_hash: hash,
+            state_root: update.root,
+            time_ms: block.header.time_ms,
+        })
     }
 
     /// The block at `height`.

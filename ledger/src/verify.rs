@@ -3,6 +3,8 @@
 //! parent.
 
 use crate::crypto::{BatchVerifier, Domain};
+use crate::execution::{check_tx_static, verify_tx_signatures, TxError};
+use crate::genesis::Params;
 use crate::hash::Hash;
 use crate::types::{last_commit_hash, Block, CommitCertificate, ValidatorSet};
 
@@ -136,6 +138,23 @@ pub fn check_block_header(
     chain_id: &str,
     block_txs_max: u32,
 ) -> Result<(), BlockError> {
+    check_block_links(block, parent, set, chain_id, block_txs_max)?;
+    if let Some(cert) = &block.last_commit {
+        verify_certificate(cert, set, chain_id).map_err(BlockError::LastCommit)?;
+    }
+    Ok(())
+}
+
+/// [`check_block_header`] without verifying the signatures of the embedded
+/// `last_commit` (its height and block are checked): for callers that
+/// verified them already, in parallel, with [`check_block_signatures`].
+pub fn check_block_links(
+    block: &Block,
+    parent: &Parent,
+    set: &ValidatorSet,
+    chain_id: &str,
+    block_txs_max: u32,
+) -> Result<(), BlockError> {
     let h = &block.header;
     if h.chain_id != chain_id {
         return Err(BlockError::ChainId {
@@ -205,10 +224,61 @@ pub fn check_block_header(
                     found: cert.block_hash,
                 });
             }
-            verify_certificate(cert, set, chain_id).map_err(BlockError::LastCommit)?;
         }
     }
     Ok(())
+}
+
+/// Why a block's signatures or transactions are not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContentError {
+    #[error("{0}")]
+    Mismatch(BlockError),
+    #[error("the commit certificate is invalid: {0}")]
+    Certificate(CertificateError),
+    #[error("the block's last_commit is invalid: {0}")]
+    LastCommit(CertificateError),
+    #[error("transaction {index} ({hash}) is invalid: {error}")]
+    Tx {
+        index: usize,
+        hash: Hash,
+        error: TxError,
+    },
+}
+
+/// Every signature check on a block and its certificate, and the
+/// transactions' stateless rules: the certificate is for this block and a
+/// valid quorum, the embedded `last_commit` is a valid quorum, and every
+/// transaction is within the limits and signed (one batch). Needs no parent
+/// and no state, so blocks can be checked in parallel. Returns the number of
+/// signatures verified.
+pub fn check_block_signatures(
+    block: &Block,
+    cert: &CommitCertificate,
+    set: &ValidatorSet,
+    chain_id: &str,
+    params: &Params,
+) -> Result<usize, ContentError> {
+    check_certificate_matches(block, cert).map_err(ContentError::Mismatch)?;
+    verify_certificate(cert, set, chain_id).map_err(ContentError::Certificate)?;
+    let mut signatures = cert.signatures.len() + block.txs.len();
+    if let Some(last) = &block.last_commit {
+        verify_certificate(last, set, chain_id).map_err(ContentError::LastCommit)?;
+        signatures += last.signatures.len();
+    }
+    for (index, tx) in block.txs.iter().enumerate() {
+        check_tx_static(tx, chain_id, params).map_err(|error| ContentError::Tx {
+            index,
+            hash: tx.hash(),
+            error,
+        })?;
+    }
+    verify_tx_signatures(&block.txs, chain_id).map_err(|(index, e)| ContentError::Tx {
+        index,
+        hash: block.txs[index].hash(),
+        error: TxError::BadSignature(e),
+    })?;
+    Ok(signatures)
 }
 
 /// Checks that `cert` is for exactly this block.

@@ -170,6 +170,13 @@ pub async fn query(url: &str, q: Query, json: bool) -> anyhow::Result<()> {
             println!("round       {}", s.round);
             println!("peers       {}", s.peers);
             println!("catching up {}", s.catching_up);
+            println!(
+                "sync        target {}, {} behind, {:.0} blocks/s, {} peers scored",
+                s.sync.target_height.0,
+                s.sync.blocks_behind.0,
+                s.sync.blocks_per_second,
+                s.sync.peers.len()
+            );
         }
         Query::Block { id } => {
             let b = client

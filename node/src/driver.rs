@@ -15,21 +15,24 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use tally_consensus::{Consensus, Input, Output, Signer, TimeoutKind, Timeouts};
-use tally_ledger::execution::{execute_block, ApplyError, BlockExecutor, TxError};
+use tally_ledger::execution::{
+    execute_block, execute_verified_block, ApplyError, BlockExecutor, TxError,
+};
 use tally_ledger::genesis::Genesis;
-use tally_ledger::state::{read_account, AccountState, StateUpdate};
+use tally_ledger::state::{read_account, AccountState, Overlay, StateUpdate};
 use tally_ledger::store::Store;
 use tally_ledger::types::{
     last_commit_hash, Block, CommitCertificate, Evidence, Header, SignedProposal, SignedTx,
     SignedVote, ValidatorSet,
 };
-use tally_ledger::verify::{check_block_header, check_certificate_matches, verify_certificate};
+use tally_ledger::verify::{check_block_header, check_block_links, check_block_signatures, Parent};
 use tally_ledger::{Hash, Keypair, PublicKey};
 
 use crate::mempool::{AccountView, Mempool, MempoolError, MempoolLimits, PoolStatus};
 use crate::metrics::Metrics;
 use crate::network::{NetCommand, NetEvent};
-use crate::wire::{ConsensusMsg, Status, SYNC_BLOCKS_MAX};
+use crate::sync::{PeerView, Penalty, Sync};
+use crate::wire::{ConsensusMsg, Status};
 
 /// A committed block, as announced to subscribers (devnet output, RPC).
 #[derive(Debug, Clone)]
@@ -46,8 +49,15 @@ pub struct NodeStatus {
     pub height: u64,
     pub block_hash: Option<Hash>,
     pub round: u32,
+    /// The best height a believed peer reports (the sync target).
     pub peers_max_height: u64,
     pub catching_up: bool,
+    /// Blocks committed per second by sync over the last seconds.
+    pub sync_blocks_per_second: f64,
+    /// Verified blocks waiting to be committed, and requests outstanding.
+    pub sync_pending_blocks: usize,
+    pub sync_requests: usize,
+    pub peers: Vec<PeerView>,
     pub mempool_txs: usize,
     pub mempool_bytes: u64,
 }
@@ -131,9 +141,28 @@ fn now_ms() -> u64 {
 const TICK: Duration = Duration::from_millis(1000);
 /// Own messages are sent again when no block was committed for this long.
 const RESEND_AFTER: Duration = Duration::from_secs(3);
-/// A sync request without an answer is abandoned after this long.
-const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often sync progress is logged while catching up.
+const SYNC_LOG_EVERY: Duration = Duration::from_secs(2);
 
+/// Blocks of one sync answer after their signatures were checked (off the
+/// driver task): the valid prefix, and why the next one failed, if one did.
+#[derive(Debug)]
+pub struct CheckedBlocks {
+    peer: PeerId,
+    from: u64,
+    valid: Vec<(Block, CommitCertificate)>,
+    invalid: Option<(u64, String)>,
+}
+
+/// Sync throughput, for logs and status.
+#[derive(Debug)]
+struct SyncMeter {
+    since: Instant,
+    blocks: u64,
+    txs: u64,
+    rate: f64,
+    logged: Instant,
+}
 /// The running driver.
 pub struct Driver {
     genesis: Genesis,
@@ -156,8 +185,11 @@ pub struct Driver {
     own_messages: Vec<ConsensusMsg>,
     outgoing_txs: Vec<SignedTx>,
     seq: u64,
-    peer_heights: HashMap<PeerId, u64>,
-    sync_inflight: Option<(PeerId, Instant)>,
+    sync: Sync,
+    checked_tx: mpsc::Sender<CheckedBlocks>,
+    checked_rx: Option<mpsc::Receiver<CheckedBlocks>>,
+    meter: SyncMeter,
+    was_catching_up: bool,
     evidence: Vec<Evidence>,
     commits: broadcast::Sender<Committed>,
     metrics: Arc<Metrics>,
@@ -213,6 +245,7 @@ impl Driver {
             timeouts,
             height,
         );
+        let (checked_tx, checked_rx) = mpsc::channel(crate::sync::MAX_REQUESTS * 2);
         let mempool = Mempool::new(
             &setup.genesis.chain_id,
             setup.genesis.params.clone(),
@@ -239,8 +272,17 @@ impl Driver {
             own_messages: Vec::new(),
             outgoing_txs: Vec::new(),
             seq: 0,
-            peer_heights: HashMap::new(),
-            sync_inflight: None,
+            sync: Sync::new(),
+            checked_tx,
+            checked_rx: Some(checked_rx),
+            meter: SyncMeter {
+                since: Instant::now(),
+                blocks: 0,
+                txs: 0,
+                rate: 0.0,
+                logged: Instant::now(),
+            },
+            was_catching_up: false,
             evidence: Vec::new(),
             commits,
             metrics: setup.metrics,
@@ -259,6 +301,10 @@ impl Driver {
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), DriverError> {
         self.start_height()?;
+        let mut checked = match self.checked_rx.take() {
+            Some(rx) => rx,
+            None => return Ok(()),
+        };
         let mut tick = tokio::time::interval(TICK);
         let mut flush = tokio::time::interval(Duration::from_millis(25));
         loop {
@@ -282,6 +328,7 @@ impl Driver {
                         self.on_request(r)?;
                     }
                 }
+                Some(c) = checked.recv() => self.on_checked(c)?,
                 _ = tokio::time::sleep_until(next.into()) => self.fire_timers()?,
                 _ = tick.tick() => self.on_tick()?,
                 _ = flush.tick() => self.flush_txs(),
@@ -686,6 +733,14 @@ impl Driver {
         update: &StateUpdate,
     ) -> Result<(), DriverError> {
         let tip = self.store.commit_block(block, cert, update)?;
+        info!(height = tip.height, hash = %tip.block_hash.short(), txs = block.txs.len(), "committed block");
+        self.after_commit(std::slice::from_ref(block), tip);
+        Ok(())
+    }
+
+    /// What follows a commit of `blocks` (ending at `tip`): metrics, the
+    /// mempool, subscribers, and the new height announced.
+    fn after_commit(&mut self, blocks: &[Block], tip: tally_ledger::store::Tip) {
         let interval = self.last_commit_at.elapsed();
         self.last_commit_at = Instant::now();
         self.last_progress = Instant::now();
@@ -693,28 +748,28 @@ impl Driver {
             .block_interval_seconds
             .observe(interval.as_secs_f64());
         self.metrics.height.set(tip.height as i64);
-        self.metrics.committed_txs.inc_by(block.txs.len() as u64);
         let view = StoreView {
             store: &self.store,
             version: tip.height,
         };
-        self.mempool.update(&block.txs, &view);
+        for block in blocks {
+            self.metrics.committed_txs.inc_by(block.txs.len() as u64);
+            self.mempool.update(&block.txs, &view);
+            let _ = self.commits.send(Committed {
+                height: block.height(),
+                block_hash: block.hash(),
+                txs: block.tx_hashes(),
+                time_ms: block.header.time_ms,
+            });
+        }
         self.metrics.mempool_txs.set(self.mempool.len() as i64);
         self.metrics.mempool_bytes.set(self.mempool.bytes() as i64);
         self.candidates.retain(|_, c| c.block.height() > tip.height);
         self.own_messages.clear();
-        info!(height = tip.height, hash = %tip.block_hash.short(), txs = block.txs.len(), "committed block");
-        let _ = self.commits.send(Committed {
-            height: tip.height,
-            block_hash: tip.block_hash,
-            txs: block.tx_hashes(),
-            time_ms: block.header.time_ms,
-        });
         let _ = self.net.try_send(NetCommand::PublishStatus(Status {
             height: tip.height,
             block_hash: tip.block_hash,
         }));
-        Ok(())
     }
 
     fn on_net_event(&mut self, event: NetEvent) -> Result<(), DriverError> {
@@ -726,6 +781,14 @@ impl Driver {
             NetEvent::Consensus(ConsensusMsg::Proposal { proposal, block }) => {
                 let hash = block.hash();
                 let height = block.height();
+                // A proposal for the height after ours carries the
+                // certificate of ours: decide from it (we missed the votes).
+                if height == self.store.height() + 2 && height == self.machine.height() + 1 {
+                    if let Some(cert) = block.last_commit.clone() {
+                        let out = self.machine.handle(Input::CommitFromSync(cert));
+                        self.carry_out(out)?;
+                    }
+                }
                 if height > self.store.height()
                     && height <= self.store.height() + 2
                     && self.candidates.len() < 64
@@ -764,12 +827,28 @@ impl Driver {
                 self.after_txs_arrived()?;
             }
             NetEvent::Status { peer, status } => {
-                self.peer_heights.insert(peer, status.height);
+                if let Some(p) = self.sync.on_status(peer, status.height, Instant::now()) {
+                    self.penalised(peer, p, "it reported a lower height than before");
+                }
+                if status.height > self.store.height() {
+                    self.request_blocks();
+                }
             }
-            NetEvent::Blocks { peer, blocks } => self.on_blocks(peer, blocks)?,
-            NetEvent::BlocksFailed { peer, reason } => {
-                debug!(%peer, %reason, "block request failed");
-                self.sync_inflight = None;
+            NetEvent::Blocks {
+                peer,
+                from,
+                to,
+                blocks,
+            } => self.on_blocks(peer, from, to, blocks),
+            NetEvent::BlocksFailed {
+                peer,
+                from,
+                to,
+                reason,
+            } => {
+                debug!(%peer, from, to, %reason, "block request failed");
+                self.sync.on_failed(peer, from, Instant::now());
+                self.request_blocks();
             }
             NetEvent::Listening(_) => {}
         }
@@ -807,13 +886,19 @@ impl Driver {
             }
             NodeRequest::Status { reply } => {
                 let tip = self.store.tip();
-                let peers_max = self.peer_heights.values().copied().max().unwrap_or(0);
+                let now = Instant::now();
+                let height = tip.map_or(0, |t| t.height);
+                let (pending, requests) = self.sync.pending();
                 let _ = reply.send(NodeStatus {
-                    height: tip.map_or(0, |t| t.height),
+                    height,
                     block_hash: tip.map(|t| t.block_hash),
                     round: self.machine.round(),
-                    peers_max_height: peers_max,
-                    catching_up: peers_max > self.store.height() + 1,
+                    peers_max_height: self.sync.target(now),
+                    catching_up: self.sync.catching_up(height, now),
+                    sync_blocks_per_second: self.meter.rate,
+                    sync_pending_blocks: pending,
+                    sync_requests: requests,
+                    peers: self.sync.peers(now),
                     mempool_txs: self.mempool.len(),
                     mempool_bytes: self.mempool.bytes(),
                 });
@@ -847,85 +932,266 @@ impl Driver {
                 self.publish(m);
             }
         }
-        self.maybe_sync();
+        self.request_blocks();
+        self.report_sync();
         Ok(())
     }
 
-    /// Asks the most advanced peer for the blocks this node lacks.
-    fn maybe_sync(&mut self) {
-        if let Some((_, since)) = self.sync_inflight {
-            if since.elapsed() < SYNC_TIMEOUT {
-                return;
-            }
-            self.sync_inflight = None;
-        }
-        let tip = self.store.height();
-        let Some((peer, height)) = self
-            .peer_heights
-            .iter()
-            .max_by_key(|(_, h)| **h)
-            .map(|(p, h)| (*p, *h))
-        else {
-            return;
-        };
-        if height <= tip {
-            return;
-        }
-        let to = height.min(tip + SYNC_BLOCKS_MAX);
-        debug!(%peer, from = tip + 1, to, "requesting blocks");
-        if self
-            .net
-            .try_send(NetCommand::RequestBlocks {
-                peer,
-                from: tip + 1,
-                to,
+    fn penalised(&mut self, peer: PeerId, penalty: Penalty, what: &str) {
+        self.metrics
+            .sync_rejected
+            .get_or_create(&crate::metrics::ReasonLabel {
+                reason: penalty.reason().to_string(),
             })
-            .is_ok()
-        {
-            self.sync_inflight = Some((peer, Instant::now()));
+            .inc();
+        let score = self
+            .sync
+            .peers(Instant::now())
+            .into_iter()
+            .find(|v| v.peer == peer)
+            .map_or(0, |v| v.score);
+        warn!(%peer, reason = penalty.reason(), score, "peer scored down: {what}");
+    }
+
+    /// Sends the block requests sync wants now.
+    fn request_blocks(&mut self) {
+        let tip = self.store.height();
+        for (peer, from, to) in self.sync.plan(tip, Instant::now()) {
+            debug!(%peer, from, to, "requesting blocks");
+            if self
+                .net
+                .try_send(NetCommand::RequestBlocks { peer, from, to })
+                .is_err()
+            {
+                self.sync.on_failed(peer, from, Instant::now());
+            }
         }
     }
 
-    /// Verifies and commits blocks from a peer, in order; restarts consensus
-    /// at the new height if it moved.
+    /// Metrics every tick; a progress line every few seconds while catching
+    /// up, and one when it starts and ends.
+    fn report_sync(&mut self) {
+        let now = Instant::now();
+        let tip = self.store.height();
+        let target = self.sync.target(now);
+        let catching_up = self.sync.catching_up(tip, now);
+        self.metrics.catching_up.set(i64::from(catching_up));
+        self.metrics.sync_target_height.set(target as i64);
+        for v in self.sync.peers(now) {
+            self.metrics
+                .peer_score
+                .get_or_create(&crate::metrics::PeerLabel {
+                    peer: v.peer.to_string(),
+                })
+                .set(i64::from(v.score));
+        }
+        let elapsed = self.meter.since.elapsed();
+        if elapsed >= SYNC_LOG_EVERY {
+            self.meter.rate = self.meter.blocks as f64 / elapsed.as_secs_f64();
+            let tx_rate = self.meter.txs as f64 / elapsed.as_secs_f64();
+            if catching_up && self.meter.logged.elapsed() >= SYNC_LOG_EVERY {
+                info!(
+                    height = tip,
+                    target,
+                    behind = target.saturating_sub(tip),
+                    blocks_per_s = format!("{:.0}", self.meter.rate),
+                    txs_per_s = format!("{tx_rate:.0}"),
+                    "catching up"
+                );
+                self.meter.logged = now;
+            }
+            self.meter.since = now;
+            self.meter.blocks = 0;
+            self.meter.txs = 0;
+        }
+        if catching_up != self.was_catching_up {
+            if catching_up {
+                info!(
+                    height = tip,
+                    target, "behind the network: syncing blocks from peers"
+                );
+            } else {
+                info!(height = tip, "caught up: following consensus");
+            }
+            self.was_catching_up = catching_up;
+        }
+    }
+
+    /// An answer to a block request: hand it to a blocking thread for the
+    /// signature checks (several answers are checked in parallel).
     fn on_blocks(
         &mut self,
         peer: PeerId,
+        from: u64,
+        to: u64,
         blocks: Vec<(Block, CommitCertificate)>,
-    ) -> Result<(), DriverError> {
-        self.sync_inflight = None;
-        let before = self.store.height();
-        for (block, cert) in blocks {
-            if block.height() <= self.store.height() {
-                continue;
+    ) {
+        match self.sync.on_answer(peer, from, to, &blocks, Instant::now()) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(p) => {
+                self.penalised(peer, p, "bad answer to a block request");
+                self.request_blocks();
+                return;
             }
-            if block.height() != self.store.height() + 1 {
+        }
+        let set = self.set.clone();
+        let chain_id = self.genesis.chain_id.clone();
+        let params = self.genesis.params.clone();
+        let out = self.checked_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut valid = Vec::with_capacity(blocks.len());
+            let mut invalid = None;
+            for (block, cert) in blocks {
+                match check_block_signatures(&block, &cert, &set, &chain_id, &params) {
+                    Ok(_) => valid.push((block, cert)),
+                    Err(e) => {
+                        invalid = Some((block.height(), e.to_string()));
+                        break;
+                    }
+                }
+            }
+            let _ = out.blocking_send(CheckedBlocks {
+                peer,
+                from,
+                valid,
+                invalid,
+            });
+        });
+    }
+
+    fn on_checked(&mut self, checked: CheckedBlocks) -> Result<(), DriverError> {
+        let CheckedBlocks {
+            peer,
+            from,
+            valid,
+            invalid,
+        } = checked;
+        if let Some((height, reason)) = &invalid {
+            warn!(%peer, height, %reason, "peer served an invalid block");
+        }
+        self.sync
+            .on_checked(peer, from, valid, invalid.is_some(), Instant::now());
+        if invalid.is_some() {
+            self.penalised(peer, Penalty::InvalidBlock, "it served an invalid block");
+        }
+        self.commit_synced()?;
+        self.request_blocks();
+        Ok(())
+    }
+
+    /// Executes the verified blocks that extend the tip, in order, and
+    /// commits each run in one atomic write; restarts consensus at the new
+    /// height.
+    fn commit_synced(&mut self) -> Result<(), DriverError> {
+        let before = self.store.height();
+        loop {
+            let run = self.sync.take_ready(self.store.height());
+            if run.is_empty() {
                 break;
             }
-            let checked = check_certificate_matches(&block, &cert)
-                .map_err(|e| e.to_string())
-                .and_then(|_| {
-                    verify_certificate(&cert, &self.set, self.chain_id()).map_err(|e| e.to_string())
-                })
-                .and_then(|_| self.check_block(&block));
-            match checked {
-                Ok(update) => self.commit(&block, &cert, &update)?,
-                Err(reason) => {
-                    warn!(%peer, height = block.height(), %reason, "peer served an invalid block");
-                    self.peer_heights.remove(&peer);
-                    break;
-                }
+            let (good, bad) = self.execute_run(&run);
+            if !good.is_empty() {
+                let items: Vec<(&Block, &CommitCertificate, &StateUpdate)> = good
+                    .iter()
+                    .zip(&run)
+                    .map(|(u, r)| (&r.block, &r.cert, u))
+                    .collect();
+                let tip = self.store.commit_blocks(&items)?;
+                let blocks: Vec<Block> =
+                    run[..good.len()].iter().map(|r| r.block.clone()).collect();
+                self.meter.blocks += blocks.len() as u64;
+                self.meter.txs += blocks.iter().map(|b| b.txs.len() as u64).sum::<u64>();
+                self.metrics.sync_blocks.inc_by(blocks.len() as u64);
+                debug!(
+                    from = blocks[0].height(),
+                    to = tip.height,
+                    "committed synced blocks"
+                );
+                self.after_commit(&blocks, tip);
+            }
+            if let Some((index, reason)) = bad {
+                let r = &run[index];
+                warn!(peer = %r.peer, height = r.block.height(), %reason, "peer served an invalid block");
+                self.sync.on_invalid_block(r.peer, Instant::now());
+                self.penalised(r.peer, Penalty::InvalidBlock, "it served an invalid block");
+                break;
             }
         }
         if self.store.height() > before {
-            info!(
-                from = before + 1,
-                to = self.store.height(),
-                "caught up from a peer"
-            );
+            if !self.sync.catching_up(self.store.height(), Instant::now()) {
+                info!(
+                    from = before + 1,
+                    to = self.store.height(),
+                    "committed blocks from peers"
+                );
+            }
             self.start_height()?;
-            self.maybe_sync();
         }
         Ok(())
+    }
+
+    /// Links and re-executes a run of blocks on top of the tip, over an
+    /// in-memory overlay of the state: the updates of the valid prefix, and
+    /// the position and reason of the first invalid block.
+    fn execute_run(
+        &self,
+        run: &[crate::sync::Ready],
+    ) -> (Vec<StateUpdate>, Option<(usize, String)>) {
+        let params = &self.genesis.params;
+        let tip = self.store.height();
+        let mut overlay = Overlay::new(Some((&*self.store, tip)));
+        let mut parent = self.store.parent_of_next();
+        let mut updates = Vec::with_capacity(run.len());
+        for (index, r) in run.iter().enumerate() {
+            let block = &r.block;
+            let checked = check_block_links(
+                block,
+                &parent,
+                &self.set,
+                self.chain_id(),
+                params.block_txs_max,
+            )
+            .map_err(|e| e.to_string())
+            .and_then(|_| {
+                if self.set.index_of(&block.header.proposer).is_none() {
+                    return Err(format!(
+                        "proposer {} is not a validator",
+                        block.header.proposer
+                    ));
+                }
+                execute_verified_block(
+                    &overlay,
+                    block.height(),
+                    self.chain_id(),
+                    params,
+                    &block.txs,
+                )
+                .map_err(|e| e.to_string())
+            })
+            .and_then(|update| {
+                if update.root == block.header.state_root {
+                    Ok(update)
+                } else {
+                    Err(format!(
+                        "state root after execution is {}, the header says {}",
+                        update.root, block.header.state_root
+                    ))
+                }
+            });
+            match checked {
+                Ok(update) => {
+                    overlay.top.apply(&update.batch.node_batch);
+                    parent = Parent {
+                        height: block.height(),
+                        hash: block.hash(),
+                        time_ms: block.header.time_ms,
+                    };
+                    updates.push(update);
+                }
+                Err(reason) => return (updates, Some((index, reason))),
+            }
+        }
+        (updates, None)
     }
 }

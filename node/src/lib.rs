@@ -37,5 +37,6 @@ pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod rpc_backend;
+pub mod sync;
 pub mod testnet;
 pub mod wire;

@@ -34,6 +34,21 @@ pub struct Metrics {
     pub rejected_txs: Family<ReasonLabel, Counter>,
     pub gossip_messages: Family<TopicLabel, Counter>,
     pub invalid_gossip: Family<ReasonLabel, Counter>,
+    /// 1 while the node is behind its peers and fetching blocks.
+    pub catching_up: Gauge,
+    /// The height the node is syncing towards (the best credible peer height).
+    pub sync_target_height: Gauge,
+    pub sync_blocks: Counter,
+    pub sync_served_blocks: Counter,
+    /// Blocks or responses refused from peers, by reason.
+    pub sync_rejected: Family<ReasonLabel, Counter>,
+    /// Each peer's sync score (falls on timeouts, bad blocks, false claims).
+    pub peer_score: Family<PeerLabel, Gauge>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabel {
+    pub peer: String,
 }
 
 impl Metrics {
@@ -49,6 +64,12 @@ impl Metrics {
             rejected_txs: Family::default(),
             gossip_messages: Family::default(),
             invalid_gossip: Family::default(),
+            catching_up: Gauge::default(),
+            sync_target_height: Gauge::default(),
+            sync_blocks: Counter::default(),
+            sync_served_blocks: Counter::default(),
+            sync_rejected: Family::default(),
+            peer_score: Family::default(),
         })
     }
 
@@ -96,6 +117,36 @@ impl Metrics {
             "invalid_gossip",
             "Gossip messages rejected, by reason",
             self.invalid_gossip.clone(),
+        );
+        r.register(
+            "catching_up",
+            "1 while the node is behind its peers and fetching blocks",
+            self.catching_up.clone(),
+        );
+        r.register(
+            "sync_target_height",
+            "Best height a credible peer reports",
+            self.sync_target_height.clone(),
+        );
+        r.register(
+            "sync_blocks",
+            "Blocks committed through block sync",
+            self.sync_blocks.clone(),
+        );
+        r.register(
+            "sync_served_blocks",
+            "Blocks served to peers",
+            self.sync_served_blocks.clone(),
+        );
+        r.register(
+            "sync_rejected",
+            "Block sync answers refused, by reason",
+            self.sync_rejected.clone(),
+        );
+        r.register(
+            "peer_score",
+            "Block sync score of each peer",
+            self.peer_score.clone(),
         );
         r
     }

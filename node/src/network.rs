@@ -84,12 +84,17 @@ pub enum NetEvent {
         peer: PeerId,
         status: Status,
     },
+    /// The answer to a block request for `from..=to`.
     Blocks {
         peer: PeerId,
+        from: u64,
+        to: u64,
         blocks: Vec<(Block, CommitCertificate)>,
     },
     BlocksFailed {
         peer: PeerId,
+        from: u64,
+        to: u64,
         reason: String,
     },
     Listening(Multiaddr),
@@ -220,7 +225,8 @@ pub struct Network {
     metrics: Arc<Metrics>,
     redial: BTreeMap<PeerId, Redial>,
     connected: HashSet<PeerId>,
-    requests: HashMap<request_response::OutboundRequestId, PeerId>,
+    /// Block requests on their way: (peer, from, to).
+    requests: HashMap<request_response::OutboundRequestId, (PeerId, u64, u64)>,
     bad_messages: HashMap<PeerId, u32>,
     seq: u64,
     block_bytes_max: usize,
@@ -494,7 +500,7 @@ impl Network {
                     .behaviour_mut()
                     .sync
                     .send_request(&peer, BlocksRequest { from, to });
-                self.requests.insert(id, peer);
+                self.requests.insert(id, (peer, from, to));
             }
             NetCommand::PublishRaw { topic, data } => self.publish(topic, data),
             NetCommand::AddPeer { peer, addr } => {
@@ -655,15 +661,27 @@ impl Network {
                     request_id,
                     response,
                 } => {
-                    self.requests.remove(&request_id);
+                    let Some((_, from, to)) = self.requests.remove(&request_id) else {
+                        return;
+                    };
                     let max = SYNC_RESPONSE_SOFT_BYTES + self.block_bytes_max + 64 * 1024;
                     match wire::decode_blocks(&response.encoded, max) {
-                        Ok(blocks) => self.deliver(NetEvent::Blocks { peer, blocks }).await,
+                        Ok(blocks) => {
+                            self.deliver(NetEvent::Blocks {
+                                peer,
+                                from,
+                                to,
+                                blocks,
+                            })
+                            .await
+                        }
                         Err(e) => {
                             self.penalise(peer, "undecodable sync response");
                             self.deliver(NetEvent::BlocksFailed {
                                 peer,
-                                reason: e.to_string(),
+                                from,
+                                to,
+                                reason: format!("undecodable response: {e}"),
                             })
                             .await;
                         }
@@ -676,41 +694,47 @@ impl Network {
                 error,
                 ..
             } => {
-                self.requests.remove(&request_id);
-                self.deliver(NetEvent::BlocksFailed {
-                    peer,
-                    reason: error.to_string(),
-                })
-                .await;
+                if let Some((_, from, to)) = self.requests.remove(&request_id) {
+                    self.deliver(NetEvent::BlocksFailed {
+                        peer,
+                        from,
+                        to,
+                        reason: error.to_string(),
+                    })
+                    .await;
+                }
             }
             _ => {}
         }
     }
 
-    /// Reads blocks `from..=to` (bounded) from the store for a peer.
+    /// Reads blocks `from..=to` (bounded) from the store for a peer. The
+    /// stored bytes are the canonical encodings, so the response is put
+    /// together from them without decoding: a borsh `Vec` of pairs.
     fn serve_blocks(&self, request: BlocksRequest) -> BlocksResponse {
         let tip = self.store.height();
         let to = request
             .to
             .min(tip)
             .min(request.from.saturating_add(SYNC_BLOCKS_MAX - 1));
-        let mut blocks: Vec<(Block, CommitCertificate)> = Vec::new();
-        let mut bytes = 0usize;
+        let mut count: u32 = 0;
+        let mut encoded = vec![0u8; 4];
         for h in request.from.max(1)..=to {
             let (Ok(Some(block)), Ok(Some(cert))) =
-                (self.store.block(h), self.store.certificate(h))
+                (self.store.block_bytes(h), self.store.certificate_bytes(h))
             else {
                 break;
             };
-            bytes += tally_ledger::encoding::encode(&block).len();
-            blocks.push((block, cert));
-            if bytes >= SYNC_RESPONSE_SOFT_BYTES {
+            encoded.extend_from_slice(&block);
+            encoded.extend_from_slice(&cert);
+            count += 1;
+            if encoded.len() >= SYNC_RESPONSE_SOFT_BYTES {
                 break;
             }
         }
-        BlocksResponse {
-            encoded: tally_ledger::encoding::encode(&blocks),
-        }
+        encoded[..4].copy_from_slice(&count.to_le_bytes());
+        self.metrics.sync_served_blocks.inc_by(u64::from(count));
+        BlocksResponse { encoded }
     }
 }
 

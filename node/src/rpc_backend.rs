@@ -128,6 +128,24 @@ impl Backend for NodeBackend {
             round: s.round,
             peers: self.handle.metrics.peers.get().max(0) as u32,
             catching_up: s.catching_up,
+            sync: tally_rpc::types::SyncInfo {
+                target_height: U64(s.peers_max_height),
+                blocks_behind: U64(s.peers_max_height.saturating_sub(s.height)),
+                blocks_per_second: s.sync_blocks_per_second,
+                pending_blocks: s.sync_pending_blocks as u32,
+                requests: s.sync_requests as u32,
+                peers: s
+                    .peers
+                    .iter()
+                    .map(|p| tally_rpc::types::PeerSyncInfo {
+                        peer_id: p.peer.to_string(),
+                        height: U64(p.claimed_height),
+                        believed_height: U64(p.believed_height),
+                        score: p.score,
+                        banned: p.banned,
+                    })
+                    .collect(),
+            },
             mempool_txs: s.mempool_txs as u64,
             mempool_bytes: s.mempool_bytes,
         })

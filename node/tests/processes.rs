@@ -3,115 +3,35 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use jsonrpsee_http_client::{HttpClient, HttpClientBuilder};
+use common::{signal, ProcNet, LIVENESS};
 use tally_ledger::encoding::encode;
 use tally_ledger::types::{CommitCertificate, Op, Tx};
-use tally_node::config::NodeConfig;
 use tally_node::keys::read_key_file;
-use tally_node::testnet::{generate, TestnetSpec};
 use tally_rpc::types::{to_hex, BlockId};
 use tally_rpc::LedgerApiClient;
 
-const LIVENESS: Duration = Duration::from_secs(120);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn signal(child: &Child, sig: &str) {
-    Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-}
-
-struct Killer(Vec<Child>);
-impl Drop for Killer {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-async fn wait_rpc(client: &HttpClient) {
-    let deadline = Instant::now() + LIVENESS;
-    while client.status().await.is_err() {
-        assert!(Instant::now() < deadline, "RPC never came up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_tally_start_processes_commit_blocks_with_transactions() {
-    let dir = tempfile::tempdir().unwrap();
-    let net = dir.path().join("net");
-    let spec = TestnetSpec {
-        chain_id: "proc-test".into(),
-        validators: 4,
-        replicas: 0,
-        accounts: 2,
-        base_port: 20000,
-    };
-    let genesis = generate(&spec, &net).unwrap();
-    // Ports chosen by the OS, written into each config; peers re-wired.
-    let ports: Vec<(u16, u16)> = (0..4).map(|_| (free_port(), free_port())).collect();
-    let peer_ids: Vec<String> = genesis
-        .validators
-        .iter()
-        .map(|v| v.peer_id.clone())
-        .collect();
+    let mut procs = ProcNet::create(
+        "proc-test",
+        4,
+        |c| c.consensus.empty_block_interval_ms = 100,
+        |_| {},
+    );
+    procs.spawn_all();
     for i in 0..4 {
-        let path = net.join(format!("node{i}/config.toml"));
-        let mut c = NodeConfig::load(&path).unwrap();
-        c.p2p.listen = format!("/ip4/127.0.0.1/tcp/{}", ports[i].0);
-        c.rpc.listen = format!("127.0.0.1:{}", ports[i].1);
-        c.consensus.empty_block_interval_ms = 100;
-        c.p2p.persistent_peers = (0..4)
-            .filter(|j| *j != i)
-            .map(|j| format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", ports[j].0, peer_ids[j]))
-            .collect();
-        std::fs::write(&path, c.to_toml()).unwrap();
+        procs.wait_rpc(i).await;
     }
-    let mut procs = Killer(Vec::new());
-    for i in 0..4 {
-        let log = std::fs::File::create(dir.path().join(format!("node{i}.log"))).unwrap();
-        procs.0.push(
-            Command::new(env!("CARGO_BIN_EXE_tally"))
-                .args([
-                    "start",
-                    "--home",
-                    net.join(format!("node{i}")).to_str().unwrap(),
-                    "--log-format",
-                    "json",
-                ])
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
-    }
-    let clients: Vec<HttpClient> = ports
-        .iter()
-        .map(|(_, r)| {
-            HttpClientBuilder::default()
-                .build(format!("http://127.0.0.1:{r}"))
-                .unwrap()
-        })
-        .collect();
-    for c in &clients {
-        wait_rpc(c).await;
-    }
+    let genesis = procs.genesis.clone();
+    let net = procs.net();
+    let clients = procs.clients.clone();
 
     // Load: transfers from user0 through the nodes in turn.
     let key = read_key_file(&net.join("accounts/user0.pem")).unwrap();
@@ -123,14 +43,11 @@ async fn four_tally_start_processes_commit_blocks_with_transactions() {
     let mut with_txs = std::collections::BTreeSet::new();
     let mut scanned = 0;
     while with_txs.len() < 50 {
-        if Instant::now() > deadline {
-            let keep = dir.keep();
-            panic!(
-                "only {} blocks with transactions (logs in {})",
-                with_txs.len(),
-                keep.display()
-            );
-        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} blocks with transactions",
+            with_txs.len()
+        );
         for c in &clients {
             let tx = Tx {
                 chain_id: "proc-test".into(),
@@ -185,11 +102,12 @@ async fn four_tally_start_processes_commit_blocks_with_transactions() {
     }
 
     // SIGTERM: each process shuts down cleanly.
-    for (i, child) in procs.0.iter_mut().enumerate() {
-        signal(child, "-TERM");
+    for i in 0..4 {
+        let mut child = procs.procs[i].take().unwrap();
+        signal(&child, "-TERM");
         let status = child.wait().unwrap();
         assert!(status.success(), "node{i} exited with {status}");
-        let log = std::fs::read_to_string(dir.path().join(format!("node{i}.log"))).unwrap();
+        let log = std::fs::read_to_string(procs.log(i)).unwrap();
         assert!(
             log.contains("stopped cleanly"),
             "node{i} log lacks a clean stop"

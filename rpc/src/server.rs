@@ -42,11 +42,12 @@ pub enum PoolState {
 }
 
 /// The node's live state beyond the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NodeInfo {
     pub round: u32,
     pub peers: u32,
     pub catching_up: bool,
+    pub sync: crate::types::SyncInfo,
     pub mempool_txs: u64,
     pub mempool_bytes: u64,
 }
@@ -408,6 +409,7 @@ impl<B: Backend> LedgerApiServer for LedgerRpc<B> {
             catching_up: info.catching_up,
             peers: info.peers,
             round: info.round,
+            sync: info.sync,
         })
     }
 

@@ -243,7 +243,7 @@ pub struct HeadInfo {
     pub tx_count: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusInfo {
     pub chain_id: String,
@@ -256,6 +256,39 @@ pub struct StatusInfo {
     pub catching_up: bool,
     pub peers: u32,
     pub round: u32,
+    pub sync: SyncInfo,
+}
+
+/// Block sync progress and what the node thinks of its peers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncInfo {
+    /// The best height a believed peer reports.
+    pub target_height: U64,
+    /// `targetHeight - latestHeight` (0 when not behind).
+    pub blocks_behind: U64,
+    /// Blocks committed per second by sync, over the last seconds.
+    pub blocks_per_second: f64,
+    /// Verified blocks waiting for their turn to be committed.
+    pub pending_blocks: u32,
+    /// Block requests outstanding.
+    pub requests: u32,
+    pub peers: Vec<PeerSyncInfo>,
+}
+
+/// One peer as block sync sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerSyncInfo {
+    pub peer_id: String,
+    /// The height it last announced.
+    pub height: U64,
+    /// The height it is believed to serve (lower after it failed to serve
+    /// what it claimed; 0 while banned).
+    pub believed_height: U64,
+    /// Falls on timeouts, invalid blocks and false claims; rises on good answers.
+    pub score: i32,
+    pub banned: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -32,7 +32,15 @@ pub struct TestNet {
 
 impl TestNet {
     /// Creates homes for `validators` and `replicas` (4 funded accounts).
+    /// With `TALLY_TEST_LOG` set (a log filter such as `info`), the nodes'
+    /// logs go to stderr.
     pub fn create(validators: usize, replicas: usize) -> Self {
+        if let Ok(filter) = std::env::var("TALLY_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
         let dir = tempfile::tempdir().expect("temp dir");
         let spec = TestnetSpec {
             chain_id: "tally-test".into(),
