@@ -6,6 +6,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use tally_ledger::store::Store;
+use tally_ledger::testkit::TestChain;
+
 use anyhow::Context;
 use tally_ledger::encoding::encode;
 use tally_ledger::types::{Op, Tx};
@@ -119,7 +122,7 @@ pub async fn load(urls: &[String], keys_dir: &Path, seconds: u64) -> anyhow::Res
 /// Writes a chain of `blocks` blocks with `txs_per_block` signed transfers
 /// each into a new database at `db`: real signatures, real execution, real
 /// certificates from the 4 validators of a generated genesis (written to
-/// `genesis_path`). Used by the audit and sync benchmarks and their tests.
+/// `genesis_path`). Used by the audit benchmark and tests.
 pub fn build_chain(
     db: &Path,
     genesis_path: &Path,
@@ -127,18 +130,35 @@ pub fn build_chain(
     txs_per_block: usize,
     show_progress: bool,
 ) -> anyhow::Result<tally_ledger::genesis::Genesis> {
-    use tally_ledger::store::Store;
-    use tally_ledger::testkit::TestChain;
-
     anyhow::ensure!(
         !db.exists(),
         "{} exists; give a new folder for the chain",
         db.display()
     );
-    const SENDERS: usize = 16;
     let mut chain = TestChain::new(4, SENDERS + 1);
     crate::home::write_file_atomic(genesis_path, chain.genesis.to_json().as_bytes())?;
     let store = Store::open(db, &chain.genesis)?;
+    write_chain(&mut chain, &store, blocks, txs_per_block, show_progress)?;
+    Ok(chain.genesis.clone())
+}
+
+/// Accounts (after the admin) that send the benchmark transfers.
+const SENDERS: usize = 16;
+
+/// Extends `chain` by `blocks` blocks of `txs_per_block` transfers between
+/// its member accounts 1..=16, committing each to `store`.
+fn write_chain(
+    chain: &mut TestChain,
+    store: &Store,
+    blocks: u64,
+    txs_per_block: usize,
+    show_progress: bool,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        chain.account_keys.len() > SENDERS,
+        "the chain needs {} accounts",
+        SENDERS + 1
+    );
     let started = Instant::now();
     let mut txs_total = 0u64;
     for height in 1..=blocks {
@@ -162,7 +182,92 @@ pub fn build_chain(
             );
         }
     }
-    Ok(chain.genesis.clone())
+    Ok(())
+}
+
+/// `tally bench sync`: a replica catches up a long chain from another
+/// replica that holds it, both real nodes on 127.0.0.1 in this process.
+/// The chain (in `dir/net`) is built once and reused.
+pub async fn sync(dir: Option<&Path>, blocks: u64, txs_per_block: usize) -> anyhow::Result<()> {
+    use crate::node::{start, Overrides};
+
+    let (_temp, dir) = bench_dir(dir)?;
+    let net = dir.join("net");
+    if !net.exists() {
+        let spec = crate::testnet::TestnetSpec {
+            chain_id: "tally-bench".into(),
+            validators: 4,
+            replicas: 2,
+            accounts: SENDERS,
+            base_port: 30000,
+        };
+        let genesis = crate::testnet::generate(&spec, &net)?;
+        let validator_keys = (0..4)
+            .map(|i| read_key_file(&net.join(format!("node{i}/validator_key.pem"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut account_keys = vec![read_key_file(&net.join("accounts/admin.pem"))?];
+        for i in 0..SENDERS {
+            account_keys.push(read_key_file(&net.join(format!("accounts/user{i}.pem")))?);
+        }
+        let mut chain = TestChain::from_genesis(genesis.clone(), validator_keys, account_keys);
+        let store = Store::open(&net.join("replica0").join(crate::home::DATA_DIR), &genesis)?;
+        eprintln!(
+            "building a chain of {blocks} blocks x {txs_per_block} transfers in {}",
+            net.display()
+        );
+        write_chain(&mut chain, &store, blocks, txs_per_block, true)?;
+    } else {
+        eprintln!("reusing the chain in {}", net.display());
+    }
+    let mut source_home = crate::home::load(&net.join("replica0"))?;
+    let mut target_home = crate::home::load(&net.join("replica1"))?;
+    source_home.config.p2p.persistent_peers.clear();
+    target_home.config.p2p.persistent_peers.clear();
+    let target_data = target_home.data_dir();
+    if target_data.exists() {
+        std::fs::remove_dir_all(&target_data)
+            .with_context(|| format!("cannot clear {}", target_data.display()))?;
+    }
+    let source = start(&source_home, Overrides::ephemeral()).await?;
+    let tip = source.handle.store.height();
+    let (txs, _) = count_txs(&source.handle.store, tip)?;
+    let target = start(&target_home, Overrides::ephemeral()).await?;
+    eprintln!("syncing {tip} blocks ({txs} txs) from one replica to a new one");
+    let started = Instant::now();
+    target.link(&source).await;
+    let mut last_report = Instant::now();
+    while target.handle.store.height() < tip {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            last_report = Instant::now();
+            eprintln!(
+                "  height {}/{tip} after {:.1} s",
+                target.handle.store.height(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(3600),
+            "sync made no progress to {tip} within an hour"
+        );
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "synced {tip} blocks, {txs} txs in {secs:.2} s: {:.0} blocks/s, {:.0} tx/s (verified, executed, committed)",
+        tip as f64 / secs,
+        txs as f64 / secs
+    );
+    target.stop().await?;
+    source.stop().await?;
+    Ok(())
+}
+
+fn count_txs(store: &Store, tip: u64) -> anyhow::Result<(u64, u64)> {
+    let mut txs = 0;
+    for h in 1..=tip {
+        txs += store.block(h)?.map_or(0, |b| b.txs.len() as u64);
+    }
+    Ok((txs, tip))
 }
 
 /// `tally bench audit`: builds a chain (or reuses one built before in

@@ -129,6 +129,12 @@ enum BenchCommand {
         #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
+    /// Build a long chain (or reuse the one in --dir) and time how fast a new
+    /// replica catches it up from another node over 127.0.0.1.
+    Sync {
+        #[command(flatten)]
+        chain: BenchChainArgs,
+    },
     /// Build a long chain (or reuse the one in --dir) and time a full audit.
     Audit {
         #[command(flatten)]
@@ -402,6 +408,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             command: BenchCommand::Load { rpc, keys, seconds },
         } => {
             runtime()?.block_on(tally_node::bench::load(&rpc, &keys, seconds))?;
+        }
+        Command::Bench {
+            command: BenchCommand::Sync { chain },
+        } => {
+            runtime()?.block_on(tally_node::bench::sync(
+                chain.dir.as_deref(),
+                chain.blocks,
+                chain.txs_per_block,
+            ))?;
         }
         Command::Bench {
             command: BenchCommand::Audit { chain, threads },

@@ -245,3 +245,34 @@ fn audit_exits_zero_on_a_clean_chain_and_with_the_class_code_on_a_fault() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("genesis"), "{}", stderr(&o));
 }
+
+#[test]
+fn bench_sync_builds_a_chain_and_a_new_replica_catches_it_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("bench");
+    let o = tally(&[
+        "bench",
+        "sync",
+        "--dir",
+        d.to_str().unwrap(),
+        "--blocks",
+        "60",
+        "--txs-per-block",
+        "5",
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).starts_with("synced 60 blocks, 300 txs in "),
+        "{}",
+        stdout(&o)
+    );
+    // The second run reuses the chain and syncs a fresh replica again.
+    let o = tally(&["bench", "sync", "--dir", d.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("reusing the chain"), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("synced 60 blocks, 300 txs"),
+        "{}",
+        stdout(&o)
+    );
+}
