@@ -387,3 +387,86 @@ async fn a_peer_claiming_a_height_it_cannot_serve_does_not_stall_sync() {
     drop((validators, liar, syncing, all));
     net.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_serves_reads_forwards_transactions_and_syncs_again_after_falling_behind() {
+    use jsonrpsee_http_client::HttpClientBuilder;
+    use tally_ledger::state::StateKey;
+    use tally_rpc::types::{to_hex, TxState};
+    use tally_rpc::LedgerApiClient;
+
+    let mut net = TestNet::create(4, 1);
+    net.empty_block_interval_ms = 50;
+    fast_timeouts(&net);
+    for i in 0..4 {
+        net.start(i).await;
+    }
+    // The replica's only peer is validator 0.
+    let replica_node =
+        tally_node::node::start(&net.home(4), tally_node::node::Overrides::ephemeral())
+            .await
+            .unwrap();
+    replica_node.link(net.nodes[0].as_ref().unwrap()).await;
+    net.nodes[4] = Some(replica_node);
+    let replica = net.handle(4);
+    wait_height(std::slice::from_ref(&replica), 5, LIVENESS).await;
+
+    // Transactions submitted to the replica are forwarded and committed;
+    // the replica answers reads with proofs.
+    let client = HttpClientBuilder::default().build(net.rpc_url(4)).unwrap();
+    let mut sender = net.senders().remove(0);
+    let to = net.user_keys()[0].public();
+    let mut hashes = Vec::new();
+    for _ in 0..10 {
+        let tx = sender.transfer(to, 3);
+        hashes.push(tx.hash());
+        client.submit_tx(to_hex(&encode(&tx))).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + LIVENESS;
+    for hash in &hashes {
+        loop {
+            let info = client.get_tx(hash.to_string()).await.unwrap();
+            if info.status == TxState::Committed {
+                assert!(info.proof.is_some());
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{info:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let status = client.status().await.unwrap();
+    assert_eq!(status.role, "replica");
+    let account = client.get_account(to.to_hex(), Some(true)).await.unwrap();
+    let proof = account.proof.unwrap();
+    let value = tally_ledger::encoding::hex_serde::parse_vec(proof.value.as_deref().unwrap(), 1024)
+        .unwrap();
+    tally_node::client::check_proof(
+        &replica.genesis,
+        &StateKey::Account(to),
+        Some(&value),
+        &proof,
+        account.height.0,
+    )
+    .unwrap();
+
+    // Validator 0 goes away: the replica is cut off and falls behind while
+    // the other three go on.
+    let others: Vec<NodeHandle> = (1..4).map(|i| net.handle(i)).collect();
+    net.stop(0).await;
+    let cut_at = replica.store.height();
+    wait_height(&others, cut_at + 100, LIVENESS).await;
+    assert!(replica.store.height() < cut_at + 5);
+    let synced_before = replica.metrics.sync_blocks.get();
+
+    // It comes back: the replica, never restarted, syncs the gap and then
+    // follows consensus again.
+    net.start(0).await;
+    catches_up_and_follows(&replica, &others).await;
+    assert!(replica.metrics.sync_blocks.get() >= synced_before + 50);
+    let mut all = others.clone();
+    all.push(net.handle(0));
+    all.push(replica.clone());
+    check_chains(&all, min_height(&all));
+    drop((others, all, replica, client));
+    net.stop_all().await;
+}
