@@ -141,6 +141,9 @@ fn now_ms() -> u64 {
 const TICK: Duration = Duration::from_millis(1000);
 /// Own messages are sent again when no block was committed for this long.
 const RESEND_AFTER: Duration = Duration::from_secs(3);
+/// One block behind its peers with no commit for this long, a node fetches
+/// the block instead of waiting for consensus.
+const SYNC_ONE_BEHIND_AFTER: Duration = Duration::from_secs(2);
 /// How often sync progress is logged while catching up.
 const SYNC_LOG_EVERY: Duration = Duration::from_secs(2);
 
@@ -953,10 +956,19 @@ impl Driver {
         warn!(%peer, reason = penalty.reason(), score, "peer scored down: {what}");
     }
 
-    /// Sends the block requests sync wants now.
+    /// Sends the block requests sync wants now: when more than one block
+    /// behind, or one behind with no commit for a while (one block behind is
+    /// normal for a moment in consensus: the block arrives by consensus).
     fn request_blocks(&mut self) {
         let tip = self.store.height();
-        for (peer, from, to) in self.sync.plan(tip, Instant::now()) {
+        let now = Instant::now();
+        let target = self.sync.target(now);
+        let behind = target > tip + 1
+            || (target > tip && self.last_commit_at.elapsed() >= SYNC_ONE_BEHIND_AFTER);
+        if !behind {
+            return;
+        }
+        for (peer, from, to) in self.sync.plan(tip, now) {
             debug!(%peer, from, to, "requesting blocks");
             if self
                 .net

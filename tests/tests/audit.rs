@@ -246,43 +246,52 @@ fn a_changed_header_field_is_found() {
     }
 }
 
-#[test]
-fn one_bad_signature_in_a_certificate_is_found() {
+/// Changes the target block's certificate, audits, and expects a
+/// certificate fault there whose message says `why`.
+#[track_caller]
+fn certificate_fault_is_found(edit: impl FnOnce(&mut CommitCertificate), why: &str) {
     let f = fixture();
     let report = tamper_and_audit(|store| {
         let mut cert = store.certificate(f.target).unwrap().unwrap();
-        cert.signatures[1].signature.0[5] ^= 0x40;
+        edit(&mut cert);
         put_cert(store, &cert);
     });
     assert_fault(&report, FaultClass::Certificate, f.target, &["certificate"]);
-    assert!(report.fault.unwrap().message.contains("does not verify"));
+    let message = report.fault.unwrap().message;
+    assert!(message.contains(why), "{message}");
+}
+
+#[test]
+fn one_bad_signature_in_a_certificate_is_found() {
+    certificate_fault_is_found(
+        |cert| cert.signatures[1].signature.0[5] ^= 0x40,
+        "does not verify",
+    );
 }
 
 #[test]
 fn a_quorum_faked_by_repeating_one_signature_is_found() {
-    let f = fixture();
-    let report = tamper_and_audit(|store| {
-        let mut cert = store.certificate(f.target).unwrap().unwrap();
-        let one = cert.signatures[0].clone();
-        cert.signatures = vec![one.clone(), one.clone(), one];
-        put_cert(store, &cert);
-    });
-    assert_fault(&report, FaultClass::Certificate, f.target, &["certificate"]);
-    assert!(report.fault.unwrap().message.contains("repeats"));
+    certificate_fault_is_found(
+        |cert| {
+            let one = cert.signatures[0].clone();
+            cert.signatures = vec![one.clone(), one.clone(), one];
+        },
+        "repeats",
+    );
 }
 
 #[test]
 fn a_certificate_signed_by_an_outsider_is_found() {
-    let f = fixture();
-    let report = tamper_and_audit(|store| {
-        let mut cert = store.certificate(f.target).unwrap().unwrap();
-        let outsider = Keypair::from_seed([42; 32]);
-        let sig = outsider.sign(Domain::Vote, &f.genesis.chain_id, &cert.vote().message());
-        let last = cert.signatures.len() - 1;
-        cert.signatures[last].signature = sig;
-        put_cert(store, &cert);
-    });
-    assert_fault(&report, FaultClass::Certificate, f.target, &["certificate"]);
+    let chain_id = fixture().genesis.chain_id.clone();
+    certificate_fault_is_found(
+        |cert| {
+            let outsider = Keypair::from_seed([42; 32]);
+            let sig = outsider.sign(Domain::Vote, &chain_id, &cert.vote().message());
+            let last = cert.signatures.len() - 1;
+            cert.signatures[last].signature = sig;
+        },
+        "does not verify",
+    );
 }
 
 #[test]

@@ -60,6 +60,21 @@ async fn validators_under_load(
     (validators, stop_tx, loader)
 }
 
+/// A network of 4 validators (and `replicas` replicas, not started) that
+/// has committed `height` blocks under load; the load is stopped and blocks
+/// keep coming, empty, every 50 ms.
+async fn chain_of(replicas: usize, height: u64) -> (TestNet, Vec<NodeHandle>) {
+    let mut net = TestNet::create(4, replicas);
+    net.empty_block_interval_ms = 0;
+    fast_timeouts(&net);
+    let (validators, stop_load, loader) = validators_under_load(&mut net, 4).await;
+    wait_height(&validators, height, LIVENESS).await;
+    stop_load.send(true).unwrap();
+    assert!(loader.await.unwrap() > 0);
+    net.empty_block_interval_ms = 50;
+    (net, validators)
+}
+
 /// Waits until `node` has reached the height every node in `others` had
 /// when the call started, then until it has 10 more (it follows the head).
 async fn catches_up_and_follows(node: &NodeHandle, others: &[NodeHandle]) {
@@ -78,15 +93,7 @@ fn txs_in(node: &NodeHandle, upto: u64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_started_after_two_thousand_blocks_catches_up_and_follows_the_head() {
-    let mut net = TestNet::create(4, 1);
-    net.empty_block_interval_ms = 0;
-    fast_timeouts(&net);
-    let (validators, stop_load, loader) = validators_under_load(&mut net, 4).await;
-    wait_height(&validators, 2_000, LIVENESS).await;
-    stop_load.send(true).unwrap();
-    assert!(loader.await.unwrap() > 0);
-    // Blocks keep coming (empty) while the replica catches up.
-    net.empty_block_interval_ms = 50;
+    let (mut net, validators) = chain_of(1, 2_000).await;
 
     net.start(4).await;
     let replica = net.handle(4);
@@ -266,20 +273,13 @@ async fn wait_banned(node: &NodeHandle, peer: libp2p::PeerId) -> tally_node::dri
 async fn a_peer_serving_forged_blocks_is_caught_and_sync_completes_from_honest_peers() {
     const FORGED: u64 = 30;
     // replica0 serves a forged chain; replica1 syncs.
-    let mut net = TestNet::create(4, 2);
-    net.empty_block_interval_ms = 0;
-    fast_timeouts(&net);
-    let (validators, stop_load, loader) = validators_under_load(&mut net, 4).await;
-    wait_height(&validators, FORGED + 20, LIVENESS).await;
-    stop_load.send(true).unwrap();
-    assert!(loader.await.unwrap() > 0);
+    let (mut net, validators) = chain_of(2, FORGED + 20).await;
     drop(validators);
     let genesis = (*net.handle(0).genesis).clone();
     let keys: Vec<_> = (0..4).map(|i| net.home(i).validator_key.unwrap()).collect();
     for i in 0..4 {
         net.stop(i).await;
     }
-    net.empty_block_interval_ms = 200;
 
     for how in [
         Forgery::BadCertificate,
@@ -328,14 +328,7 @@ async fn a_peer_serving_forged_blocks_is_caught_and_sync_completes_from_honest_p
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_claiming_a_height_it_cannot_serve_does_not_stall_sync() {
     // replica0 keeps announcing a far-higher height; replica1 syncs.
-    let mut net = TestNet::create(4, 2);
-    net.empty_block_interval_ms = 0;
-    fast_timeouts(&net);
-    let (validators, stop_load, loader) = validators_under_load(&mut net, 4).await;
-    wait_height(&validators, 200, LIVENESS).await;
-    stop_load.send(true).unwrap();
-    assert!(loader.await.unwrap() > 0);
-    net.empty_block_interval_ms = 50;
+    let (mut net, validators) = chain_of(2, 200).await;
 
     net.start(4).await;
     let liar = net.handle(4);
