@@ -48,6 +48,7 @@ const META_FORMAT: &[u8] = b"format_version";
 const META_GENESIS: &[u8] = b"genesis_hash";
 const META_TIP: &[u8] = b"tip";
 const META_SIGNER: &[u8] = b"signer_state";
+const META_LOCKED_BLOCK: &[u8] = b"locked_block";
 
 /// Bounds on stored values, checked before decoding what the disk returns.
 const NODE_BYTES_MAX: usize = 4096;
@@ -635,6 +636,34 @@ impl Store {
         }
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_META), META_SIGNER, bytes);
+        self.write_synced(batch)
+    }
+
+    /// The body of the block this validator last locked on (see
+    /// [`Store::save_locked_block`]), if any.
+    pub fn locked_block(&self) -> Result<Option<Block>, StoreError> {
+        match self.get_meta(META_LOCKED_BLOCK)? {
+            None => Ok(None),
+            Some(bytes) => Block::decode(&bytes, BLOCK_BYTES_CAP)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("locked block: {e}"))),
+        }
+    }
+
+    /// Keeps the body of a block this validator is about to lock on (before
+    /// it signs the precommit), synced: after a restart it still holds the
+    /// block its lock names and can propose it again. Without it, validators
+    /// locked on a block nobody holds any more could never move on.
+    pub fn save_locked_block(&self, block: &Block) -> Result<(), StoreError> {
+        let bytes = encode(block);
+        if bytes.len() > BLOCK_BYTES_CAP {
+            return Err(StoreError::Rejected(format!(
+                "block is {} bytes, more than {BLOCK_BYTES_CAP}",
+                bytes.len()
+            )));
+        }
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META), META_LOCKED_BLOCK, bytes);
         self.write_synced(batch)
     }
 

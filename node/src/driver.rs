@@ -193,6 +193,8 @@ pub struct Driver {
     checked_rx: Option<mpsc::Receiver<CheckedBlocks>>,
     meter: SyncMeter,
     was_catching_up: bool,
+    /// The block whose body was last kept for a lock.
+    kept_lock: Option<Hash>,
     evidence: Vec<Evidence>,
     commits: broadcast::Sender<Committed>,
     metrics: Arc<Metrics>,
@@ -286,6 +288,7 @@ impl Driver {
                 logged: Instant::now(),
             },
             was_catching_up: false,
+            kept_lock: None,
             evidence: Vec::new(),
             commits,
             metrics: setup.metrics,
@@ -358,8 +361,18 @@ impl Driver {
         self.waiting_validation.clear();
         let mut replay: Vec<SignedVote> = Vec::new();
         if let Some(signer) = &self.signer {
+            let lock = signer.lock_at(height);
             self.machine
-                .restore(signer.round_at(height).unwrap_or(0), signer.lock_at(height));
+                .restore(signer.round_at(height).unwrap_or(0), lock);
+            if let (Some((_, hash)), Some(block)) = (lock, self.store.locked_block()?) {
+                if block.hash() == hash && block.height() == height {
+                    self.kept_lock = Some(hash);
+                    self.candidates.entry(hash).or_insert(Candidate {
+                        block,
+                        update: None,
+                    });
+                }
+            }
             let (_proposals, votes) = signer.signed_at(height);
             replay.extend(votes.iter().cloned());
             replay.extend(signer.lock_proof_at(height));
@@ -464,6 +477,7 @@ impl Driver {
                 }
                 Output::Vote(v) => {
                     let Some(index) = self.my_index else { continue };
+                    self.keep_locked_block(&v)?;
                     let polka = self.machine.lock_proof(&v);
                     let Some(signer) = self.signer.as_mut() else {
                         continue;
@@ -552,6 +566,23 @@ impl Driver {
             for input in feed {
                 work.extend(self.machine.handle(input));
             }
+        }
+        Ok(())
+    }
+
+    /// Before a precommit for a block (which locks on it), keeps the block's
+    /// body in the store, so that after a restart the lock the signer
+    /// restores names a block this node holds.
+    fn keep_locked_block(&mut self, vote: &tally_ledger::types::Vote) -> Result<(), DriverError> {
+        let (tally_ledger::types::VoteKind::Precommit, Some(hash)) = (vote.kind, vote.value) else {
+            return Ok(());
+        };
+        if self.kept_lock == Some(hash) {
+            return Ok(());
+        }
+        if let Some(candidate) = self.candidates.get(&hash) {
+            self.store.save_locked_block(&candidate.block)?;
+            self.kept_lock = Some(hash);
         }
         Ok(())
     }
@@ -829,8 +860,11 @@ impl Driver {
                 }
                 self.after_txs_arrived()?;
             }
-            NetEvent::Status { peer, status } => {
-                if let Some(p) = self.sync.on_status(peer, status.height, Instant::now()) {
+            NetEvent::Status { peer, status, seq } => {
+                if let Some(p) = self
+                    .sync
+                    .on_status(peer, status.height, seq, Instant::now())
+                {
                     self.penalised(peer, p, "it reported a lower height than before");
                 }
                 if status.height > self.store.height() {

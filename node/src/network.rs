@@ -83,6 +83,8 @@ pub enum NetEvent {
     Status {
         peer: PeerId,
         status: Status,
+        /// The sender's message counter: a lower one is an older message.
+        seq: u64,
     },
     /// The answer to a block request for `from..=to`.
     Blocks {
@@ -404,18 +406,14 @@ impl Network {
             connected: HashSet::new(),
             requests: HashMap::new(),
             bad_messages: HashMap::new(),
-            // Distinct per node and run, so two nodes' identical status
-            // messages are not taken for one gossip message.
-            seq: {
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0);
-                let mut bytes = local.to_bytes();
-                bytes.extend_from_slice(&nanos.to_le_bytes());
-                let h = Hash::digest(&bytes).0;
-                u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], 0])
-            },
+            // Starts at the wall clock in microseconds: it grows across
+            // restarts (a node publishes far fewer than a million messages a
+            // second), so peers can tell a stale status from a new one, and
+            // two nodes' identical status messages are rarely identical bytes.
+            seq: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or(0),
             block_bytes_max,
         };
         Ok((network, commands_tx, events_rx))
@@ -620,6 +618,7 @@ impl Network {
                     Some(NetEvent::Status {
                         peer: source,
                         status: env.body,
+                        seq: env.seq,
                     }),
                     "",
                 ),

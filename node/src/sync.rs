@@ -84,6 +84,8 @@ impl Penalty {
 #[derive(Debug, Clone)]
 struct Peer {
     claimed: u64,
+    /// The sequence number of its newest status message.
+    status_seq: u64,
     /// Believed only up to this height until the instant.
     cap: Option<(u64, Instant)>,
     score: i32,
@@ -95,6 +97,7 @@ impl Peer {
     fn new() -> Self {
         Peer {
             claimed: 0,
+            status_seq: 0,
             cap: None,
             score: 0,
             banned_until: None,
@@ -163,10 +166,22 @@ impl Sync {
         self.peers.entry(peer).or_insert_with(Peer::new)
     }
 
-    /// A peer announced its height. A height lower than its last one costs
-    /// points (and is believed: the peer may have lost data).
-    pub fn on_status(&mut self, peer: PeerId, height: u64, now: Instant) -> Option<Penalty> {
+    /// A peer announced its height in its message number `seq`. An older
+    /// message than one already seen (reordered on the way) is ignored; a
+    /// newer one with a lower height costs points (and is believed: the
+    /// peer may have lost data).
+    pub fn on_status(
+        &mut self,
+        peer: PeerId,
+        height: u64,
+        seq: u64,
+        now: Instant,
+    ) -> Option<Penalty> {
         let p = self.peer(peer);
+        if seq <= p.status_seq {
+            return None;
+        }
+        p.status_seq = seq;
         let went_down = height < p.claimed;
         p.claimed = height;
         if went_down {
@@ -472,9 +487,9 @@ mod tests {
         let now = Instant::now();
         let mut s = Sync::new();
         let p = peers(3);
-        s.on_status(p[0], 1000, now);
-        s.on_status(p[1], 1000, now);
-        s.on_status(p[2], 100, now);
+        s.on_status(p[0], 1000, 1, now);
+        s.on_status(p[1], 1000, 2, now);
+        s.on_status(p[2], 100, 3, now);
         let plan = s.plan(0, now);
         // p2 can take only ranges that start at or below 100.
         assert!((4..=MAX_REQUESTS.min(3 * PER_PEER_REQUESTS)).contains(&plan.len()));
@@ -499,10 +514,10 @@ mod tests {
         let now = Instant::now();
         let mut s = Sync::new();
         let p = peers(2);
-        s.on_status(p[0], 10, now);
+        s.on_status(p[0], 10, 4, now);
         let first = s.plan(0, now);
         assert_eq!(first, vec![(p[0], 1, 10)]);
-        s.on_status(p[1], 10, now);
+        s.on_status(p[1], 10, 5, now);
         let later = now + REQUEST_TIMEOUT;
         let again = s.plan(0, later);
         assert_eq!(again, vec![(p[1], 1, 10)]);
@@ -517,7 +532,7 @@ mod tests {
         let now = Instant::now();
         let mut s = Sync::new();
         let liar = PeerId::random();
-        s.on_status(liar, 1_000_000, now);
+        s.on_status(liar, 1_000_000, 6, now);
         assert_eq!(s.target(now), 1_000_000);
         let plan = s.plan(50, now);
         let (_, from, to) = plan[0];
@@ -529,9 +544,21 @@ mod tests {
         assert_eq!(s.target(now), 50);
         assert!(!s.catching_up(50, now));
         // Its renewed claims count only once the cap runs out.
-        s.on_status(liar, 2_000_000, now);
+        s.on_status(liar, 2_000_000, 7, now);
         assert_eq!(s.target(now), 50);
         assert_eq!(s.target(now + CAP_FOR), 2_000_000);
+    }
+
+    #[test]
+    fn an_older_status_message_is_not_taken_for_a_lower_height() {
+        let now = Instant::now();
+        let mut s = Sync::new();
+        let p = PeerId::random();
+        assert_eq!(s.on_status(p, 100, 7, now), None);
+        // Message 6 (height 90) arrives after message 7: stale, ignored.
+        assert_eq!(s.on_status(p, 90, 6, now), None);
+        assert_eq!(s.peers(now)[0].score, 0);
+        assert_eq!(s.target(now), 100);
     }
 
     #[test]
@@ -539,22 +566,22 @@ mod tests {
         let now = Instant::now();
         let mut s = Sync::new();
         let p = PeerId::random();
-        assert_eq!(s.on_status(p, 100, now), None);
-        assert_eq!(s.on_status(p, 90, now), Some(Penalty::HeightWentDown));
-        assert_eq!(s.on_status(p, 1000, now), None);
-        assert_eq!(s.on_status(p, 90, now), Some(Penalty::HeightWentDown));
-        assert_eq!(s.on_status(p, 1000, now), None);
+        assert_eq!(s.on_status(p, 100, 8, now), None);
+        assert_eq!(s.on_status(p, 90, 9, now), Some(Penalty::HeightWentDown));
+        assert_eq!(s.on_status(p, 1000, 10, now), None);
+        assert_eq!(s.on_status(p, 90, 11, now), Some(Penalty::HeightWentDown));
+        assert_eq!(s.on_status(p, 1000, 12, now), None);
         let view = &s.peers(now)[0];
         assert_eq!(view.score, -40);
         assert!(!view.banned);
-        s.on_status(p, 10, now);
+        s.on_status(p, 10, 13, now);
         let view = &s.peers(now)[0];
         assert!(view.banned);
         assert_eq!(s.target(now), 0);
         assert!(s.plan(0, now).is_empty());
         // The ban runs out; the peer is asked again, on probation.
         let later = now + BAN_FOR;
-        s.on_status(p, 20, later);
+        s.on_status(p, 20, 14, later);
         assert_eq!(s.plan(0, later).len(), 1);
         assert_eq!(s.peers(later)[0].score, BAN_SCORE / 2);
     }
@@ -565,7 +592,7 @@ mod tests {
         let blocks = chain(5);
         let mut s = Sync::new();
         let p = peers(2);
-        s.on_status(p[0], 5, now);
+        s.on_status(p[0], 5, 15, now);
         assert_eq!(s.plan(0, now), vec![(p[0], 1, 5)]);
         // From someone else, or for a range never asked: ignored.
         assert_eq!(s.on_answer(p[1], 1, 5, &blocks, now), Ok(false));
@@ -596,8 +623,8 @@ mod tests {
         let blocks = chain(8);
         let mut s = Sync::new();
         let p = peers(2);
-        s.on_status(p[0], 8, now);
-        s.on_status(p[1], 8, now);
+        s.on_status(p[0], 8, 16, now);
+        s.on_status(p[1], 8, 17, now);
         // p0 serves 1..=4 (valid), p1 serves 5..=8 with 7 invalid.
         let plan = s.plan(0, now);
         assert_eq!(plan.len(), 1); // one range covers all 8 heights
