@@ -628,14 +628,25 @@ impl Store {
     /// Persists the signer's safety state with a synced write; returns only
     /// once it is durable.
     pub fn save_signer_state(&self, bytes: &[u8]) -> Result<(), StoreError> {
-        if bytes.len() > META_BYTES_MAX {
+        self.put_meta_synced(META_SIGNER, bytes, META_BYTES_MAX, "signer state")
+    }
+
+    /// Writes one metadata entry of at most `max` bytes, synced.
+    fn put_meta_synced(
+        &self,
+        key: &[u8],
+        bytes: &[u8],
+        max: usize,
+        what: &str,
+    ) -> Result<(), StoreError> {
+        if bytes.len() > max {
             return Err(StoreError::Rejected(format!(
-                "signer state is {} bytes, more than {META_BYTES_MAX}",
+                "{what} is {} bytes, more than {max}",
                 bytes.len()
             )));
         }
         let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(CF_META), META_SIGNER, bytes);
+        batch.put_cf(self.cf(CF_META), key, bytes);
         self.write_synced(batch)
     }
 
@@ -655,16 +666,12 @@ impl Store {
     /// block its lock names and can propose it again. Without it, validators
     /// locked on a block nobody holds any more could never move on.
     pub fn save_locked_block(&self, block: &Block) -> Result<(), StoreError> {
-        let bytes = encode(block);
-        if bytes.len() > BLOCK_BYTES_CAP {
-            return Err(StoreError::Rejected(format!(
-                "block is {} bytes, more than {BLOCK_BYTES_CAP}",
-                bytes.len()
-            )));
-        }
-        let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(CF_META), META_LOCKED_BLOCK, bytes);
-        self.write_synced(batch)
+        self.put_meta_synced(
+            META_LOCKED_BLOCK,
+            &encode(block),
+            BLOCK_BYTES_CAP,
+            "locked block",
+        )
     }
 
     /// Writes raw bytes into a column family, bypassing every check. Only for

@@ -298,3 +298,48 @@ fn a_crash_leaves_the_old_or_the_new_tip() {
         );
     }
 }
+
+#[test]
+fn a_locked_block_and_a_run_of_blocks_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = TestChain::new(4, 4);
+    let store = Store::open(dir.path(), &chain.genesis).unwrap();
+    assert!(store.locked_block().unwrap().is_none());
+    // A run of three blocks in one write (as block sync commits them).
+    let mut state = tally_ledger::state::Overlay::new(Some((&store, 0)));
+    let mut run = Vec::new();
+    for _ in 0..3 {
+        let tx = chain.transfer(1, 2, 5);
+        let (block, cert, _) = chain.push(vec![tx]).unwrap();
+        let update = execute_block(
+            &state,
+            block.height(),
+            chain.chain_id(),
+            &chain.genesis.params,
+            &block.txs,
+        )
+        .unwrap();
+        state.top.apply(&update.batch.node_batch);
+        run.push((block, cert, update));
+    }
+    let items: Vec<_> = run.iter().map(|(b, c, u)| (b, c, u)).collect();
+    let tip = store.commit_blocks(&items).unwrap();
+    assert_eq!(tip.height, 3);
+    // A run that does not extend the tip is refused whole.
+    assert!(store.commit_blocks(&items[..1]).is_err());
+    let (next, _) = chain.build_block(vec![]).unwrap();
+    store.save_locked_block(&next).unwrap();
+    drop(items);
+    drop(state);
+    drop(store);
+
+    let store = Store::open(dir.path(), &chain.genesis).unwrap();
+    assert_eq!(store.height(), 3);
+    for (block, _, _) in &run {
+        assert_eq!(
+            store.block(block.height()).unwrap().unwrap().hash(),
+            block.hash()
+        );
+    }
+    assert_eq!(store.locked_block().unwrap().unwrap().hash(), next.hash());
+}
