@@ -191,15 +191,6 @@ impl Sync {
         None
     }
 
-    /// A peer disconnected: its requests go elsewhere.
-    pub fn on_disconnected(&mut self, peer: PeerId) {
-        self.requests.retain(|_, r| r.peer != peer || r.checking);
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.requests = 0;
-            p.claimed = 0;
-        }
-    }
-
     /// Lowers a peer's score; at [`BAN_SCORE`] it is banned for
     /// [`BAN_FOR`] and its requests are dropped.
     pub fn penalise(&mut self, peer: PeerId, penalty: Penalty, now: Instant) {
