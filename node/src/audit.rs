@@ -45,7 +45,14 @@ pub struct AuditArgs {
 impl AuditArgs {
     fn paths(&self) -> anyhow::Result<(PathBuf, PathBuf)> {
         match (&self.home, &self.db, &self.genesis) {
-            (Some(home), _, _) => Ok((home.join(DATA_DIR), home.join(GENESIS_FILE))),
+            (Some(home), _, _) => {
+                anyhow::ensure!(
+                    home.is_dir(),
+                    "{} is not a node home folder (it does not exist); pass the folder `tally init` or `tally testnet` made",
+                    home.display()
+                );
+                Ok((home.join(DATA_DIR), home.join(GENESIS_FILE)))
+            }
             (None, Some(db), Some(genesis)) => Ok((db.clone(), genesis.clone())),
             _ => anyhow::bail!("say which chain to audit: --home DIR, or --db PATH --genesis FILE"),
         }

@@ -243,7 +243,11 @@ fn audit_exits_zero_on_a_clean_chain_and_with_the_class_code_on_a_fault() {
     // Nothing to audit there: exit 1 and a message that says what to pass.
     let o = tally(&["audit", "--home", dir.path().join("nope").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("genesis"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is not a node home folder"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -275,4 +279,28 @@ fn bench_sync_builds_a_chain_and_a_new_replica_catches_it_up() {
         "{}",
         stdout(&o)
     );
+}
+
+#[test]
+fn audit_draws_a_progress_bar_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let genesis = dir.path().join("genesis.json");
+    tally_node::bench::build_chain(&db, &genesis, 40, 2, false).unwrap();
+    // `script` runs the command on a pseudo-terminal and copies its output.
+    let command = format!(
+        "{} audit --db {} --genesis {}",
+        env!("CARGO_BIN_EXE_tally"),
+        db.display(),
+        genesis.display()
+    );
+    let o = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("runs script (util-linux)");
+    let text = stdout(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("auditing"), "no progress bar: {text}");
+    assert!(text.contains("blocks"), "{text}");
+    assert!(text.contains("OK: every check held"), "{text}");
 }
