@@ -699,14 +699,29 @@ impl Driver {
                 params.block_bytes_max
             ));
         }
-        let parent = self.store.parent_of_next();
-        check_block_header(
-            block,
-            &parent,
-            &self.set,
-            self.chain_id(),
-            params.block_txs_max,
-        )
+        self.check_on(block, &self.store.parent_of_next(), &*self.store, false)
+    }
+
+    /// The rules a block must meet on top of `parent`, with `state` holding
+    /// the state before it: links, roots, limits, proposer, and re-execution
+    /// to the header's state root. With `signatures_checked` its
+    /// `last_commit` and transaction signatures were verified already (sync
+    /// does that in parallel, off this task).
+    fn check_on<R: tally_ledger::state::StateReader>(
+        &self,
+        block: &Block,
+        parent: &Parent,
+        state: &R,
+        signatures_checked: bool,
+    ) -> Result<StateUpdate, String> {
+        let params = &self.genesis.params;
+        let chain_id = self.chain_id();
+        let txs_max = params.block_txs_max;
+        if signatures_checked {
+            check_block_links(block, parent, &self.set, chain_id, txs_max)
+        } else {
+            check_block_header(block, parent, &self.set, chain_id, txs_max)
+        }
         .map_err(|e| e.to_string())?;
         if self.set.index_of(&block.header.proposer).is_none() {
             return Err(format!(
@@ -714,21 +729,23 @@ impl Driver {
                 block.header.proposer
             ));
         }
-        let update = execute_block(
-            &*self.store,
-            block.height(),
-            self.chain_id(),
-            params,
-            &block.txs,
-        )
-        .map_err(|e| e.to_string())?;
-        if update.root != block.header.state_root {
-            return Err(format!(
-                "state root after execution is {}, the header says {}",
-                update.root, block.header.state_root
-            ));
+        let (height, txs) = (block.height(), &block.txs);
+        if signatures_checked {
+            execute_verified_block(state, height, chain_id, params, txs)
+        } else {
+            execute_block(state, height, chain_id, params, txs)
         }
-        Ok(update)
+        .map_err(|e| e.to_string())
+        .and_then(|update| {
+            if update.root == block.header.state_root {
+                Ok(update)
+            } else {
+                Err(format!(
+                    "state root after execution is {}, the header says {}",
+                    update.root, block.header.state_root
+                ))
+            }
+        })
     }
 
     fn commit_decided(
@@ -768,13 +785,13 @@ impl Driver {
     ) -> Result<(), DriverError> {
         let tip = self.store.commit_block(block, cert, update)?;
         info!(height = tip.height, hash = %tip.block_hash.short(), txs = block.txs.len(), "committed block");
-        self.after_commit(std::slice::from_ref(block), tip);
+        self.after_commit(&[block], tip);
         Ok(())
     }
 
     /// What follows a commit of `blocks` (ending at `tip`): metrics, the
     /// mempool, subscribers, and the new height announced.
-    fn after_commit(&mut self, blocks: &[Block], tip: tally_ledger::store::Tip) {
+    fn after_commit(&mut self, blocks: &[&Block], tip: tally_ledger::store::Tip) {
         let interval = self.last_commit_at.elapsed();
         self.last_commit_at = Instant::now();
         self.last_progress = Instant::now();
@@ -981,12 +998,7 @@ impl Driver {
                 reason: penalty.reason().to_string(),
             })
             .inc();
-        let score = self
-            .sync
-            .peers(Instant::now())
-            .into_iter()
-            .find(|v| v.peer == peer)
-            .map_or(0, |v| v.score);
+        let score = self.sync.score(&peer);
         warn!(%peer, reason = penalty.reason(), score, "peer scored down: {what}");
     }
 
@@ -1144,8 +1156,7 @@ impl Driver {
                     .map(|(u, r)| (&r.block, &r.cert, u))
                     .collect();
                 let tip = self.store.commit_blocks(&items)?;
-                let blocks: Vec<Block> =
-                    run[..good.len()].iter().map(|r| r.block.clone()).collect();
+                let blocks: Vec<&Block> = run[..good.len()].iter().map(|r| &r.block).collect();
                 self.meter.blocks += blocks.len() as u64;
                 self.meter.txs += blocks.iter().map(|b| b.txs.len() as u64).sum::<u64>();
                 self.metrics.sync_blocks.inc_by(blocks.len() as u64);
@@ -1184,47 +1195,13 @@ impl Driver {
         &self,
         run: &[crate::sync::Ready],
     ) -> (Vec<StateUpdate>, Option<(usize, String)>) {
-        let params = &self.genesis.params;
         let tip = self.store.height();
         let mut overlay = Overlay::new(Some((&*self.store, tip)));
         let mut parent = self.store.parent_of_next();
         let mut updates = Vec::with_capacity(run.len());
         for (index, r) in run.iter().enumerate() {
             let block = &r.block;
-            let checked = check_block_links(
-                block,
-                &parent,
-                &self.set,
-                self.chain_id(),
-                params.block_txs_max,
-            )
-            .map_err(|e| e.to_string())
-            .and_then(|_| {
-                if self.set.index_of(&block.header.proposer).is_none() {
-                    return Err(format!(
-                        "proposer {} is not a validator",
-                        block.header.proposer
-                    ));
-                }
-                execute_verified_block(
-                    &overlay,
-                    block.height(),
-                    self.chain_id(),
-                    params,
-                    &block.txs,
-                )
-                .map_err(|e| e.to_string())
-            })
-            .and_then(|update| {
-                if update.root == block.header.state_root {
-                    Ok(update)
-                } else {
-                    Err(format!(
-                        "state root after execution is {}, the header says {}",
-                        update.root, block.header.state_root
-                    ))
-                }
-            });
+            let checked = self.check_on(block, &parent, &overlay, true);
             match checked {
                 Ok(update) => {
                     overlay.top.apply(&update.batch.node_batch);

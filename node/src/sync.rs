@@ -437,6 +437,11 @@ impl Sync {
         (self.ready.len(), self.requests.len())
     }
 
+    /// A peer's score (0 for a peer not seen yet).
+    pub fn score(&self, peer: &PeerId) -> i32 {
+        self.peers.get(peer).map_or(0, |p| p.score)
+    }
+
     pub fn peers(&self, now: Instant) -> Vec<PeerView> {
         let mut v: Vec<PeerView> = self
             .peers
