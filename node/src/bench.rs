@@ -230,7 +230,7 @@ pub async fn sync(dir: Option<&Path>, blocks: u64, txs_per_block: usize) -> anyh
     }
     let source = start(&source_home, Overrides::ephemeral()).await?;
     let tip = source.handle.store.height();
-    let (txs, _) = count_txs(&source.handle.store, tip)?;
+    let txs = count_txs(&source.handle.store, tip)?;
     let target = start(&target_home, Overrides::ephemeral()).await?;
     eprintln!("syncing {tip} blocks ({txs} txs) from one replica to a new one");
     let started = Instant::now();
@@ -262,12 +262,12 @@ pub async fn sync(dir: Option<&Path>, blocks: u64, txs_per_block: usize) -> anyh
     Ok(())
 }
 
-fn count_txs(store: &Store, tip: u64) -> anyhow::Result<(u64, u64)> {
+fn count_txs(store: &Store, tip: u64) -> anyhow::Result<u64> {
     let mut txs = 0;
     for h in 1..=tip {
         txs += store.block(h)?.map_or(0, |b| b.txs.len() as u64);
     }
-    Ok((txs, tip))
+    Ok(txs)
 }
 
 /// `tally bench audit`: builds a chain (or reuses one built before in
