@@ -167,6 +167,17 @@ impl TestNet {
     }
 }
 
+/// Replaces `to` with a copy of the flat folder `from` (a database the
+/// nodes using it have closed).
+pub fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).expect("create the copy");
+    for entry in std::fs::read_dir(from).expect("read the folder") {
+        let entry = entry.expect("folder entry");
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy a file");
+    }
+}
+
 pub fn read_key(path: &Path) -> Keypair {
     tally_node::keys::read_key_file(path).expect("key file")
 }

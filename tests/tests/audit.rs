@@ -16,7 +16,7 @@ use tally_ledger::store::Store;
 use tally_ledger::types::{Block, CommitCertificate};
 use tally_ledger::{Domain, Hash, Keypair};
 use tally_node::audit::audit_db;
-use tally_tests::{load, wait_height, TestNet};
+use tally_tests::{copy_dir, load, wait_height, TestNet};
 
 /// The chain every test starts from: at least this many blocks.
 const CHAIN_BLOCKS: u64 = 1_000;
@@ -71,14 +71,6 @@ fn fixture() -> &'static Fixture {
             target,
         }
     })
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
 }
 
 /// A private copy of the fixture's database.

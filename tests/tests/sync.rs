@@ -14,7 +14,7 @@ use tally_ledger::types::{Block, CommitCertificate, CommitSig};
 use tally_ledger::{Domain, Hash};
 use tally_node::node::NodeHandle;
 use tally_node::wire::{encode_envelope, Status};
-use tally_tests::{check_chains, load, wait_height, TestNet};
+use tally_tests::{check_chains, copy_dir, load, wait_height, TestNet};
 
 const LIVENESS: Duration = Duration::from_secs(180);
 
@@ -241,15 +241,6 @@ fn forge(
     store
         .tamper_raw("certificates", &key, Some(&encode(&cert)))
         .unwrap();
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let _ = std::fs::remove_dir_all(to);
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
 }
 
 /// Waits until `node` has banned `peer` (scored it down to the ban).
