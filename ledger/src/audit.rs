@@ -813,10 +813,12 @@ fn final_checks(
             .with(replayed_root, stored_root),
         ));
     }
-    // Every stored value against the replay, and every replayed key against
-    // the store.
+    // Every stored value against the replay, then the replayed keys the
+    // store does not have.
     let mut mismatch: Option<Fault> = None;
+    let mut compared = std::collections::HashSet::new();
     store.for_each_state_value(to, |key_hash, stored| {
+        compared.insert(key_hash);
         if mismatch.is_none() {
             let replayed = replay.get_value_option(to, key_hash).map_err(state_read)?;
             if replayed != stored {
@@ -834,6 +836,9 @@ fn final_checks(
         return Ok(Some(f));
     }
     for (key_hash, replayed) in replay.top.values_at(to) {
+        if compared.contains(&key_hash) {
+            continue;
+        }
         let stored = store.get_value_option(to, key_hash).map_err(state_read)?;
         if stored != replayed {
             return Ok(Some(value_fault(
