@@ -131,10 +131,12 @@ pub enum Output {
     Dropped(DropReason),
 }
 
-/// Messages for the next height kept until the machine gets there.
-fn future_buffer_max(validators: usize) -> usize {
-    validators * 2 * 3 + 8
-}
+/// Messages for the next height kept per validator until the machine gets
+/// there (a proposal counts for its proposer): an honest validator sends
+/// at most three a round, so this covers two rounds. Each validator has its
+/// own quota, so a Byzantine one that signs thousands of next-height
+/// messages fills only its own.
+pub const FUTURE_PER_VALIDATOR_MAX: usize = 6;
 
 /// The consensus state of one node.
 #[derive(Debug, Clone)]
@@ -156,7 +158,8 @@ pub struct Consensus {
     verdicts: BTreeMap<Hash, bool>,
     validation_requested: BTreeSet<Hash>,
     votes: VoteKeeper,
-    future: Vec<Input>,
+    /// Next-height messages by the validator that signed them.
+    future: BTreeMap<u32, Vec<Input>>,
 
     /// "For the first time" guards of the current round.
     prevote_timeout_scheduled: bool,
@@ -190,7 +193,7 @@ impl Consensus {
             proposals: BTreeMap::new(),
             verdicts: BTreeMap::new(),
             validation_requested: BTreeSet::new(),
-            future: Vec::new(),
+            future: BTreeMap::new(),
             prevote_timeout_scheduled: false,
             precommit_timeout_scheduled: false,
             polka_seen: false,
@@ -326,9 +329,22 @@ impl Consensus {
         }
     }
 
+    /// Keeps a next-height message (whose signature the caller checked)
+    /// within its signer's quota; anything else ahead is dropped.
     fn buffer_future(&mut self, input: Input, found: u64, out: &mut Vec<Output>) {
-        if found == self.height + 1 && self.future.len() < future_buffer_max(self.set.len()) {
-            self.future.push(input);
+        let signer = match &input {
+            Input::Proposal(sp) => Some(self.proposer(found, sp.proposal.round)),
+            Input::Vote(v) => Some(v.validator_index),
+            _ => None,
+        }
+        .filter(|i| (*i as usize) < self.set.len());
+        let queue = signer
+            .filter(|_| found == self.height.saturating_add(1))
+            .map(|i| self.future.entry(i).or_default());
+        if let Some(queue) = queue.filter(|q| q.len() < FUTURE_PER_VALIDATOR_MAX) {
+            if !queue.contains(&input) {
+                queue.push(input);
+            }
         } else {
             out.push(Output::Dropped(DropReason::WrongHeight {
                 expected: self.height,
@@ -601,6 +617,11 @@ impl Consensus {
         }
         self.polka_seen = true;
         if self.step == Step::Prevote {
+            debug_assert_eq!(
+                self.verdicts.get(&p.block_hash),
+                Some(&true),
+                "locks only a valid value"
+            );
             self.locked = Some((self.round, p.block_hash));
             self.vote(VoteKind::Precommit, Some(p.block_hash), out);
             self.step = Step::Precommit;
@@ -667,13 +688,20 @@ impl Consensus {
 
     /// Emits the decision and moves to the next height (lines 49-54).
     fn decide(&mut self, certificate: CommitCertificate, out: &mut Vec<Output>) {
+        debug_assert_eq!(
+            certificate.height, self.height,
+            "decides only its own height"
+        );
+        let decided = certificate.height;
         out.push(Output::Decide {
             height: certificate.height,
             round: certificate.round,
             block_hash: certificate.block_hash,
             certificate,
         });
-        self.height += 1;
+        // Height only increases.
+        self.height = self.height.saturating_add(1);
+        debug_assert!(self.height > decided);
         self.locked = None;
         self.valid = None;
         self.proposals.clear();
@@ -681,7 +709,7 @@ impl Consensus {
         self.validation_requested.clear();
         self.votes = VoteKeeper::new(self.height, self.set.clone());
         self.start_round(0, out);
-        for input in std::mem::take(&mut self.future) {
+        for input in std::mem::take(&mut self.future).into_values().flatten() {
             self.take(input, out);
         }
     }

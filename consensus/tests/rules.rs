@@ -827,3 +827,95 @@ fn commit_from_sync_decides_when_valid_and_is_refused_when_not() {
     );
     assert_eq!(n.height(), 2);
 }
+
+#[test]
+fn a_flood_of_next_height_messages_fills_only_its_signers_quota() {
+    use tally_consensus::machine::FUTURE_PER_VALIDATOR_MAX;
+    let net = Net::new();
+    let mut n = net.node(3);
+    n.start();
+    // Validator 0 signs 10,000 distinct prevotes for height 2.
+    for i in 0..10_000u32 {
+        let mut value = [0u8; 32];
+        value[..4].copy_from_slice(&i.to_le_bytes());
+        let vote = net.signed_vote(0, VoteKind::Prevote, 2, i % 8, Some(Hash(value)));
+        let out = n.handle(Input::Vote(vote));
+        if (i as usize) < FUTURE_PER_VALIDATOR_MAX {
+            assert_eq!(out, vec![], "vote {i} is within the quota");
+        } else {
+            assert_eq!(
+                out,
+                vec![Output::Dropped(DropReason::WrongHeight {
+                    expected: 1,
+                    found: 2
+                })],
+                "vote {i} is past the quota"
+            );
+        }
+    }
+    // The honest validators' next-height votes are still kept...
+    for from in [1, 2] {
+        let vote = net.signed_vote(from, VoteKind::Prevote, 2, 0, Some(B));
+        assert_eq!(n.handle(Input::Vote(vote)), vec![]);
+    }
+    // ...and counted once the node reaches height 2.
+    for from in [0, 1, 2] {
+        n.handle(net.precommit(from, 0, Some(A)));
+    }
+    n.handle(Input::BlockVerdict {
+        height: 1,
+        block_hash: A,
+        valid: true,
+    });
+    assert_eq!(n.height(), 2);
+    assert_eq!(n.stored_votes(), FUTURE_PER_VALIDATOR_MAX + 2);
+}
+
+#[test]
+fn next_height_messages_from_outside_the_set_are_dropped() {
+    let net = Net::new();
+    let mut n = net.node(3);
+    n.start();
+    let mut vote = net.signed_vote(0, VoteKind::Prevote, 2, 0, Some(A));
+    vote.validator_index = 4;
+    assert_eq!(
+        n.handle(Input::Vote(vote)),
+        vec![Output::Dropped(DropReason::WrongHeight {
+            expected: 1,
+            found: 2
+        })]
+    );
+}
+
+#[test]
+fn a_restarted_validator_honours_the_lock_it_restored() {
+    let net = Net::new();
+    // Validator 3 locked on A in round 0 and restarted in round 1.
+    let mut n = net.node(3);
+    n.restore(1, Some((0, A)));
+    assert_eq!((n.locked(), n.valid()), (Some((0, A)), Some((0, A))));
+    assert_eq!(n.start(), vec![timeout(1, TimeoutKind::Propose)]);
+    // A fresh proposal for another block: it prevotes nil, not B.
+    assert_eq!(n.handle(net.proposal(1, None, B)), vec![validate(1, B)]);
+    assert_eq!(n.handle(verdict(B, true)), vec![prevote_out(1, None)]);
+}
+
+#[test]
+fn a_restarted_proposer_reproposes_the_block_it_is_locked_on() {
+    let net = Net::new();
+    // Validator 2 proposes round 1; it locked on A in round 0.
+    let mut n = net.node(2);
+    n.restore(1, Some((0, A)));
+    assert_eq!(
+        n.start(),
+        vec![
+            Output::Propose(Proposal {
+                height: 1,
+                round: 1,
+                pol_round: Some(0),
+                block_hash: A,
+            }),
+            timeout(1, TimeoutKind::Propose),
+        ]
+    );
+}
