@@ -22,14 +22,13 @@ use jmt::storage::TreeReader;
 use jmt::KeyHash;
 use serde::Serialize;
 
-use crate::execution::{execute_verified_block, genesis_state, BlockExecError, TxError};
+use crate::execution::{genesis_state, BlockExecError, TxError};
 use crate::genesis::Genesis;
 use crate::hash::Hash;
-use crate::proposer::ProposerSchedule;
 use crate::state::{self, Overlay};
 use crate::store::{Store, StoreError};
-use crate::types::{Block, CommitCertificate, ValidatorSet};
-use crate::verify::{check_block_links, check_block_signatures, BlockError, ContentError, Parent};
+use crate::types::{Block, CommitCertificate};
+use crate::verify::{BlockError, ChainRules, ContentError, Parent, Placement, StateCheckError};
 
 /// What kind of fault the audit found. Each has its own exit code, so
 /// scripts can tell them apart without parsing text.
@@ -263,8 +262,7 @@ type Chunk<T> = (u64, Vec<Result<T, Fault>>);
 struct Rules<'a> {
     store: &'a Store,
     genesis: &'a Genesis,
-    set: ValidatorSet,
-    schedule: ProposerSchedule,
+    chain: ChainRules,
 }
 
 /// Audits heights `from..=to` of `store` against `genesis`.
@@ -287,14 +285,12 @@ pub fn audit(
     if from > to && !(tip == 0 && options.to.is_none()) {
         return Err(AuditError::EmptyRange { from, to });
     }
-    let set = genesis
-        .validator_set()
+    let chain = ChainRules::new(genesis)
         .map_err(|e| StoreError::Rejected(format!("the genesis validator set is invalid: {e}")))?;
     let rules = Rules {
         store,
         genesis,
-        schedule: ProposerSchedule::new(&set),
-        set,
+        chain,
     };
     let mut summary = Summary {
         from,
@@ -577,49 +573,44 @@ fn check_blocks(
     }
 }
 
-/// Every check that needs no state, in the order a reader would make them.
+/// Every check that needs no state: the block rules every node applies
+/// ([`ChainRules::check_block`] and [`ChainRules::check_signatures`], the
+/// same calls consensus and block sync make), then the indexes. A fault's
+/// message is the rule's own reason, word for word what a validator or a
+/// syncing node would say.
 fn check_stateless(rules: &Rules<'_>, item: Item) -> Result<Checked, Fault> {
     let block = &item.block;
     let h = block.height();
-    let params = &rules.genesis.params;
-    let chain_id = rules.genesis.chain_id.as_str();
-    if item.encoded_len as u64 > params.block_bytes_max {
-        return Err(Fault::new(
-            FaultClass::Header,
-            h,
-            "block_size",
-            format!(
-                "the block is {} bytes, more than the limit of {}",
-                item.encoded_len, params.block_bytes_max
-            ),
-        ));
-    }
-    check_block_links(
-        block,
-        &item.parent,
-        &rules.set,
-        chain_id,
-        params.block_txs_max,
-    )
-    .map_err(|e| block_fault(h, e))?;
-    check_proposer(rules, block, &item.cert)?;
-    let signatures = check_block_signatures(block, &item.cert, &rules.set, chain_id, params)
-        .map_err(|e| match e {
-            ContentError::Mismatch(e) => block_fault(h, e),
-            ContentError::Certificate(e) => Fault::new(
-                FaultClass::Certificate,
-                h,
-                "certificate",
-                format!("the commit certificate is invalid: {e}"),
-            ),
-            ContentError::LastCommit(e) => block_fault(h, BlockError::LastCommit(e)),
-            ContentError::Tx { index, hash, error } => {
-                let check = if matches!(error, TxError::BadSignature(_)) {
-                    "tx_signature"
-                } else {
-                    "tx_rules"
-                };
-                tx_fault(h, index, hash, check, error.to_string())
+    let placement = Placement {
+        parent: item.parent,
+        round: item.cert.round,
+        now_ms: None,
+    };
+    rules
+        .chain
+        .check_block(block, item.encoded_len, &placement)
+        .map_err(|e| block_fault(h, e))?;
+    let signatures = rules
+        .chain
+        .check_signatures(block, Some(&item.cert))
+        .map_err(|e| {
+            let message = e.to_string();
+            match e {
+                ContentError::Mismatch(e) => block_fault(h, e),
+                ContentError::Certificate(_) => {
+                    Fault::new(FaultClass::Certificate, h, "certificate", message)
+                }
+                ContentError::LastCommit(_) => {
+                    Fault::new(FaultClass::Certificate, h, "last_commit", message)
+                }
+                ContentError::Tx { error, .. } => {
+                    let check = if matches!(error, TxError::BadSignature(_)) {
+                        "tx_signature"
+                    } else {
+                        "tx_rules"
+                    };
+                    Fault::new(FaultClass::Transaction, h, check, message)
+                }
             }
         })?;
     check_indexes(rules.store, block, item.hash)?;
@@ -627,41 +618,6 @@ fn check_stateless(rules: &Rules<'_>, item: Item) -> Result<Checked, Fault> {
         item,
         signatures: signatures as u64,
     })
-}
-
-fn tx_fault(height: u64, index: usize, hash: Hash, check: &'static str, why: String) -> Fault {
-    Fault::new(
-        FaultClass::Transaction,
-        height,
-        check,
-        format!("transaction {index} ({hash}) is invalid: {why}"),
-    )
-}
-
-/// The proposer must be the one the schedule names for some round up to the
-/// certificate's (a block re-proposed in a later round keeps its proposer).
-fn check_proposer(rules: &Rules<'_>, block: &Block, cert: &CommitCertificate) -> Result<(), Fault> {
-    let h = block.height();
-    let proposer = block.header.proposer;
-    let fault = |why: String| Fault::new(FaultClass::Header, h, "proposer", why);
-    let Some(index) = rules.set.index_of(&proposer) else {
-        return Err(fault(format!("the proposer {proposer} is not a validator")));
-    };
-    // After one full rotation every validator has had a slot.
-    let rounds = u64::from(cert.round).min(rules.schedule.period() as u64);
-    if (0..=rounds).any(|r| rules.schedule.proposer(h, r as u32) == index) {
-        return Ok(());
-    }
-    let expected = rules.schedule.proposer(h, 0);
-    let expected_key = rules
-        .set
-        .get(expected)
-        .map_or_else(String::new, |v| v.public_key.to_string());
-    Err(fault(format!(
-        "the proposer {proposer} (validator {index}) had no turn at height {h} in rounds 0..={}",
-        cert.round
-    ))
-    .with(expected_key, proposer))
 }
 
 fn check_indexes(store: &Store, block: &Block, hash: Hash) -> Result<(), Fault> {
@@ -718,7 +674,22 @@ fn block_fault(height: u64, e: BlockError) -> Fault {
         BlockError::Time { parent, found } => {
             header("time").with(format!("after {parent}"), found)
         }
+        BlockError::TimeAhead { now, found } => {
+            header("time").with(format!("at most {now} + drift"), found)
+        }
+        BlockError::TimeOutOfRange { found } => {
+            header("time").with(format!("at most {}", crate::verify::BLOCK_TIME_MS_MAX), found)
+        }
+        BlockError::TooLarge { max, found } => header("block_size").with(max, found),
         BlockError::TooManyTxs { max, found } => header("tx_count").with(max, found),
+        BlockError::ProposerUnknown { proposer } => {
+            header("proposer").with("a validator", proposer)
+        }
+        BlockError::ProposerNoTurn {
+            proposer,
+            expected_key,
+            ..
+        } => header("proposer").with(expected_key, proposer),
         BlockError::CertificateMismatch {
             expected, found, ..
         } => Fault::new(
@@ -751,36 +722,23 @@ fn execute(
 ) -> Result<u64, Fault> {
     let block = &checked.item.block;
     let h = block.height();
-    let update = execute_verified_block(
-        &*replay,
-        h,
-        &rules.genesis.chain_id,
-        &rules.genesis.params,
-        &block.txs,
-    )
-    .map_err(|e| match e {
-        BlockExecError::InvalidTx { index, hash, error } => {
-            tx_fault(h, index, hash, "tx_execution", error.to_string())
-        }
-        BlockExecError::State(e) => Fault::new(
-            FaultClass::State,
-            h,
-            "replay",
-            format!("the replayed state cannot be read: {e}"),
-        ),
-    })?;
-    if update.root != block.header.state_root {
-        return Err(Fault::new(
-            FaultClass::State,
-            h,
-            "state_root",
-            format!(
-                "replaying the transactions gives state root {}, the header records {}",
-                update.root, block.header.state_root
+    let update = rules.chain.check_state(block, &*replay).map_err(|e| {
+        let message = e.to_string();
+        match e {
+            StateCheckError::Execution(BlockExecError::InvalidTx { .. }) => {
+                Fault::new(FaultClass::Transaction, h, "tx_execution", message)
+            }
+            StateCheckError::Execution(BlockExecError::State(e)) => Fault::new(
+                FaultClass::State,
+                h,
+                "replay",
+                format!("the replayed state cannot be read: {e}"),
             ),
-        )
-        .with(update.root, block.header.state_root));
-    }
+            StateCheckError::StateRoot { expected, found } => {
+                Fault::new(FaultClass::State, h, "state_root", message).with(expected, found)
+            }
+        }
+    })?;
     replay.top.apply_latest(&update.batch);
     summary.blocks += 1;
     summary.txs += block.txs.len() as u64;

@@ -21,7 +21,7 @@ use crate::execution::genesis_state;
 use crate::genesis::Genesis;
 use crate::hash::Hash;
 use crate::state::{self, StateError, StateUpdate};
-use crate::types::{Block, CommitCertificate, BLOCK_BYTES_CAP};
+use crate::types::{Block, CommitCertificate, Evidence, BLOCK_BYTES_CAP};
 use crate::verify::{check_certificate_matches, BlockError};
 
 /// The on-disk format this build writes and reads.
@@ -34,7 +34,8 @@ const CF_TXS: &str = "txs";
 const CF_STATE_NODES: &str = "state_nodes";
 const CF_STATE_VALUES: &str = "state_values";
 const CF_META: &str = "meta";
-const COLUMN_FAMILIES: [&str; 7] = [
+const CF_EVIDENCE: &str = "evidence";
+const COLUMN_FAMILIES: [&str; 8] = [
     CF_BLOCKS,
     CF_BLOCK_HASHES,
     CF_CERTIFICATES,
@@ -42,13 +43,35 @@ const COLUMN_FAMILIES: [&str; 7] = [
     CF_STATE_NODES,
     CF_STATE_VALUES,
     CF_META,
+    CF_EVIDENCE,
 ];
+
+/// The most evidence records one page returns.
+pub const EVIDENCE_PAGE_MAX: usize = 100;
+/// Bound on one stored evidence record (two votes).
+const EVIDENCE_BYTES_MAX: usize = 4096;
+
+/// Where an offence sits in the evidence column: height, round, step and
+/// validator, so each offence has one record and pages run by height.
+fn evidence_key(e: &Evidence) -> [u8; 17] {
+    let v = &e.first.vote;
+    let mut key = [0u8; 17];
+    key[..8].copy_from_slice(&v.height.to_be_bytes());
+    key[8..12].copy_from_slice(&v.round.to_be_bytes());
+    key[12] = match v.kind {
+        crate::types::VoteKind::Prevote => 0,
+        crate::types::VoteKind::Precommit => 1,
+    };
+    key[13..].copy_from_slice(&e.validator_index().to_be_bytes());
+    key
+}
 
 const META_FORMAT: &[u8] = b"format_version";
 const META_GENESIS: &[u8] = b"genesis_hash";
 const META_TIP: &[u8] = b"tip";
 const META_SIGNER: &[u8] = b"signer_state";
 const META_LOCKED_BLOCK: &[u8] = b"locked_block";
+const META_SIGNER_PASSED: &[u8] = b"signer_passed";
 
 /// Bounds on stored values, checked before decoding what the disk returns.
 const NODE_BYTES_MAX: usize = 4096;
@@ -629,6 +652,74 @@ impl Store {
     /// once it is durable.
     pub fn save_signer_state(&self, bytes: &[u8]) -> Result<(), StoreError> {
         self.put_meta_synced(META_SIGNER, bytes, META_BYTES_MAX, "signer state")
+    }
+
+    /// Records an equivocation once per offence (validator, height, round,
+    /// step): true if it was new. Not synced: evidence is a report, not a
+    /// safety record, and a lost one is found again from the votes.
+    pub fn record_evidence(&self, evidence: &Evidence) -> Result<bool, StoreError> {
+        let key = evidence_key(evidence);
+        let cf = self.cf(CF_EVIDENCE);
+        if self.db.get_pinned_cf(cf, key)?.is_some() {
+            return Ok(false);
+        }
+        self.db.put_cf(cf, key, encode(evidence))?;
+        Ok(true)
+    }
+
+    /// Up to `limit` (at most [`EVIDENCE_PAGE_MAX`]) offences in
+    /// (height, round, step, validator) order, starting at `cursor` (a
+    /// height's big-endian bytes, or the cursor a previous page returned),
+    /// and the cursor of the next page when there is one.
+    pub fn evidence(
+        &self,
+        cursor: &[u8],
+        limit: usize,
+    ) -> Result<(Vec<Evidence>, Option<Vec<u8>>), StoreError> {
+        if cursor.len() > 17 {
+            return Err(StoreError::Rejected(format!(
+                "an evidence cursor is at most 17 bytes, this one is {}",
+                cursor.len()
+            )));
+        }
+        let limit = limit.clamp(1, EVIDENCE_PAGE_MAX);
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_EVIDENCE),
+            IteratorMode::From(cursor, Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item?;
+            if out.len() == limit {
+                return Ok((out, Some(key.to_vec())));
+            }
+            let evidence = decode::<Evidence>(&value, EVIDENCE_BYTES_MAX, "evidence")
+                .map_err(|e| StoreError::Corrupt(format!("evidence record: {e}")))?;
+            out.push(evidence);
+        }
+        Ok((out, None))
+    }
+
+    /// The height up to which this validator committed blocks without
+    /// signing at them (through block sync, or decided without it): with
+    /// the signer's own record, what it has accounted for.
+    pub fn signer_passed(&self) -> Result<Option<u64>, StoreError> {
+        match self.get_meta(META_SIGNER_PASSED)? {
+            None => Ok(None),
+            Some(bytes) => decode::<u64>(&bytes, 8, "signer passed height")
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("signer passed height: {e}"))),
+        }
+    }
+
+    /// Records [`Store::signer_passed`], synced.
+    pub fn save_signer_passed(&self, height: u64) -> Result<(), StoreError> {
+        self.put_meta_synced(
+            META_SIGNER_PASSED,
+            &encode(&height),
+            8,
+            "signer passed height",
+        )
     }
 
     /// Writes one metadata entry of at most `max` bytes, synced.

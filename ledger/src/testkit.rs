@@ -12,6 +12,7 @@ use crate::types::{
     last_commit_hash, Block, CommitCertificate, CommitSig, Header, Op, Role, SignedTx, Tx,
     ValidatorSet,
 };
+use crate::verify::ChainRules;
 
 /// Balance of every test account at genesis.
 pub const TEST_BALANCE: u64 = 1_000_000_000;
@@ -21,6 +22,8 @@ pub const TEST_BALANCE: u64 = 1_000_000_000;
 pub struct TestChain {
     pub genesis: Genesis,
     pub validator_set: ValidatorSet,
+    /// The chain's block rules (the proposer schedule among them).
+    pub rules: ChainRules,
     pub validator_keys: Vec<Keypair>,
     /// Account 0 is the admin; the others are members.
     pub account_keys: Vec<Keypair>,
@@ -86,6 +89,8 @@ impl TestChain {
         let validator_set = genesis
             .validator_set()
             .expect("test genesis has a valid validator set");
+        #[allow(clippy::expect_used)]
+        let rules = ChainRules::new(&genesis).expect("test genesis has a valid validator set");
         let mut state = MemoryTreeStore::new();
         #[allow(clippy::expect_used)]
         let update = genesis_state(&state, &genesis).expect("genesis state in memory");
@@ -93,6 +98,7 @@ impl TestChain {
         TestChain {
             genesis,
             validator_set,
+            rules,
             validator_keys,
             account_keys,
             state,
@@ -144,7 +150,6 @@ impl TestChain {
             None => (self.genesis.hash(), None),
             Some((b, c)) => (b.hash(), Some(c.clone())),
         };
-        let n = self.validator_keys.len() as u64;
         let mut block = Block {
             header: Header {
                 chain_id: self.genesis.chain_id.clone(),
@@ -154,7 +159,7 @@ impl TestChain {
                 tx_root: Default::default(),
                 state_root: update.root,
                 validators_hash: self.validator_set.hash(),
-                proposer: self.validator_keys[(height % n) as usize].public(),
+                proposer: self.proposer_key(height, 0),
                 last_commit_hash: last_commit_hash(last_commit.as_ref()),
             },
             txs,
@@ -162,6 +167,11 @@ impl TestChain {
         };
         block.header.tx_root = block.compute_tx_root();
         Ok((block, update))
+    }
+
+    /// The key of the validator the schedule names for `height`, `round`.
+    pub fn proposer_key(&self, height: u64, round: u32) -> PublicKey {
+        self.validator_keys[self.rules.schedule.proposer(height, round) as usize].public()
     }
 
     /// A certificate for `block` signed by the validators at `signers`.

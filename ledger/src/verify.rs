@@ -1,12 +1,16 @@
-//! Verification shared by the store's pair assertions, block sync and
-//! `tally audit`: commit certificates and the shape of a block against its
-//! parent.
+//! The one definition of a valid block ([`ChainRules`]) and of a valid
+//! commit certificate ([`verify_certificate`]), shared by consensus
+//! validation, block sync, the store's pair assertions and `tally audit`.
 
 use crate::crypto::{BatchVerifier, Domain};
-use crate::execution::{check_tx_static, verify_tx_signatures, TxError};
-use crate::genesis::Params;
+use crate::execution::{
+    check_tx_static, execute_verified_block, verify_tx_signatures, BlockExecError, TxError,
+};
+use crate::genesis::{Genesis, Params};
 use crate::hash::Hash;
-use crate::types::{last_commit_hash, Block, CommitCertificate, ValidatorSet};
+use crate::proposer::ProposerSchedule;
+use crate::state::{StateReader, StateUpdate};
+use crate::types::{last_commit_hash, Block, CommitCertificate, ValidatorSet, ValidatorSetError};
 
 /// Why a commit certificate is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,6 +85,18 @@ pub fn verify_certificate(
         })
 }
 
+/// How far a block's time may run ahead of a validator's own clock when it
+/// judges a proposal. A proposer whose clock is fast by more than this has
+/// its blocks refused, so the chain's time never leads an honest clock by
+/// more than this (the next honest proposer takes the parent's time + 1 ms
+/// when its clock is behind the chain, so the lead does not accumulate).
+pub const BLOCK_TIME_DRIFT_MS: u64 = 5_000;
+
+/// The latest block time any chain accepts: 9999-12-31T23:59:59.999Z. It
+/// keeps every sum on a block time far from `u64::MAX`, even for a block
+/// judged without a clock (block sync, the audit).
+pub const BLOCK_TIME_MS_MAX: u64 = 253_402_300_799_999;
+
 /// A block that does not fit where it is placed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {
@@ -98,8 +114,27 @@ pub enum BlockError {
     LastCommitHash { expected: Hash, found: Hash },
     #[error("block time {found} ms is not after its parent's {parent} ms")]
     Time { parent: u64, found: u64 },
+    #[error("block time {found} ms is more than {BLOCK_TIME_DRIFT_MS} ms ahead of this validator's clock ({now} ms)")]
+    TimeAhead { now: u64, found: u64 },
+    #[error(
+        "block time {found} ms is past the latest time a block may carry ({BLOCK_TIME_MS_MAX} ms)"
+    )]
+    TimeOutOfRange { found: u64 },
+    #[error("block is {found} bytes, more than the limit of {max}")]
+    TooLarge { max: u64, found: u64 },
     #[error("block has {found} transactions, more than the limit of {max}")]
     TooManyTxs { max: u32, found: usize },
+    #[error("block proposer {proposer} is not a validator")]
+    ProposerUnknown { proposer: crate::PublicKey },
+    #[error("block proposer {proposer} (validator {index}) had no turn at height {height} in rounds 0..={round}; validator {expected} proposes round 0")]
+    ProposerNoTurn {
+        proposer: crate::PublicKey,
+        index: u32,
+        height: u64,
+        round: u32,
+        expected: u32,
+        expected_key: crate::PublicKey,
+    },
     #[error("block last_commit is for height {found}, expected {expected}")]
     LastCommitHeight { expected: u64, found: u64 },
     #[error("block last_commit is for block {found}, the parent is {expected}")]
@@ -128,105 +163,276 @@ pub struct Parent {
     pub time_ms: u64,
 }
 
-/// Checks everything about a block that needs neither state nor the
-/// certificate deciding it: chain id, height, links, roots over its own
-/// content, time, limits, and the embedded `last_commit` (fully verified).
-pub fn check_block_header(
-    block: &Block,
-    parent: &Parent,
-    set: &ValidatorSet,
-    chain_id: &str,
-    block_txs_max: u32,
-) -> Result<(), BlockError> {
-    check_block_links(block, parent, set, chain_id, block_txs_max)?;
-    if let Some(cert) = &block.last_commit {
-        verify_certificate(cert, set, chain_id).map_err(BlockError::LastCommit)?;
+impl Parent {
+    /// The parent a valid `block` makes for the block after it.
+    pub fn of(block: &Block) -> Parent {
+        Parent {
+            height: block.height(),
+            hash: block.hash(),
+            time_ms: block.header.time_ms,
+        }
+    }
+}
+
+/// What a block is judged against besides itself: where it attaches, the
+/// latest round it can have been proposed in (the proposal's round in
+/// consensus, the certificate's round in sync and the audit), and, in
+/// consensus only, the judging validator's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub parent: Parent,
+    pub round: u32,
+    pub now_ms: Option<u64>,
+}
+
+/// The rules of one chain, built once from its genesis: the single
+/// definition of a valid block, used alike by consensus validation, block
+/// sync and `tally audit`, so a node never commits a block its own audit
+/// would reject.
+///
+/// A block is valid when it passes all three parts:
+/// [`ChainRules::check_block`] (size, links, time, limits, roots over its own
+/// content, proposer), [`ChainRules::check_signatures`] (the embedded
+/// `last_commit`, the deciding certificate if there is one, every
+/// transaction's limits and signature) and [`ChainRules::check_state`]
+/// (re-execution to the header's state root). Callers split them only to
+/// run the signature checks in parallel.
+#[derive(Debug, Clone)]
+pub struct ChainRules {
+    pub chain_id: String,
+    pub params: Params,
+    pub set: ValidatorSet,
+    pub schedule: ProposerSchedule,
+}
+
+impl ChainRules {
+    pub fn new(genesis: &Genesis) -> Result<Self, ValidatorSetError> {
+        let set = genesis.validator_set()?;
+        Ok(ChainRules {
+            chain_id: genesis.chain_id.clone(),
+            params: genesis.params.clone(),
+            schedule: ProposerSchedule::new(&set),
+            set,
+        })
+    }
+
+    /// Every rule that needs neither signatures nor state. `encoded_len` is
+    /// the block's encoded size (callers that hold the bytes pass their
+    /// length; others [`crate::encoding::encode`] it).
+    pub fn check_block(
+        &self,
+        block: &Block,
+        encoded_len: usize,
+        at: &Placement,
+    ) -> Result<(), BlockError> {
+        let h = &block.header;
+        let parent = &at.parent;
+        if encoded_len as u64 > self.params.block_bytes_max {
+            return Err(BlockError::TooLarge {
+                max: self.params.block_bytes_max,
+                found: encoded_len as u64,
+            });
+        }
+        if h.chain_id != self.chain_id {
+            return Err(BlockError::ChainId {
+                expected: self.chain_id.clone(),
+                found: h.chain_id.clone(),
+            });
+        }
+        let expected_height = parent.height.saturating_add(1);
+        if h.height != expected_height {
+            return Err(BlockError::Height {
+                expected: expected_height,
+                found: h.height,
+            });
+        }
+        if h.prev_hash != parent.hash {
+            return Err(BlockError::PrevHash {
+                expected: parent.hash,
+                found: h.prev_hash,
+            });
+        }
+        check_time(h.time_ms, parent.time_ms, at.now_ms)?;
+        if block.txs.len() > self.params.block_txs_max as usize {
+            return Err(BlockError::TooManyTxs {
+                max: self.params.block_txs_max,
+                found: block.txs.len(),
+            });
+        }
+        let tx_root = block.compute_tx_root();
+        if h.tx_root != tx_root {
+            return Err(BlockError::TxRoot {
+                expected: tx_root,
+                found: h.tx_root,
+            });
+        }
+        let vhash = self.set.hash();
+        if h.validators_hash != vhash {
+            return Err(BlockError::ValidatorsHash {
+                expected: vhash,
+                found: h.validators_hash,
+            });
+        }
+        let lch = last_commit_hash(block.last_commit.as_ref());
+        if h.last_commit_hash != lch {
+            return Err(BlockError::LastCommitHash {
+                expected: lch,
+                found: h.last_commit_hash,
+            });
+        }
+        match (&block.last_commit, parent.height) {
+            (None, 0) => {}
+            (Some(_), 0) => return Err(BlockError::UnexpectedLastCommit),
+            (None, _) => return Err(BlockError::MissingLastCommit { height: h.height }),
+            (Some(cert), parent_height) => {
+                if cert.height != parent_height {
+                    return Err(BlockError::LastCommitHeight {
+                        expected: parent_height,
+                        found: cert.height,
+                    });
+                }
+                if cert.block_hash != parent.hash {
+                    return Err(BlockError::LastCommitBlock {
+                        expected: parent.hash,
+                        found: cert.block_hash,
+                    });
+                }
+            }
+        }
+        self.check_proposer(block, at.round)
+    }
+
+    /// The proposer must be a validator the schedule names for some round
+    /// up to `round`: a block re-proposed in a later round keeps the
+    /// proposer that built it.
+    pub fn check_proposer(&self, block: &Block, round: u32) -> Result<(), BlockError> {
+        let proposer = block.header.proposer;
+        let height = block.height();
+        let Some(index) = self.set.index_of(&proposer) else {
+            return Err(BlockError::ProposerUnknown { proposer });
+        };
+        // After one full rotation every validator has had a slot.
+        let rounds = u64::from(round).min(self.schedule.period() as u64);
+        if (0..=rounds).any(|r| self.schedule.proposer(height, r as u32) == index) {
+            return Ok(());
+        }
+        let expected = self.schedule.proposer(height, 0);
+        Err(BlockError::ProposerNoTurn {
+            proposer,
+            index,
+            height,
+            round,
+            expected,
+            expected_key: self.set.get(expected).map_or(proposer, |v| v.public_key),
+        })
+    }
+
+    /// Every signature check on a block and its certificate (when it has
+    /// one yet), and the transactions' stateless rules: the certificate is
+    /// for this block and a valid quorum, the embedded `last_commit` is a
+    /// valid quorum, and every transaction is within the limits and signed
+    /// (one batch). Needs no parent and no state, so blocks can be checked
+    /// in parallel. Returns the number of signatures verified.
+    pub fn check_signatures(
+        &self,
+        block: &Block,
+        cert: Option<&CommitCertificate>,
+    ) -> Result<usize, ContentError> {
+        let chain_id = self.chain_id.as_str();
+        let mut signatures = block.txs.len();
+        if let Some(cert) = cert {
+            check_certificate_matches(block, cert).map_err(ContentError::Mismatch)?;
+            verify_certificate(cert, &self.set, chain_id).map_err(ContentError::Certificate)?;
+            signatures += cert.signatures.len();
+        }
+        if let Some(last) = &block.last_commit {
+            verify_certificate(last, &self.set, chain_id).map_err(ContentError::LastCommit)?;
+            signatures += last.signatures.len();
+        }
+        for (index, tx) in block.txs.iter().enumerate() {
+            check_tx_static(tx, chain_id, &self.params).map_err(|error| ContentError::Tx {
+                index,
+                hash: tx.hash(),
+                error,
+            })?;
+        }
+        verify_tx_signatures(&block.txs, chain_id).map_err(|(index, e)| ContentError::Tx {
+            index,
+            hash: block.txs[index].hash(),
+            error: TxError::BadSignature(e),
+        })?;
+        Ok(signatures)
+    }
+
+    /// Re-executes the block's transactions (signatures already checked by
+    /// [`ChainRules::check_signatures`]) on `state`, the state after its
+    /// parent, and checks the result against the header's state root.
+    pub fn check_state<R: StateReader>(
+        &self,
+        block: &Block,
+        state: &R,
+    ) -> Result<StateUpdate, StateCheckError> {
+        let update = execute_verified_block(
+            state,
+            block.height(),
+            &self.chain_id,
+            &self.params,
+            &block.txs,
+        )
+        .map_err(StateCheckError::Execution)?;
+        if update.root != block.header.state_root {
+            return Err(StateCheckError::StateRoot {
+                expected: update.root,
+                found: block.header.state_root,
+            });
+        }
+        Ok(update)
+    }
+
+    /// All three parts, for a block proposed in consensus (no certificate
+    /// yet): what a validator checks before it prevotes for the block.
+    pub fn check_proposed<R: StateReader>(
+        &self,
+        block: &Block,
+        encoded_len: usize,
+        at: &Placement,
+        state: &R,
+    ) -> Result<StateUpdate, InvalidBlock> {
+        self.check_block(block, encoded_len, at)?;
+        self.check_signatures(block, None)?;
+        Ok(self.check_state(block, state)?)
+    }
+}
+
+/// Block time: after the parent's, never past [`BLOCK_TIME_MS_MAX`], and,
+/// when a clock is given, at most [`BLOCK_TIME_DRIFT_MS`] ahead of it.
+pub fn check_time(time_ms: u64, parent_ms: u64, now_ms: Option<u64>) -> Result<(), BlockError> {
+    if time_ms <= parent_ms {
+        return Err(BlockError::Time {
+            parent: parent_ms,
+            found: time_ms,
+        });
+    }
+    if time_ms > BLOCK_TIME_MS_MAX {
+        return Err(BlockError::TimeOutOfRange { found: time_ms });
+    }
+    if let Some(now) = now_ms {
+        if time_ms > now.saturating_add(BLOCK_TIME_DRIFT_MS) {
+            return Err(BlockError::TimeAhead {
+                now,
+                found: time_ms,
+            });
+        }
     }
     Ok(())
 }
 
-/// [`check_block_header`] without verifying the signatures of the embedded
-/// `last_commit` (its height and block are checked): for callers that
-/// verified them already, in parallel, with [`check_block_signatures`].
-pub fn check_block_links(
-    block: &Block,
-    parent: &Parent,
-    set: &ValidatorSet,
-    chain_id: &str,
-    block_txs_max: u32,
-) -> Result<(), BlockError> {
-    let h = &block.header;
-    if h.chain_id != chain_id {
-        return Err(BlockError::ChainId {
-            expected: chain_id.to_string(),
-            found: h.chain_id.clone(),
-        });
-    }
-    if h.height != parent.height + 1 {
-        return Err(BlockError::Height {
-            expected: parent.height + 1,
-            found: h.height,
-        });
-    }
-    if h.prev_hash != parent.hash {
-        return Err(BlockError::PrevHash {
-            expected: parent.hash,
-            found: h.prev_hash,
-        });
-    }
-    if h.time_ms <= parent.time_ms {
-        return Err(BlockError::Time {
-            parent: parent.time_ms,
-            found: h.time_ms,
-        });
-    }
-    if block.txs.len() > block_txs_max as usize {
-        return Err(BlockError::TooManyTxs {
-            max: block_txs_max,
-            found: block.txs.len(),
-        });
-    }
-    let tx_root = block.compute_tx_root();
-    if h.tx_root != tx_root {
-        return Err(BlockError::TxRoot {
-            expected: tx_root,
-            found: h.tx_root,
-        });
-    }
-    let vhash = set.hash();
-    if h.validators_hash != vhash {
-        return Err(BlockError::ValidatorsHash {
-            expected: vhash,
-            found: h.validators_hash,
-        });
-    }
-    let lch = last_commit_hash(block.last_commit.as_ref());
-    if h.last_commit_hash != lch {
-        return Err(BlockError::LastCommitHash {
-            expected: lch,
-            found: h.last_commit_hash,
-        });
-    }
-    match (&block.last_commit, parent.height) {
-        (None, 0) => {}
-        (Some(_), 0) => return Err(BlockError::UnexpectedLastCommit),
-        (None, _) => return Err(BlockError::MissingLastCommit { height: h.height }),
-        (Some(cert), parent_height) => {
-            if cert.height != parent_height {
-                return Err(BlockError::LastCommitHeight {
-                    expected: parent_height,
-                    found: cert.height,
-                });
-            }
-            if cert.block_hash != parent.hash {
-                return Err(BlockError::LastCommitBlock {
-                    expected: parent.hash,
-                    found: cert.block_hash,
-                });
-            }
-        }
-    }
-    Ok(())
+/// The time an honest proposer gives a block on top of `parent_ms`: its
+/// clock, or just after the parent when its clock is behind the chain. A
+/// parent at [`BLOCK_TIME_MS_MAX`] has no valid child: `None`.
+pub fn next_block_time(parent_ms: u64, now_ms: u64) -> Option<u64> {
+    let time = now_ms.max(parent_ms.checked_add(1)?);
+    (time <= BLOCK_TIME_MS_MAX).then_some(time)
 }
 
 /// Why a block's signatures or transactions are not acceptable.
@@ -246,39 +452,24 @@ pub enum ContentError {
     },
 }
 
-/// Every signature check on a block and its certificate, and the
-/// transactions' stateless rules: the certificate is for this block and a
-/// valid quorum, the embedded `last_commit` is a valid quorum, and every
-/// transaction is within the limits and signed (one batch). Needs no parent
-/// and no state, so blocks can be checked in parallel. Returns the number of
-/// signatures verified.
-pub fn check_block_signatures(
-    block: &Block,
-    cert: &CommitCertificate,
-    set: &ValidatorSet,
-    chain_id: &str,
-    params: &Params,
-) -> Result<usize, ContentError> {
-    check_certificate_matches(block, cert).map_err(ContentError::Mismatch)?;
-    verify_certificate(cert, set, chain_id).map_err(ContentError::Certificate)?;
-    let mut signatures = cert.signatures.len() + block.txs.len();
-    if let Some(last) = &block.last_commit {
-        verify_certificate(last, set, chain_id).map_err(ContentError::LastCommit)?;
-        signatures += last.signatures.len();
-    }
-    for (index, tx) in block.txs.iter().enumerate() {
-        check_tx_static(tx, chain_id, params).map_err(|error| ContentError::Tx {
-            index,
-            hash: tx.hash(),
-            error,
-        })?;
-    }
-    verify_tx_signatures(&block.txs, chain_id).map_err(|(index, e)| ContentError::Tx {
-        index,
-        hash: block.txs[index].hash(),
-        error: TxError::BadSignature(e),
-    })?;
-    Ok(signatures)
+/// Why re-executing a block does not give its header's state root.
+#[derive(Debug, thiserror::Error)]
+pub enum StateCheckError {
+    #[error("{0}")]
+    Execution(BlockExecError),
+    #[error("state root after execution is {expected}, the header says {found}")]
+    StateRoot { expected: Hash, found: Hash },
+}
+
+/// Any of the three parts of [`ChainRules`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidBlock {
+    #[error("{0}")]
+    Block(#[from] BlockError),
+    #[error("{0}")]
+    Content(#[from] ContentError),
+    #[error("{0}")]
+    State(#[from] StateCheckError),
 }
 
 /// Checks that `cert` is for exactly this block.

@@ -1,36 +1,50 @@
-//! The consensus driver: one task that feeds the state machine its inputs
-//! (verified messages, timer expiries, verdicts on proposed blocks, blocks
-//! to propose) and carries out its outputs (sign through the signer,
-//! broadcast, schedule timers, commit decided blocks atomically with their
-//! certificate, then update the mempool). It also answers the node's
-//! requests (submit a transaction, status) and catches up from peers when
-//! it is behind.
+//! The consensus driver: the imperative shell around the node core
+//! ([`crate::node_core::NodeCore`]). One task hands the core its events
+//! (verified messages, timers, transactions arriving, peer heights, the
+//! signer's answers, commits done) and carries out the effects it returns,
+//! in order:
+//!
+//! 1. persist: the locked block's body (synced) before the precommit that
+//!    locks on it;
+//! 2. sign: through the signer, which persists its record (synced) before
+//!    it releases a signature; the signature goes back to the core at once;
+//! 3. send: broadcast what the core says, after it was signed;
+//! 4. commit: one atomic synced write of block, certificate, indexes and
+//!    state, then the mempool, subscribers and metrics; then the core hears
+//!    `Committed` and only then starts the next height.
+//!
+//! Follow-up effects (those the core returns for a signature or a commit)
+//! are carried out before the rest of the batch. The driver also answers
+//! the node's requests (submit a transaction, status), keeps the mempool,
+//! and runs block sync: planning requests, checking answers' signatures off
+//! the task, and committing verified runs of blocks.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use libp2p::PeerId;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
-use tally_consensus::{Consensus, Input, Output, Signer, TimeoutKind, Timeouts};
-use tally_ledger::execution::{
-    execute_block, execute_verified_block, ApplyError, BlockExecutor, TxError,
-};
+use tally_consensus::Signer;
 use tally_ledger::genesis::Genesis;
 use tally_ledger::state::{read_account, AccountState, Overlay, StateUpdate};
-use tally_ledger::store::Store;
+use tally_ledger::store::{Store, Tip, EVIDENCE_PAGE_MAX};
 use tally_ledger::types::{
-    last_commit_hash, Block, CommitCertificate, Evidence, Header, SignedProposal, SignedTx,
-    SignedVote, ValidatorSet,
+    Block, CommitCertificate, Evidence, SignedProposal, SignedTx, SignedVote,
 };
-use tally_ledger::verify::{check_block_header, check_block_links, check_block_signatures, Parent};
+use tally_ledger::verify::{ChainRules, Parent, Placement};
 use tally_ledger::{Hash, Keypair, PublicKey};
 
 use crate::mempool::{AccountView, Mempool, MempoolError, MempoolLimits, PoolStatus};
 use crate::metrics::Metrics;
 use crate::network::{NetCommand, NetEvent};
+pub use crate::node_core::SigningPause;
+use crate::node_core::{
+    should_sync, signing_pause, CoreEnv, CoreError, CoreSetup, Effect, Event, NodeCore, Notice,
+    Now, Signed, SignerView, Timer,
+};
 use crate::sync::{PeerView, Penalty, Sync};
 use crate::wire::{ConsensusMsg, Status};
 
@@ -49,6 +63,8 @@ pub struct NodeStatus {
     pub height: u64,
     pub block_hash: Option<Hash>,
     pub round: u32,
+    /// The step of that round.
+    pub step: tally_consensus::Step,
     /// The best height a believed peer reports (the sync target).
     pub peers_max_height: u64,
     pub catching_up: bool,
@@ -60,6 +76,12 @@ pub struct NodeStatus {
     pub peers: Vec<PeerView>,
     pub mempool_txs: usize,
     pub mempool_bytes: u64,
+    /// Set while this validator holds back its signatures after a start
+    /// with a missing or outdated signer state.
+    pub signing_paused: Option<SigningPause>,
+    /// The last failure to persist the signer state (the validator is not
+    /// voting): `health` is not ok while it is set.
+    pub signer_fault: Option<String>,
 }
 
 /// Requests to the driver (from RPC, tests, devnet).
@@ -93,26 +115,6 @@ pub struct DriverSetup {
     pub metrics: Arc<Metrics>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Timer {
-    Consensus {
-        height: u64,
-        round: u32,
-        kind: TimeoutKind,
-    },
-    BuildBlock {
-        height: u64,
-        round: u32,
-    },
-}
-
-#[derive(Debug)]
-struct Candidate {
-    block: Block,
-    /// The state after the block, once it was executed and found valid.
-    update: Option<StateUpdate>,
-}
-
 struct StoreView<'a> {
     store: &'a Store,
     version: u64,
@@ -130,6 +132,43 @@ impl AccountView for StoreView<'_> {
     }
 }
 
+/// What the core reads: the store at its tip, and the mempool.
+struct NodeEnv<'a> {
+    store: &'a Store,
+    mempool: &'a Mempool,
+}
+
+impl CoreEnv for NodeEnv<'_> {
+    type State = Store;
+
+    fn state(&self) -> &Store {
+        self.store
+    }
+
+    fn tip(&self) -> Parent {
+        self.store.parent_of_next()
+    }
+
+    fn last_commit(&self) -> Option<CommitCertificate> {
+        let tip = self.store.tip()?;
+        match self.store.certificate(tip.height) {
+            Ok(cert) => cert,
+            Err(e) => {
+                warn!(error = %e, height = tip.height, "the tip's certificate cannot be read");
+                None
+            }
+        }
+    }
+
+    fn proposal_txs(&self, max_txs: usize, max_bytes: usize) -> Vec<SignedTx> {
+        self.mempool.candidates(max_txs, max_bytes)
+    }
+
+    fn mempool_is_empty(&self) -> bool {
+        self.mempool.is_empty()
+    }
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -139,11 +178,6 @@ fn now_ms() -> u64 {
 
 /// How often the node announces its height and checks for stalls.
 const TICK: Duration = Duration::from_millis(1000);
-/// Own messages are sent again when no block was committed for this long.
-const RESEND_AFTER: Duration = Duration::from_secs(3);
-/// One block behind its peers with no commit for this long, a node fetches
-/// the block instead of waiting for consensus.
-const SYNC_ONE_BEHIND_AFTER: Duration = Duration::from_secs(2);
 /// How often sync progress is logged while catching up.
 const SYNC_LOG_EVERY: Duration = Duration::from_secs(2);
 
@@ -166,26 +200,22 @@ struct SyncMeter {
     rate: f64,
     logged: Instant,
 }
+
 /// The running driver.
 pub struct Driver {
-    genesis: Genesis,
-    set: ValidatorSet,
+    /// The one definition of a valid block (shared with the core and the
+    /// audit); sync checks answers with it.
+    rules: Arc<ChainRules>,
     store: Arc<Store>,
-    machine: Consensus,
+    core: NodeCore,
     signer: Option<Signer<Arc<Store>>>,
     my_index: Option<u32>,
-    timeouts: Timeouts,
     mempool: Mempool,
     net: mpsc::Sender<NetCommand>,
-    candidates: HashMap<Hash, Candidate>,
     timers: BTreeMap<(Instant, u64), Timer>,
     timer_seq: u64,
-    waiting_build: Option<(u64, u32)>,
-    waiting_validation: HashSet<Hash>,
-    last_commit_at: Instant,
-    last_progress: Instant,
-    empty_block_interval: Duration,
-    own_messages: Vec<ConsensusMsg>,
+    /// The origin of the core's monotonic clock.
+    started: Instant,
     outgoing_txs: Vec<SignedTx>,
     seq: u64,
     sync: Sync,
@@ -193,16 +223,13 @@ pub struct Driver {
     checked_rx: Option<mpsc::Receiver<CheckedBlocks>>,
     meter: SyncMeter,
     was_catching_up: bool,
-    /// The block whose body was last kept for a lock.
-    kept_lock: Option<Hash>,
-    evidence: Vec<Evidence>,
     commits: broadcast::Sender<Committed>,
     metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Driver(height {})", self.machine.height())
+        write!(f, "Driver(height {})", self.core.height())
     }
 }
 
@@ -216,6 +243,8 @@ pub enum DriverError {
     Signer(#[from] tally_consensus::SignerError),
     #[error("genesis validator set is invalid: {0}")]
     Genesis(#[from] tally_ledger::types::ValidatorSetError),
+    #[error(transparent)]
+    Core(#[from] CoreError),
 }
 
 impl Driver {
@@ -224,12 +253,11 @@ impl Driver {
         net: mpsc::Sender<NetCommand>,
         commits: broadcast::Sender<Committed>,
     ) -> Result<Self, DriverError> {
-        let set = setup.genesis.validator_set()?;
-        let timeouts = Timeouts::from(&setup.genesis.params);
-        let height = setup.store.height() + 1;
+        let rules = Arc::new(ChainRules::new(&setup.genesis)?);
+        let tip = setup.store.height();
         let (my_index, signer) = match setup.validator_key {
             Some(key) => {
-                let index = set.index_of(&key.public());
+                let index = rules.set.index_of(&key.public());
                 let signer = match index {
                     Some(i) => Some(Signer::new(
                         key,
@@ -243,12 +271,30 @@ impl Driver {
             }
             None => (None, None),
         };
-        let machine = Consensus::new(
-            &setup.genesis.chain_id,
-            set.clone(),
-            my_index,
-            timeouts,
-            height,
+        let passed = setup.store.signer_passed()?;
+        let pause = signer.as_ref().and_then(|s| {
+            let accounted = s.last_signed().map(|r| r.height).max(passed);
+            signing_pause(accounted, tip)
+        });
+        if let Some(p) = &pause {
+            warn!(
+                until_past = p.until_past,
+                "this validator will not sign yet: {}", p.reason
+            );
+        }
+        let started = Instant::now();
+        let core = NodeCore::new(
+            CoreSetup {
+                rules: rules.clone(),
+                me: my_index,
+                empty_block_interval_ms: setup.empty_block_interval.as_millis() as u64,
+                pause,
+            },
+            tip,
+            Now {
+                mono_ms: 0,
+                wall_ms: now_ms(),
+            },
         );
         let (checked_tx, checked_rx) = mpsc::channel(crate::sync::MAX_REQUESTS * 2);
         let mempool = Mempool::new(
@@ -257,24 +303,16 @@ impl Driver {
             setup.mempool,
         );
         Ok(Driver {
-            genesis: setup.genesis,
-            set,
+            rules,
             store: setup.store,
-            machine,
+            core,
             signer,
             my_index,
-            timeouts,
             mempool,
             net,
-            candidates: HashMap::new(),
             timers: BTreeMap::new(),
             timer_seq: 0,
-            waiting_build: None,
-            waiting_validation: HashSet::new(),
-            last_commit_at: Instant::now(),
-            last_progress: Instant::now(),
-            empty_block_interval: setup.empty_block_interval,
-            own_messages: Vec::new(),
+            started,
             outgoing_txs: Vec::new(),
             seq: 0,
             sync: Sync::new(),
@@ -288,15 +326,9 @@ impl Driver {
                 logged: Instant::now(),
             },
             was_catching_up: false,
-            kept_lock: None,
-            evidence: Vec::new(),
             commits,
             metrics: setup.metrics,
         })
-    }
-
-    fn chain_id(&self) -> &str {
-        &self.genesis.chain_id
     }
 
     /// Runs until `shutdown` turns true or the network goes away.
@@ -306,7 +338,7 @@ impl Driver {
         mut requests: mpsc::Receiver<NodeRequest>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), DriverError> {
-        self.start_height()?;
+        self.restart()?;
         let mut checked = match self.checked_rx.take() {
             Some(rx) => rx,
             None => return Ok(()),
@@ -344,50 +376,176 @@ impl Driver {
         Ok(())
     }
 
-    /// (Re)starts consensus at the height after the tip, honouring what the
-    /// signer persisted: its round, its lock (with the polka that justified
-    /// it) and the votes it already signed, which are sent again.
-    fn start_height(&mut self) -> Result<(), DriverError> {
+    fn now(&self) -> Now {
+        Now {
+            mono_ms: self.started.elapsed().as_millis() as u64,
+            wall_ms: now_ms(),
+        }
+    }
+
+    /// (Re)starts consensus at the height after the tip with what the
+    /// signer remembers of it.
+    fn restart(&mut self) -> Result<(), DriverError> {
         let height = self.store.height() + 1;
-        self.machine = Consensus::new(
-            self.chain_id(),
-            self.set.clone(),
-            self.my_index,
-            self.timeouts,
-            height,
-        );
-        self.own_messages.clear();
-        self.waiting_build = None;
-        self.waiting_validation.clear();
-        let mut replay: Vec<SignedVote> = Vec::new();
-        if let Some(signer) = &self.signer {
-            let lock = signer.lock_at(height);
-            self.machine
-                .restore(signer.round_at(height).unwrap_or(0), lock);
-            if let (Some((_, hash)), Some(block)) = (lock, self.store.locked_block()?) {
-                if block.hash() == hash && block.height() == height {
-                    self.kept_lock = Some(hash);
-                    self.candidates.entry(hash).or_insert(Candidate {
-                        block,
-                        update: None,
-                    });
+        let view = match &self.signer {
+            None => SignerView::default(),
+            Some(signer) => SignerView {
+                round: signer.round_at(height),
+                lock: signer.lock_at(height),
+                lock_proof: signer.lock_proof_at(height),
+                votes: signer.signed_at(height).1,
+                locked_block: self.store.locked_block()?,
+            },
+        };
+        self.feed(Event::Restart(Box::new(view)))
+    }
+
+    /// Hands the core one event and carries out what it returns.
+    fn feed(&mut self, event: Event) -> Result<(), DriverError> {
+        let env = NodeEnv {
+            store: &self.store,
+            mempool: &self.mempool,
+        };
+        let effects = self.core.handle(event, self.now(), &env)?;
+        self.apply(effects)
+    }
+
+    /// Carries out effects in order; the effects that follow from one (a
+    /// signature handed back, a commit reported) come before the rest.
+    fn apply(&mut self, effects: Vec<Effect>) -> Result<(), DriverError> {
+        let mut queue: VecDeque<Effect> = effects.into();
+        while let Some(effect) = queue.pop_front() {
+            let Some(event) = self.carry_out(effect)? else {
+                continue;
+            };
+            let env = NodeEnv {
+                store: &self.store,
+                mempool: &self.mempool,
+            };
+            let more = self.core.handle(event, self.now(), &env)?;
+            for e in more.into_iter().rev() {
+                queue.push_front(e);
+            }
+        }
+        self.metrics.round.set(i64::from(self.core.round()));
+        self.metrics
+            .candidates
+            .set(self.core.candidates().len() as i64);
+        Ok(())
+    }
+
+    /// Carries out one effect; returns the event that reports its result
+    /// to the core, if it has one.
+    fn carry_out(&mut self, effect: Effect) -> Result<Option<Event>, DriverError> {
+        Ok(match effect {
+            Effect::PersistLockedBlock(block) => {
+                self.store.save_locked_block(&block)?;
+                None
+            }
+            Effect::SignVote { vote, polka } => {
+                let (Some(index), Some(signer)) = (self.my_index, self.signer.as_mut()) else {
+                    return Ok(None);
+                };
+                Some(match signer.sign_vote_with_polka(&vote, &polka) {
+                    Ok(signature) => Event::Signed(Signed::Vote(SignedVote {
+                        vote,
+                        validator_index: index,
+                        signature,
+                    })),
+                    Err(e) => Event::SignFailed(e),
+                })
+            }
+            Effect::SignProposal(proposal) => {
+                let Some(signer) = self.signer.as_mut() else {
+                    return Ok(None);
+                };
+                Some(match signer.sign_proposal(&proposal) {
+                    Ok(signature) => Event::Signed(Signed::Proposal(SignedProposal {
+                        proposal,
+                        signature,
+                    })),
+                    Err(e) => Event::SignFailed(e),
+                })
+            }
+            Effect::Broadcast(msg) => {
+                self.publish(msg);
+                None
+            }
+            Effect::SetTimer { after_ms, timer } => {
+                self.schedule(Duration::from_millis(after_ms), timer);
+                None
+            }
+            Effect::Commit {
+                block,
+                certificate,
+                update,
+            } => {
+                let tip = self.store.commit_block(&block, &certificate, &update.0)?;
+                info!(height = tip.height, hash = %tip.block_hash.short(), round = certificate.round, txs = block.txs.len(), "committed block");
+                self.after_commit(&[&block], tip)?;
+                Some(Event::Committed)
+            }
+            Effect::RecordEvidence(e) => {
+                // One record per offence, however many conflicting votes
+                // the validator signs for that step.
+                if self.store.record_evidence(&e)? {
+                    self.metrics.evidence.inc();
+                    warn!(
+                        validator = e.validator_index(),
+                        height = e.first.vote.height,
+                        round = e.first.vote.round,
+                        "equivocation evidence"
+                    );
                 }
+                None
             }
-            let (_proposals, votes) = signer.signed_at(height);
-            replay.extend(votes.iter().cloned());
-            replay.extend(signer.lock_proof_at(height));
-            for v in votes {
-                self.own_messages.push(ConsensusMsg::Vote(v));
+            Effect::EvictTxs(evicted) => {
+                for (hash, reason) in evicted {
+                    self.metrics.rejected("failed_in_block");
+                    self.mempool.evict(&hash, reason);
+                }
+                None
             }
+            Effect::Notice(notice) => {
+                self.notice(notice);
+                None
+            }
+        })
+    }
+
+    fn notice(&mut self, notice: Notice) {
+        match notice {
+            Notice::Proposed {
+                height,
+                round,
+                block_hash,
+            } => info!(height, round, block = %block_hash.short(), "proposed"),
+            Notice::InvalidBlock {
+                height,
+                round,
+                block_hash,
+                reason,
+            } => warn!(height, round, block = %block_hash.short(), %reason, "invalid proposed block"),
+            Notice::DecidedUnknown {
+                height,
+                block_hash,
+                reason,
+            } => warn!(height, block = %block_hash.short(), %reason, "decided a block this node cannot commit yet; it will sync it"),
+            Notice::CannotPropose {
+                height,
+                round,
+                reason,
+            } => warn!(height, round, %reason, "cannot propose"),
+            Notice::SignerFault(reason) => {
+                self.metrics.signer_failures.inc();
+                error!(%reason, "the signer cannot persist its state: this validator is not signing; check the disk and the data directory");
+            }
+            Notice::SignerRefused(reason) => warn!(%reason, "the signer refused"),
+            Notice::SigningResumed { height } => info!(
+                height,
+                "the network decided past every height this validator may have signed: signing resumes"
+            ),
         }
-        let mut out = self.machine.start();
-        for v in replay {
-            out.extend(self.machine.handle(Input::Vote(v)));
-        }
-        for m in self.own_messages.clone() {
-            self.publish(m);
-        }
-        self.carry_out(out)
     }
 
     fn publish(&mut self, msg: ConsensusMsg) {
@@ -409,395 +567,27 @@ impl Driver {
             if entry.key().0 > now {
                 break;
             }
-            match entry.remove() {
-                Timer::Consensus {
-                    height,
-                    round,
-                    kind,
-                } => {
-                    let out = self.machine.handle(Input::TimeoutElapsed {
-                        height,
-                        round,
-                        kind,
-                    });
-                    self.carry_out(out)?;
-                }
-                Timer::BuildBlock { height, round } => {
-                    if self.waiting_build == Some((height, round)) {
-                        self.build_block(height, round)?;
-                    }
-                }
-            }
+            let timer = entry.remove();
+            self.feed(Event::Timer(timer))?;
         }
         Ok(())
     }
 
-    /// Carries out the machine's outputs in order, feeding back what it
-    /// signs; follow-up outputs are carried out too.
-    fn carry_out(&mut self, outputs: Vec<Output>) -> Result<(), DriverError> {
-        let mut work: std::collections::VecDeque<Output> = outputs.into();
-        while let Some(output) = work.pop_front() {
-            let mut feed: Vec<Input> = Vec::new();
-            match output {
-                Output::Propose(p) => {
-                    let Some(signer) = self.signer.as_mut() else {
-                        continue;
-                    };
-                    let Some(candidate) = self.candidates.get(&p.block_hash) else {
-                        warn!(
-                            height = p.height,
-                            round = p.round,
-                            "cannot propose: the block body is not known"
-                        );
-                        continue;
-                    };
-                    let block = candidate.block.clone();
-                    match signer.sign_proposal(&p) {
-                        Ok(signature) => {
-                            let sp = SignedProposal {
-                                proposal: p,
-                                signature,
-                            };
-                            let msg = ConsensusMsg::Proposal {
-                                proposal: sp.clone(),
-                                block: Box::new(block),
-                            };
-                            self.own_messages.push(msg.clone());
-                            self.publish(msg);
-                            if let Some(vr) = p.pol_round {
-                                for v in self.machine.polka_votes(vr, p.block_hash) {
-                                    self.publish(ConsensusMsg::Vote(v));
-                                }
-                            }
-                            info!(height = p.height, round = p.round, block = %p.block_hash.short(), "proposed");
-                            feed.push(Input::Proposal(sp));
-                        }
-                        Err(e) => warn!(error = %e, "signer refused a proposal"),
-                    }
-                }
-                Output::Vote(v) => {
-                    let Some(index) = self.my_index else { continue };
-                    self.keep_locked_block(&v)?;
-                    let polka = self.machine.lock_proof(&v);
-                    let Some(signer) = self.signer.as_mut() else {
-                        continue;
-                    };
-                    match signer.sign_vote_with_polka(&v, &polka) {
-                        Ok(signature) => {
-                            let sv = SignedVote {
-                                vote: v,
-                                validator_index: index,
-                                signature,
-                            };
-                            self.own_messages.push(ConsensusMsg::Vote(sv.clone()));
-                            self.publish(ConsensusMsg::Vote(sv.clone()));
-                            feed.push(Input::Vote(sv));
-                        }
-                        Err(e) => debug!(error = %e, "signer refused a vote"),
-                    }
-                }
-                Output::ScheduleTimeout {
-                    height,
-                    round,
-                    kind,
-                    duration_ms,
-                } => {
-                    let mut after = Duration::from_millis(duration_ms);
-                    // Round 0's proposer may wait up to the empty-block
-                    // interval for transactions: everyone waits as long.
-                    if kind == TimeoutKind::Propose && round == 0 {
-                        after += self.empty_block_interval;
-                    }
-                    self.schedule(
-                        after,
-                        Timer::Consensus {
-                            height,
-                            round,
-                            kind,
-                        },
-                    );
-                    self.metrics.round.set(i64::from(self.machine.round()));
-                }
-                Output::RequestBlock { height, round } => {
-                    let waited = self.last_commit_at.elapsed();
-                    if !self.mempool.is_empty() || waited >= self.empty_block_interval {
-                        self.build_block(height, round)?;
-                    } else {
-                        self.waiting_build = Some((height, round));
-                        self.schedule(
-                            self.empty_block_interval - waited,
-                            Timer::BuildBlock { height, round },
-                        );
-                    }
-                }
-                Output::ValidateBlock {
-                    height, block_hash, ..
-                } => {
-                    if let Some(valid) = self.validate(height, block_hash) {
-                        feed.push(Input::BlockVerdict {
-                            height,
-                            block_hash,
-                            valid,
-                        });
-                    } else {
-                        self.waiting_validation.insert(block_hash);
-                    }
-                }
-                Output::Decide {
-                    height,
-                    round,
-                    block_hash,
-                    certificate,
-                } => {
-                    self.commit_decided(height, round, block_hash, certificate)?;
-                }
-                Output::Evidence(e) => {
-                    warn!(
-                        validator = e.validator_index(),
-                        height = e.first.vote.height,
-                        "equivocation evidence"
-                    );
-                    if self.evidence.len() < 1000 {
-                        self.evidence.push(e);
-                    }
-                }
-                Output::Dropped(reason) => debug!(%reason, "consensus dropped a message"),
-            }
-            for input in feed {
-                work.extend(self.machine.handle(input));
+    /// What follows a commit of `blocks` (ending at `tip`): the signer's
+    /// record of heights passed, metrics, the mempool, subscribers, and
+    /// the new height announced.
+    fn after_commit(&mut self, blocks: &[&Block], tip: Tip) -> Result<(), DriverError> {
+        // Heights committed without this validator's signature are
+        // accounted for, so a restart does not mistake them for a lost
+        // signer state (not while paused: a restart must pause again).
+        if let (Some(signer), None) = (&self.signer, self.core.pause()) {
+            if signer.last_signed().is_none_or(|r| r.height < tip.height) {
+                self.store.save_signer_passed(tip.height)?;
             }
         }
-        Ok(())
-    }
-
-    /// Before a precommit for a block (which locks on it), keeps the block's
-    /// body in the store, so that after a restart the lock the signer
-    /// restores names a block this node holds.
-    fn keep_locked_block(&mut self, vote: &tally_ledger::types::Vote) -> Result<(), DriverError> {
-        let (tally_ledger::types::VoteKind::Precommit, Some(hash)) = (vote.kind, vote.value) else {
-            return Ok(());
-        };
-        if self.kept_lock == Some(hash) {
-            return Ok(());
-        }
-        if let Some(candidate) = self.candidates.get(&hash) {
-            self.store.save_locked_block(&candidate.block)?;
-            self.kept_lock = Some(hash);
-        }
-        Ok(())
-    }
-
-    /// Builds the block to propose from the mempool: candidates are executed
-    /// in order and those that fail are evicted with their reason.
-    fn build_block(&mut self, height: u64, round: u32) -> Result<(), DriverError> {
-        self.waiting_build = None;
-        if height != self.store.height() + 1 {
-            return Ok(());
-        }
-        let params = self.genesis.params.clone();
-        let chain_id = self.genesis.chain_id.clone();
-        let base = height - 1;
-        let candidates = self.mempool.candidates(
-            params.block_txs_max as usize,
-            params.block_bytes_max as usize - 64 * 1024,
-        );
-        let mut exec = BlockExecutor::new(&*self.store, Some(base), &chain_id, &params);
-        let mut txs = Vec::with_capacity(candidates.len());
-        let mut evicted = Vec::new();
-        for tx in candidates {
-            match exec.apply(&tx) {
-                Ok(()) => txs.push(tx),
-                // A later nonce waits for the ones before it (they may still
-                // be on their way through gossip): not an error yet.
-                Err(ApplyError::Tx(TxError::BadNonce { expected, found })) if found > expected => {}
-                Err(e) => evicted.push((tx.hash(), e.to_string())),
-            }
-        }
-        let update = exec
-            .finish(height)
-            .map_err(tally_ledger::store::StoreError::from)?;
-        for (hash, reason) in evicted {
-            self.metrics.rejected("failed_in_block");
-            self.mempool.evict(&hash, reason);
-        }
-        let parent = self.store.parent_of_next();
-        let last_commit = match self.store.tip() {
-            Some(t) => self.store.certificate(t.height)?,
-            None => None,
-        };
-        let proposer = self
-            .signer
-            .as_ref()
-            .map(|s| s.public_key())
-            .unwrap_or(PublicKey([0; 32]));
-        let mut block = Block {
-            header: Header {
-                chain_id: chain_id.clone(),
-                height,
-                time_ms: now_ms().max(parent.time_ms + 1),
-                prev_hash: parent.hash,
-                tx_root: Hash::ZERO,
-                state_root: update.root,
-                validators_hash: self.set.hash(),
-                proposer,
-                last_commit_hash: last_commit_hash(last_commit.as_ref()),
-            },
-            txs,
-            last_commit,
-        };
-        block.header.tx_root = block.compute_tx_root();
-        let block_hash = block.hash();
-        debug!(height, round, txs = block.txs.len(), "built block");
-        self.candidates.insert(
-            block_hash,
-            Candidate {
-                block,
-                update: Some(update),
-            },
-        );
-        let out = self.machine.handle(Input::BlockToPropose {
-            height,
-            round,
-            block_hash,
-        });
-        self.carry_out(out)
-    }
-
-    /// Validates a proposed block: `Some(verdict)`, or `None` while the
-    /// block or its parent is not here yet.
-    fn validate(&mut self, height: u64, block_hash: Hash) -> Option<bool> {
-        if height != self.store.height() + 1 {
-            return None;
-        }
-        let candidate = self.candidates.get(&block_hash)?;
-        if candidate.update.is_some() {
-            return Some(true);
-        }
-        match self.check_block(&candidate.block) {
-            Ok(update) => {
-                if let Some(c) = self.candidates.get_mut(&block_hash) {
-                    c.update = Some(update);
-                }
-                Some(true)
-            }
-            Err(reason) => {
-                warn!(height, block = %block_hash.short(), %reason, "invalid proposed block");
-                Some(false)
-            }
-        }
-    }
-
-    /// Every check a block must pass before it is voted for or committed
-    /// (except its own certificate): links, roots, limits, proposer, and
-    /// re-execution to the header's state root.
-    fn check_block(&self, block: &Block) -> Result<StateUpdate, String> {
-        let params = &self.genesis.params;
-        let size = tally_ledger::encoding::encode(block).len();
-        if size as u64 > params.block_bytes_max {
-            return Err(format!(
-                "block is {size} bytes, more than {}",
-                params.block_bytes_max
-            ));
-        }
-        self.check_on(block, &self.store.parent_of_next(), &*self.store, false)
-    }
-
-    /// The rules a block must meet on top of `parent`, with `state` holding
-    /// the state before it: links, roots, limits, proposer, and re-execution
-    /// to the header's state root. With `signatures_checked` its
-    /// `last_commit` and transaction signatures were verified already (sync
-    /// does that in parallel, off this task).
-    fn check_on<R: tally_ledger::state::StateReader>(
-        &self,
-        block: &Block,
-        parent: &Parent,
-        state: &R,
-        signatures_checked: bool,
-    ) -> Result<StateUpdate, String> {
-        let params = &self.genesis.params;
-        let chain_id = self.chain_id();
-        let txs_max = params.block_txs_max;
-        if signatures_checked {
-            check_block_links(block, parent, &self.set, chain_id, txs_max)
-        } else {
-            check_block_header(block, parent, &self.set, chain_id, txs_max)
-        }
-        .map_err(|e| e.to_string())?;
-        if self.set.index_of(&block.header.proposer).is_none() {
-            return Err(format!(
-                "proposer {} is not a validator",
-                block.header.proposer
-            ));
-        }
-        let (height, txs) = (block.height(), &block.txs);
-        if signatures_checked {
-            execute_verified_block(state, height, chain_id, params, txs)
-        } else {
-            execute_block(state, height, chain_id, params, txs)
-        }
-        .map_err(|e| e.to_string())
-        .and_then(|update| {
-            if update.root == block.header.state_root {
-                Ok(update)
-            } else {
-                Err(format!(
-                    "state root after execution is {}, the header says {}",
-                    update.root, block.header.state_root
-                ))
-            }
-        })
-    }
-
-    fn commit_decided(
-        &mut self,
-        height: u64,
-        round: u32,
-        block_hash: Hash,
-        certificate: CommitCertificate,
-    ) -> Result<(), DriverError> {
-        if height != self.store.height() + 1 {
-            return Ok(()); // already committed through sync
-        }
-        let Some(candidate) = self.candidates.remove(&block_hash) else {
-            warn!(height, block = %block_hash.short(), "decided a block this node does not hold; it will sync it");
-            return Ok(());
-        };
-        let update = match candidate.update {
-            Some(u) => u,
-            None => match self.check_block(&candidate.block) {
-                Ok(u) => u,
-                Err(reason) => {
-                    warn!(height, %reason, "decided block fails local checks; refusing to commit, will sync");
-                    return Ok(());
-                }
-            },
-        };
-        self.commit(&candidate.block, &certificate, &update)?;
-        debug!(height, round, "decided");
-        Ok(())
-    }
-
-    fn commit(
-        &mut self,
-        block: &Block,
-        cert: &CommitCertificate,
-        update: &StateUpdate,
-    ) -> Result<(), DriverError> {
-        let tip = self.store.commit_block(block, cert, update)?;
-        info!(height = tip.height, hash = %tip.block_hash.short(), txs = block.txs.len(), "committed block");
-        self.after_commit(&[block], tip);
-        Ok(())
-    }
-
-    /// What follows a commit of `blocks` (ending at `tip`): metrics, the
-    /// mempool, subscribers, and the new height announced.
-    fn after_commit(&mut self, blocks: &[&Block], tip: tally_ledger::store::Tip) {
-        let interval = self.last_commit_at.elapsed();
-        self.last_commit_at = Instant::now();
-        self.last_progress = Instant::now();
         self.metrics
             .block_interval_seconds
-            .observe(interval.as_secs_f64());
+            .observe(self.core.since_commit_ms(self.now()) as f64 / 1000.0);
         self.metrics.height.set(tip.height as i64);
         let view = StoreView {
             store: &self.store,
@@ -815,53 +605,18 @@ impl Driver {
         }
         self.metrics.mempool_txs.set(self.mempool.len() as i64);
         self.metrics.mempool_bytes.set(self.mempool.bytes() as i64);
-        self.candidates.retain(|_, c| c.block.height() > tip.height);
-        self.own_messages.clear();
         let _ = self.net.try_send(NetCommand::PublishStatus(Status {
             height: tip.height,
             block_hash: tip.block_hash,
         }));
+        Ok(())
     }
 
     fn on_net_event(&mut self, event: NetEvent) -> Result<(), DriverError> {
         match event {
-            NetEvent::Consensus(ConsensusMsg::Vote(v)) => {
-                let out = self.machine.handle(Input::Vote(v));
-                self.carry_out(out)?;
-            }
+            NetEvent::Consensus(ConsensusMsg::Vote(v)) => self.feed(Event::Vote(v))?,
             NetEvent::Consensus(ConsensusMsg::Proposal { proposal, block }) => {
-                let hash = block.hash();
-                let height = block.height();
-                // A proposal for the height after ours carries the
-                // certificate of ours: decide from it (we missed the votes).
-                if height == self.store.height() + 2 && height == self.machine.height() + 1 {
-                    if let Some(cert) = block.last_commit.clone() {
-                        let out = self.machine.handle(Input::CommitFromSync(cert));
-                        self.carry_out(out)?;
-                    }
-                }
-                if height > self.store.height()
-                    && height <= self.store.height() + 2
-                    && self.candidates.len() < 64
-                {
-                    self.candidates.entry(hash).or_insert(Candidate {
-                        block: *block,
-                        update: None,
-                    });
-                }
-                let mut out = self.machine.handle(Input::Proposal(proposal));
-                if self.waiting_validation.remove(&hash) {
-                    if let Some(valid) = self.validate(height, hash) {
-                        out.extend(self.machine.handle(Input::BlockVerdict {
-                            height,
-                            block_hash: hash,
-                            valid,
-                        }));
-                    } else {
-                        self.waiting_validation.insert(hash);
-                    }
-                }
-                self.carry_out(out)?;
+                self.feed(Event::Proposal { proposal, block })?
             }
             NetEvent::Txs(txs) => {
                 let view = StoreView {
@@ -884,6 +639,7 @@ impl Driver {
                 {
                     self.penalised(peer, p, "it reported a lower height than before");
                 }
+                self.feed(Event::PeerHeight(status.height))?;
                 if status.height > self.store.height() {
                     self.request_blocks();
                 }
@@ -912,12 +668,7 @@ impl Driver {
     fn after_txs_arrived(&mut self) -> Result<(), DriverError> {
         self.metrics.mempool_txs.set(self.mempool.len() as i64);
         self.metrics.mempool_bytes.set(self.mempool.bytes() as i64);
-        if let Some((height, round)) = self.waiting_build {
-            if !self.mempool.is_empty() {
-                self.build_block(height, round)?;
-            }
-        }
-        Ok(())
+        self.feed(Event::TxsArrived)
     }
 
     fn on_request(&mut self, request: NodeRequest) -> Result<(), DriverError> {
@@ -946,7 +697,8 @@ impl Driver {
                 let _ = reply.send(NodeStatus {
                     height,
                     block_hash: tip.map(|t| t.block_hash),
-                    round: self.machine.round(),
+                    round: self.core.round(),
+                    step: self.core.machine().step(),
                     peers_max_height: self.sync.target(now),
                     catching_up: self.sync.catching_up(height, now),
                     sync_blocks_per_second: self.meter.rate,
@@ -955,10 +707,13 @@ impl Driver {
                     peers: self.sync.peers(now),
                     mempool_txs: self.mempool.len(),
                     mempool_bytes: self.mempool.bytes(),
+                    signing_paused: self.core.pause().cloned(),
+                    signer_fault: self.core.signer_fault().map(str::to_string),
                 });
             }
             NodeRequest::Evidence { reply } => {
-                let _ = reply.send(self.evidence.clone());
+                let (page, _) = self.store.evidence(&[], EVIDENCE_PAGE_MAX)?;
+                let _ = reply.send(page);
             }
         }
         Ok(())
@@ -978,14 +733,8 @@ impl Driver {
                 block_hash: tip.block_hash,
             }));
         }
-        // Stalled: send this height's own messages again (peers may have
-        // missed them while disconnected).
-        if self.last_progress.elapsed() >= RESEND_AFTER {
-            self.last_progress = Instant::now();
-            for m in self.own_messages.clone() {
-                self.publish(m);
-            }
-        }
+        // A stall makes the core send this height's own messages again.
+        self.feed(Event::Tick)?;
         self.request_blocks();
         self.report_sync();
         Ok(())
@@ -1009,9 +758,7 @@ impl Driver {
         let tip = self.store.height();
         let now = Instant::now();
         let target = self.sync.target(now);
-        let behind = target > tip + 1
-            || (target > tip && self.last_commit_at.elapsed() >= SYNC_ONE_BEHIND_AFTER);
-        if !behind {
+        if !should_sync(tip, target, self.core.since_commit_ms(self.now())) {
             return;
         }
         for (peer, from, to) in self.sync.plan(tip, now) {
@@ -1093,15 +840,13 @@ impl Driver {
                 return;
             }
         }
-        let set = self.set.clone();
-        let chain_id = self.genesis.chain_id.clone();
-        let params = self.genesis.params.clone();
+        let rules = self.rules.clone();
         let out = self.checked_tx.clone();
         tokio::task::spawn_blocking(move || {
             let mut valid = Vec::with_capacity(blocks.len());
             let mut invalid = None;
             for (block, cert) in blocks {
-                match check_block_signatures(&block, &cert, &set, &chain_id, &params) {
+                match rules.check_signatures(&block, Some(&cert)) {
                     Ok(_) => valid.push((block, cert)),
                     Err(e) => {
                         invalid = Some((block.height(), e.to_string()));
@@ -1165,7 +910,7 @@ impl Driver {
                     to = tip.height,
                     "committed synced blocks"
                 );
-                self.after_commit(&blocks, tip);
+                self.after_commit(&blocks, tip)?;
             }
             if let Some((index, reason)) = bad {
                 let r = &run[index];
@@ -1183,7 +928,7 @@ impl Driver {
                     "committed blocks from peers"
                 );
             }
-            self.start_height()?;
+            self.restart()?;
         }
         Ok(())
     }
@@ -1201,15 +946,25 @@ impl Driver {
         let mut updates = Vec::with_capacity(run.len());
         for (index, r) in run.iter().enumerate() {
             let block = &r.block;
-            let checked = self.check_on(block, &parent, &overlay, true);
+            let placement = Placement {
+                parent,
+                round: r.cert.round,
+                now_ms: None,
+            };
+            let size = tally_ledger::encoding::encode(block).len();
+            let checked = self
+                .rules
+                .check_block(block, size, &placement)
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    self.rules
+                        .check_state(block, &overlay)
+                        .map_err(|e| e.to_string())
+                });
             match checked {
                 Ok(update) => {
                     overlay.top.apply(&update.batch.node_batch);
-                    parent = Parent {
-                        height: block.height(),
-                        hash: block.hash(),
-                        time_ms: block.header.time_ms,
-                    };
+                    parent = Parent::of(block);
                     updates.push(update);
                 }
                 Err(reason) => return (updates, Some((index, reason))),

@@ -26,6 +26,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod candidates;
 pub mod client;
 pub mod config;
 pub mod devnet;
@@ -36,6 +37,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod node_core;
 pub mod rpc_backend;
 pub mod sync;
 pub mod testnet;

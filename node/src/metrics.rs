@@ -44,6 +44,13 @@ pub struct Metrics {
     pub sync_rejected: Family<ReasonLabel, Counter>,
     /// Each peer's sync score (falls on timeouts, bad blocks, false claims).
     pub peer_score: Family<PeerLabel, Gauge>,
+    /// Proposed block bodies held for consensus (at most `CANDIDATES_MAX`).
+    pub candidates: Gauge,
+    /// Signatures the signer could not release because its state could not
+    /// be persisted: the validator is not voting.
+    pub signer_failures: Counter,
+    /// Equivocations recorded as evidence (each offence once).
+    pub evidence: Counter,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -70,6 +77,9 @@ impl Metrics {
             sync_served_blocks: Counter::default(),
             sync_rejected: Family::default(),
             peer_score: Family::default(),
+            candidates: Gauge::default(),
+            signer_failures: Counter::default(),
+            evidence: Counter::default(),
         })
     }
 
@@ -132,6 +142,21 @@ impl Metrics {
             "sync_blocks",
             "Blocks committed through block sync",
             self.sync_blocks.clone(),
+        );
+        r.register(
+            "candidates",
+            "Proposed block bodies held for consensus",
+            self.candidates.clone(),
+        );
+        r.register(
+            "signer_failures",
+            "Signatures withheld because the signer state could not be persisted",
+            self.signer_failures.clone(),
+        );
+        r.register(
+            "evidence",
+            "Equivocations recorded as evidence",
+            self.evidence.clone(),
         );
         r.register(
             "sync_served_blocks",

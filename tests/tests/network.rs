@@ -13,6 +13,30 @@ use tally_tests::{check_chains, load, wait_height, Sender, TestNet};
 
 const LIVENESS: Duration = Duration::from_secs(120);
 
+/// Waits until every node is at one height and has prevoted there (after
+/// its propose timeout, with no proposal it could accept): with less than a
+/// quorum running nothing else can happen. Returns their heights.
+async fn wait_prevoted_at_one_height(nodes: &[tally_node::node::NodeHandle]) -> Vec<u64> {
+    let deadline = tokio::time::Instant::now() + LIVENESS;
+    loop {
+        let mut heights = Vec::new();
+        let mut prevoted = true;
+        for n in nodes {
+            let status = n.status().await.unwrap();
+            heights.push(status.height);
+            prevoted &= status.step >= tally_consensus::Step::Prevote;
+        }
+        if prevoted && heights.windows(2).all(|w| w[0] == w[1]) {
+            return heights;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the nodes never settled: {heights:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_validators_commit_fifty_blocks_with_transactions() {
     let mut net = TestNet::create(4, 0);
@@ -70,12 +94,11 @@ async fn stopped_validators_then_restart_resume_without_a_fork() {
     let h = three[0].store.height();
     wait_height(&three, h + 5, LIVENESS).await;
 
-    // Two stopped: no quorum, so no block is committed.
+    // Two stopped: no quorum, so no block is committed. Both survivors
+    // reach the prevote step at one height and can go no further.
     net.stop(2).await;
     let two = net.running();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let stuck: Vec<u64> = two.iter().map(|n| n.store.height()).collect();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stuck = wait_prevoted_at_one_height(&two).await;
     let still: Vec<u64> = two.iter().map(|n| n.store.height()).collect();
     assert_eq!(stuck, still, "two of four validators cannot commit");
 
@@ -277,5 +300,60 @@ async fn blocks_larger_than_the_default_gossip_limit_are_committed() {
     wait_height(&handles, location.height, LIVENESS).await;
     check_chains(&handles, location.height);
     drop(handles);
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_that_lost_its_signer_state_signs_only_after_the_network_moves_past() {
+    let mut net = TestNet::create(4, 0);
+    net.start_all().await;
+    wait_height(&net.running(), 3, LIVENESS).await;
+
+    // Validator 3 stops, and its signer state is lost (as when a home is
+    // put together from an old backup of that record).
+    net.stop(3).await;
+    let genesis =
+        tally_ledger::genesis::Genesis::load(&net.net_dir().join("genesis.json")).unwrap();
+    let tip = {
+        let store = tally_ledger::store::Store::open(&net.home(3).data_dir(), &genesis).unwrap();
+        store.tamper_raw("meta", b"signer_state", None).unwrap();
+        store.tamper_raw("meta", b"signer_passed", None).unwrap();
+        store.height()
+    };
+    net.start(3).await;
+    let status = net.handle(3).status().await.unwrap();
+    let pause = status
+        .signing_paused
+        .expect("the validator holds back its signatures");
+    assert!(pause.until_past >= tip, "{pause:?}");
+    assert!(
+        pause.reason.contains("signer state is missing"),
+        "{}",
+        pause.reason
+    );
+
+    // The other three decide past every height it may have signed; then it
+    // signs again, and nobody equivocated.
+    let all = net.running();
+    let deadline = tokio::time::Instant::now() + LIVENESS;
+    let resumed_at = loop {
+        let s = net.handle(3).status().await.unwrap();
+        if s.signing_paused.is_none() {
+            break s.height;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still paused: {:?}",
+            s.signing_paused
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(resumed_at > pause.until_past);
+    wait_height(&all, resumed_at + 3, LIVENESS).await;
+    check_chains(&all, resumed_at + 3);
+    for n in &all {
+        assert!(n.evidence().await.unwrap().is_empty());
+    }
+    drop(all);
     net.stop_all().await;
 }

@@ -1,0 +1,953 @@
+//! The node core: every decision above the consensus state machine that
+//! consensus depends on, as a pure, synchronous function of its inputs.
+//!
+//! [`NodeCore::handle`] takes an [`Event`] and the time ([`Now`]) and
+//! returns the [`Effect`]s to carry out, in order. It never signs, writes,
+//! sends or reads a clock: it reads the chain's tip, its state and the
+//! mempool through [`CoreEnv`], and asks for signatures, commits and
+//! messages through effects. It decides which proposed bodies to keep
+//! ([`Candidates`]), whether a block is valid (the one rule,
+//! [`ChainRules`]), what to propose, when to commit, which timers to set,
+//! what a restarted validator replays, when it may sign, what to send again
+//! after a stall, and which equivocations become evidence.
+//!
+//! The driver (`driver.rs`) carries effects out in order and feeds back the
+//! results: a signature as [`Event::Signed`], a commit as
+//! [`Event::Committed`]. Outputs of the state machine that follow a
+//! decision wait until the commit is reported, so the next height always
+//! starts on the committed state. The simulation runs this same code.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use tally_consensus::{Consensus, Input, Output, SignerError, TimeoutKind, Timeouts};
+use tally_ledger::encoding::encode;
+use tally_ledger::execution::{ApplyError, BlockExecutor, TxError};
+use tally_ledger::state::{StateError, StateReader, StateUpdate};
+use tally_ledger::types::{
+    last_commit_hash, Block, CommitCertificate, Evidence, Header, Proposal, SignedProposal,
+    SignedTx, SignedVote, Vote, VoteKind,
+};
+use tally_ledger::verify::{next_block_time, ChainRules, Parent, Placement};
+use tally_ledger::Hash;
+use tracing::{debug, trace};
+
+use crate::candidates::{Candidates, Offer};
+use crate::wire::ConsensusMsg;
+
+/// Room the proposer leaves in a block for everything but transactions
+/// (header, last commit, encoding overhead).
+pub const BLOCK_OVERHEAD_BYTES: usize = 64 * 1024;
+/// Own messages of the current height kept for re-sending: a proposal and
+/// two votes a round, for the rounds of the consensus window.
+pub const OWN_MESSAGES_MAX: usize = 3 * (tally_consensus::ROUND_WINDOW as usize + 1);
+/// With no commit for this long, the node sends its own messages of the
+/// current height again (peers may have missed them).
+pub const RESEND_AFTER_MS: u64 = 3_000;
+/// One block behind its peers with no commit for this long, a node fetches
+/// the block instead of waiting for consensus.
+pub const SYNC_ONE_BEHIND_AFTER_MS: u64 = 2_000;
+/// How far above its own tip a peer's reported height may extend a signing
+/// pause: a peer claiming a huge height cannot pause a validator for ever.
+pub const PAUSE_AHEAD_MAX: u64 = 10_000;
+
+/// Time as the core sees it: a monotonic clock for durations and the wall
+/// clock for block times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub mono_ms: u64,
+    pub wall_ms: u64,
+}
+
+/// What the core reads from the node around it, as of the committed tip.
+pub trait CoreEnv {
+    type State: StateReader;
+    /// The state after the tip.
+    fn state(&self) -> &Self::State;
+    /// Where the next block attaches.
+    fn tip(&self) -> Parent;
+    /// The certificate of the tip (`None` at genesis).
+    fn last_commit(&self) -> Option<CommitCertificate>;
+    /// Transactions to try in a proposal, in order, within the bounds.
+    fn proposal_txs(&self, max_txs: usize, max_bytes: usize) -> Vec<SignedTx>;
+    fn mempool_is_empty(&self) -> bool;
+}
+
+/// A timer the core asked for; the runtime hands it back when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Timer {
+    Consensus {
+        height: u64,
+        round: u32,
+        kind: TimeoutKind,
+    },
+    BuildBlock {
+        height: u64,
+        round: u32,
+    },
+}
+
+/// What the signer remembers of a height, read when consensus (re)starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignerView {
+    /// The round it had reached.
+    pub round: Option<u32>,
+    /// Its lock (round, block) and the polka that justified it.
+    pub lock: Option<(u32, Hash)>,
+    pub lock_proof: Vec<SignedVote>,
+    /// The votes it signed (sent again: peers may never have had them).
+    pub votes: Vec<SignedVote>,
+    /// The locked block's body, if it was kept.
+    pub locked_block: Option<Block>,
+}
+
+/// A signature the signer released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signed {
+    Vote(SignedVote),
+    Proposal(SignedProposal),
+}
+
+/// What happens to the core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// (Re)start consensus at the height after the tip (at start-up, and
+    /// after block sync moved the tip), with what the signer remembers.
+    Restart(Box<SignerView>),
+    /// A proposal and its block; the signature was checked against the
+    /// round's proposer and the block hash against the proposal.
+    Proposal {
+        proposal: SignedProposal,
+        block: Box<Block>,
+    },
+    /// A vote whose signature was checked.
+    Vote(SignedVote),
+    Timer(Timer),
+    /// The signer's answer to [`Effect::SignVote`] / [`Effect::SignProposal`].
+    Signed(Signed),
+    SignFailed(SignerError),
+    /// The commit asked for by [`Effect::Commit`] is durable.
+    Committed,
+    /// New transactions reached the mempool.
+    TxsArrived,
+    /// A peer reports this height.
+    PeerHeight(u64),
+    /// Once a second.
+    Tick,
+}
+
+/// Something to report to the operator (the core itself logs at debug).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    Proposed {
+        height: u64,
+        round: u32,
+        block_hash: Hash,
+    },
+    InvalidBlock {
+        height: u64,
+        round: u32,
+        block_hash: Hash,
+        reason: String,
+    },
+    /// Consensus decided a block whose body this node does not hold, or
+    /// which fails its checks: block sync brings it.
+    DecidedUnknown {
+        height: u64,
+        block_hash: Hash,
+        reason: String,
+    },
+    CannotPropose {
+        height: u64,
+        round: u32,
+        reason: String,
+    },
+    SignerFault(String),
+    SignerRefused(String),
+    SigningResumed {
+        height: u64,
+    },
+}
+
+/// What the runtime must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Keep the body of the block about to be locked on, synced, before
+    /// the precommit that follows is signed.
+    PersistLockedBlock(Box<Block>),
+    /// Sign (persisting first) and hand back [`Event::Signed`] or
+    /// [`Event::SignFailed`].
+    SignVote {
+        vote: Vote,
+        polka: Vec<SignedVote>,
+    },
+    SignProposal(Proposal),
+    Broadcast(ConsensusMsg),
+    SetTimer {
+        after_ms: u64,
+        timer: Timer,
+    },
+    /// Commit atomically with its certificate; hand back
+    /// [`Event::Committed`].
+    Commit {
+        block: Box<Block>,
+        certificate: CommitCertificate,
+        update: Update,
+    },
+    /// An offence seen for the first time at this node.
+    RecordEvidence(Box<Evidence>),
+    /// Transactions that failed while building a block, with the reason.
+    EvictTxs(Vec<(Hash, String)>),
+    Notice(Notice),
+}
+
+/// The state after a block, to commit with it. Compared by version and root
+/// (the tree batch they commit to has no equality of its own).
+#[derive(Debug, Clone)]
+pub struct Update(pub Box<StateUpdate>);
+
+impl PartialEq for Update {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.version == other.0.version && self.0.root == other.0.root
+    }
+}
+
+impl Eq for Update {}
+
+/// A failure that must stop the node: its own state cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("the state cannot be read: {0}")]
+    State(#[from] StateError),
+}
+
+/// A validator whose signer state is missing or older than its chain (a
+/// home restored from an old backup, a lost record) may already have
+/// signed at the heights ahead of it. It signs nothing until the network
+/// has decided a height past everything it knows of (its tip, and every
+/// height peers report meanwhile): its earlier self cannot have signed
+/// beyond the height after the network's, so nothing it signs from then on
+/// can conflict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningPause {
+    /// Signing resumes once a block above this height is committed.
+    pub until_past: u64,
+    pub reason: String,
+}
+
+/// Whether a validator whose signer accounts for heights up to `accounted`
+/// (signed at, or committed without signing) may sign over a chain whose
+/// tip is `tip`.
+pub fn signing_pause(accounted: Option<u64>, tip: u64) -> Option<SigningPause> {
+    let reason = match accounted {
+        None if tip > 0 => format!(
+            "its signer state is missing but the chain is at height {tip} (a restored or copied home?)"
+        ),
+        Some(h) if h < tip => format!(
+            "its signer state ends at height {h}, older than the chain's tip {tip} (a home restored from an old backup?)"
+        ),
+        _ => return None,
+    };
+    Some(SigningPause {
+        until_past: tip,
+        reason: format!(
+            "{reason}; it waits until the network decides a height past every one it may have signed"
+        ),
+    })
+}
+
+/// Whether a node at `tip` whose best believed peer is at `target` should
+/// fetch blocks: when more than one behind, or one behind with no commit
+/// for a while (one behind is normal for a moment: consensus brings it).
+pub fn should_sync(tip: u64, target: u64, since_commit_ms: u64) -> bool {
+    target > tip.saturating_add(1) || (target > tip && since_commit_ms >= SYNC_ONE_BEHIND_AFTER_MS)
+}
+
+/// Settings of the core.
+#[derive(Debug, Clone)]
+pub struct CoreSetup {
+    pub rules: Arc<ChainRules>,
+    /// This node's validator index, for a validator.
+    pub me: Option<u32>,
+    pub empty_block_interval_ms: u64,
+    pub pause: Option<SigningPause>,
+}
+
+/// The core's state.
+#[derive(Debug)]
+pub struct NodeCore {
+    rules: Arc<ChainRules>,
+    me: Option<u32>,
+    timeouts: Timeouts,
+    empty_block_interval_ms: u64,
+    machine: Consensus,
+    candidates: Candidates,
+    /// Blocks consensus asked to validate before their body arrived, with
+    /// the round they were proposed in.
+    waiting_validation: HashMap<Hash, u32>,
+    /// Round 0's proposer waits (a while) for transactions.
+    waiting_build: Option<(u64, u32)>,
+    /// A decided block whose commit is under way: the machine's further
+    /// outputs wait for it.
+    committing: Option<u64>,
+    deferred: Vec<Output>,
+    /// The block whose body was last kept for a lock.
+    kept_lock: Option<Hash>,
+    own_messages: Vec<ConsensusMsg>,
+    last_commit_ms: u64,
+    last_progress_ms: u64,
+    pause: Option<SigningPause>,
+    signer_fault: Option<String>,
+    /// Offences recorded at heights not yet committed (height, validator,
+    /// round, step): each once, however many conflicting votes are signed.
+    offences: BTreeSet<(u64, u32, u32, bool)>,
+    /// Whether consensus was started once (a later restart at the height
+    /// the machine is at keeps it).
+    started: bool,
+}
+
+impl NodeCore {
+    /// A core for the height after `tip`; send [`Event::Restart`] first.
+    pub fn new(setup: CoreSetup, tip: u64, now: Now) -> Self {
+        let timeouts = Timeouts::from(&setup.rules.params);
+        let machine = Consensus::new(
+            &setup.rules.chain_id,
+            setup.rules.set.clone(),
+            setup.me,
+            timeouts,
+            tip.saturating_add(1),
+        );
+        NodeCore {
+            candidates: Candidates::new(tip.saturating_add(1)),
+            rules: setup.rules,
+            me: setup.me,
+            timeouts,
+            empty_block_interval_ms: setup.empty_block_interval_ms,
+            machine,
+            waiting_validation: HashMap::new(),
+            waiting_build: None,
+            committing: None,
+            deferred: Vec::new(),
+            kept_lock: None,
+            own_messages: Vec::new(),
+            last_commit_ms: now.mono_ms,
+            last_progress_ms: now.mono_ms,
+            pause: setup.pause,
+            signer_fault: None,
+            offences: BTreeSet::new(),
+            started: false,
+        }
+    }
+
+    /// The height consensus is deciding.
+    pub fn height(&self) -> u64 {
+        self.machine.height()
+    }
+
+    pub fn round(&self) -> u32 {
+        self.machine.round()
+    }
+
+    pub fn machine(&self) -> &Consensus {
+        &self.machine
+    }
+
+    pub fn pause(&self) -> Option<&SigningPause> {
+        self.pause.as_ref()
+    }
+
+    pub fn signer_fault(&self) -> Option<&str> {
+        self.signer_fault.as_deref()
+    }
+
+    /// Proposed bodies held.
+    pub fn candidates(&self) -> &Candidates {
+        &self.candidates
+    }
+
+    /// Milliseconds since the last commit.
+    pub fn since_commit_ms(&self, now: Now) -> u64 {
+        now.mono_ms.saturating_sub(self.last_commit_ms)
+    }
+
+    /// Feeds one event; returns what to do, in order.
+    pub fn handle<E: CoreEnv>(
+        &mut self,
+        event: Event,
+        now: Now,
+        env: &E,
+    ) -> Result<Vec<Effect>, CoreError> {
+        let mut fx = Vec::new();
+        let outputs = match event {
+            Event::Restart(view) => self.restart(*view, now, env, &mut fx),
+            Event::Proposal { proposal, block } => {
+                self.on_proposal(proposal, *block, now, env, &mut fx)
+            }
+            Event::Vote(v) => self.machine.handle(Input::Vote(v)),
+            Event::Timer(Timer::Consensus {
+                height,
+                round,
+                kind,
+            }) => self.machine.handle(Input::TimeoutElapsed {
+                height,
+                round,
+                kind,
+            }),
+            Event::Timer(Timer::BuildBlock { height, round }) => {
+                if self.waiting_build == Some((height, round)) {
+                    self.build_block(height, round, now, env, &mut fx)?
+                } else {
+                    Vec::new()
+                }
+            }
+            Event::Signed(signed) => self.on_signed(signed, &mut fx),
+            Event::SignFailed(e) => {
+                self.on_sign_failed(e, &mut fx);
+                Vec::new()
+            }
+            Event::Committed => self.on_committed(now, env, &mut fx),
+            Event::TxsArrived => match self.waiting_build {
+                Some((height, round)) if !env.mempool_is_empty() => {
+                    self.build_block(height, round, now, env, &mut fx)?
+                }
+                _ => Vec::new(),
+            },
+            Event::PeerHeight(h) => {
+                if let Some(p) = &mut self.pause {
+                    let cap = env.tip().height.saturating_add(PAUSE_AHEAD_MAX);
+                    p.until_past = p.until_past.max(h.min(cap));
+                }
+                Vec::new()
+            }
+            Event::Tick => {
+                if now.mono_ms.saturating_sub(self.last_progress_ms) >= RESEND_AFTER_MS {
+                    self.last_progress_ms = now.mono_ms;
+                    for m in &self.own_messages {
+                        fx.push(Effect::Broadcast(m.clone()));
+                    }
+                }
+                Vec::new()
+            }
+        };
+        self.run(outputs, now, env, &mut fx)?;
+        Ok(fx)
+    }
+
+    /// (Re)starts consensus at the height after the tip, honouring what the
+    /// signer persisted: its round, its lock (with the polka that justified
+    /// it, and the block's body) and the votes it signed, sent again.
+    fn restart<E: CoreEnv>(
+        &mut self,
+        view: SignerView,
+        now: Now,
+        env: &E,
+        fx: &mut Vec<Effect>,
+    ) -> Vec<Output> {
+        let height = env.tip().height.saturating_add(1);
+        if self.started && self.machine.height() == height && self.committing.is_none() {
+            // Block sync brought the block consensus had already decided
+            // (without its body): the machine is at the right height with
+            // everything it signed there; keep it, and judge the blocks
+            // that waited for their parent.
+            return self.resume(now, env, fx);
+        }
+        self.started = true;
+        self.machine = Consensus::new(
+            &self.rules.chain_id,
+            self.rules.set.clone(),
+            self.me,
+            self.timeouts,
+            height,
+        );
+        self.own_messages.clear();
+        self.waiting_build = None;
+        self.waiting_validation.clear();
+        self.committing = None;
+        self.deferred.clear();
+        self.offences.retain(|o| o.0 >= height);
+        self.candidates.advance(height);
+        self.check_pause(env.tip().height, fx);
+        self.last_progress_ms = now.mono_ms;
+        if self.me.is_some() {
+            self.machine.restore(view.round.unwrap_or(0), view.lock);
+            if let (Some((_, hash)), Some(block)) = (view.lock, view.locked_block) {
+                if block.hash() == hash && block.height() == height {
+                    self.kept_lock = Some(hash);
+                    self.candidates.restore_locked(block);
+                }
+            }
+        }
+        let mut out = self.machine.start();
+        for v in view.votes.iter().chain(&view.lock_proof) {
+            out.extend(self.machine.handle(Input::Vote(v.clone())));
+        }
+        for v in view.votes {
+            let msg = ConsensusMsg::Vote(v);
+            fx.push(Effect::Broadcast(msg.clone()));
+            self.keep_own(msg);
+        }
+        out
+    }
+
+    /// The tip moved under a machine already at the next height.
+    fn resume<E: CoreEnv>(&mut self, now: Now, env: &E, fx: &mut Vec<Effect>) -> Vec<Output> {
+        let tip = env.tip().height;
+        self.last_commit_ms = now.mono_ms;
+        self.last_progress_ms = now.mono_ms;
+        self.offences.retain(|o| o.0 > tip);
+        self.candidates.advance(tip.saturating_add(1));
+        self.check_pause(tip, fx);
+        let mut out = Vec::new();
+        let waiting: Vec<(Hash, u32)> = self.waiting_validation.drain().collect();
+        for (hash, round) in waiting {
+            let height = tip.saturating_add(1);
+            match self.validate(height, round, hash, now, env, fx) {
+                Some(valid) => out.extend(self.machine.handle(Input::BlockVerdict {
+                    height,
+                    block_hash: hash,
+                    valid,
+                })),
+                None => {
+                    self.waiting_validation.insert(hash, round);
+                }
+            }
+        }
+        out
+    }
+
+    fn on_proposal<E: CoreEnv>(
+        &mut self,
+        proposal: SignedProposal,
+        block: Block,
+        now: Now,
+        env: &E,
+        fx: &mut Vec<Effect>,
+    ) -> Vec<Output> {
+        let hash = proposal.proposal.block_hash;
+        let height = proposal.proposal.height;
+        let round = proposal.proposal.round;
+        let tip = env.tip().height;
+        let mut out = Vec::new();
+        // A proposal for the height after ours carries the certificate of
+        // ours: decide from it (this node missed the votes). The outputs
+        // after the decision wait for its commit.
+        if height == tip.saturating_add(2) && height == self.machine.height().saturating_add(1) {
+            if let Some(cert) = block.last_commit.clone() {
+                out.extend(self.machine.handle(Input::CommitFromSync(cert)));
+            }
+        }
+        if let Offer::Refused(reason) = self.candidates.offer(round, block) {
+            debug!(height, round, %reason, "proposal body not kept");
+        }
+        out.extend(self.machine.handle(Input::Proposal(proposal)));
+        if let Some(round) = self.waiting_validation.remove(&hash) {
+            match self.validate(height, round, hash, now, env, fx) {
+                Some(valid) => out.extend(self.machine.handle(Input::BlockVerdict {
+                    height,
+                    block_hash: hash,
+                    valid,
+                })),
+                None => {
+                    self.waiting_validation.insert(hash, round);
+                }
+            }
+        }
+        out
+    }
+
+    fn on_signed(&mut self, signed: Signed, fx: &mut Vec<Effect>) -> Vec<Output> {
+        self.signer_fault = None;
+        match signed {
+            Signed::Vote(sv) => {
+                let msg = ConsensusMsg::Vote(sv.clone());
+                fx.push(Effect::Broadcast(msg.clone()));
+                self.keep_own(msg);
+                self.machine.handle(Input::Vote(sv))
+            }
+            Signed::Proposal(sp) => {
+                let p = sp.proposal;
+                let Some(candidate) = self.candidates.get(&p.block_hash) else {
+                    return Vec::new();
+                };
+                let msg = ConsensusMsg::Proposal {
+                    proposal: sp.clone(),
+                    block: Box::new(candidate.block.clone()),
+                };
+                fx.push(Effect::Broadcast(msg.clone()));
+                self.keep_own(msg);
+                if let Some(vr) = p.pol_round {
+                    for v in self.machine.polka_votes(vr, p.block_hash) {
+                        fx.push(Effect::Broadcast(ConsensusMsg::Vote(v)));
+                    }
+                }
+                fx.push(Effect::Notice(Notice::Proposed {
+                    height: p.height,
+                    round: p.round,
+                    block_hash: p.block_hash,
+                }));
+                self.machine.handle(Input::Proposal(sp))
+            }
+        }
+    }
+
+    /// A refusal to sign a conflicting message is the signer doing its job;
+    /// a failure to persist its state means this validator stops voting,
+    /// which must not go unseen.
+    fn on_sign_failed(&mut self, e: SignerError, fx: &mut Vec<Effect>) {
+        match e {
+            SignerError::Persist(_) | SignerError::Corrupt(_) => {
+                self.signer_fault = Some(e.to_string());
+                fx.push(Effect::Notice(Notice::SignerFault(e.to_string())));
+            }
+            SignerError::Regression { .. } | SignerError::Conflict { .. } => {
+                fx.push(Effect::Notice(Notice::SignerRefused(e.to_string())));
+            }
+        }
+    }
+
+    fn on_committed<E: CoreEnv>(&mut self, now: Now, env: &E, fx: &mut Vec<Effect>) -> Vec<Output> {
+        let tip = env.tip().height;
+        self.committing = None;
+        self.last_commit_ms = now.mono_ms;
+        self.last_progress_ms = now.mono_ms;
+        self.own_messages.clear();
+        self.waiting_build = None;
+        self.waiting_validation.clear();
+        self.offences.retain(|o| o.0 > tip);
+        self.candidates.advance(tip.saturating_add(1));
+        self.check_pause(tip, fx);
+        std::mem::take(&mut self.deferred)
+    }
+
+    fn check_pause(&mut self, tip: u64, fx: &mut Vec<Effect>) {
+        if self.pause.as_ref().is_some_and(|p| tip > p.until_past) {
+            self.pause = None;
+            fx.push(Effect::Notice(Notice::SigningResumed { height: tip }));
+        }
+    }
+
+    fn keep_own(&mut self, msg: ConsensusMsg) {
+        if self.own_messages.len() >= OWN_MESSAGES_MAX {
+            self.own_messages.remove(0);
+        }
+        self.own_messages.push(msg);
+    }
+
+    fn may_sign(&self) -> bool {
+        self.me.is_some() && self.pause.is_none()
+    }
+
+    /// Carries the machine's outputs into effects, in order, feeding back
+    /// verdicts and built blocks; follow-up outputs are handled too.
+    fn run<E: CoreEnv>(
+        &mut self,
+        outputs: Vec<Output>,
+        now: Now,
+        env: &E,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), CoreError> {
+        let mut work: VecDeque<Output> = outputs.into();
+        while let Some(output) = work.pop_front() {
+            if self.committing.is_some() {
+                self.deferred.push(output);
+                continue;
+            }
+            match output {
+                Output::Propose(p) => {
+                    if !self.may_sign() {
+                        continue;
+                    }
+                    if self.candidates.get(&p.block_hash).is_none() {
+                        fx.push(Effect::Notice(Notice::CannotPropose {
+                            height: p.height,
+                            round: p.round,
+                            reason: "the block body is not known".into(),
+                        }));
+                        continue;
+                    }
+                    fx.push(Effect::SignProposal(p));
+                }
+                Output::Vote(vote) => {
+                    if !self.may_sign() {
+                        continue;
+                    }
+                    if let (VoteKind::Precommit, Some(hash)) = (vote.kind, vote.value) {
+                        if self.kept_lock != Some(hash) {
+                            if let Some(c) = self.candidates.get(&hash) {
+                                fx.push(Effect::PersistLockedBlock(Box::new(c.block.clone())));
+                                self.kept_lock = Some(hash);
+                            }
+                        }
+                    }
+                    let polka = self.machine.lock_proof(&vote);
+                    fx.push(Effect::SignVote { vote, polka });
+                }
+                Output::ScheduleTimeout {
+                    height,
+                    round,
+                    kind,
+                    duration_ms,
+                } => {
+                    // Round 0's proposer may wait up to the empty-block
+                    // interval for transactions: everyone waits as long.
+                    let extra = if kind == TimeoutKind::Propose && round == 0 {
+                        self.empty_block_interval_ms
+                    } else {
+                        0
+                    };
+                    fx.push(Effect::SetTimer {
+                        after_ms: duration_ms.saturating_add(extra),
+                        timer: Timer::Consensus {
+                            height,
+                            round,
+                            kind,
+                        },
+                    });
+                }
+                Output::RequestBlock { height, round } => {
+                    let waited = self.since_commit_ms(now);
+                    if !env.mempool_is_empty() || waited >= self.empty_block_interval_ms {
+                        work.extend(self.build_block(height, round, now, env, fx)?);
+                    } else {
+                        self.waiting_build = Some((height, round));
+                        fx.push(Effect::SetTimer {
+                            after_ms: self.empty_block_interval_ms - waited,
+                            timer: Timer::BuildBlock { height, round },
+                        });
+                    }
+                }
+                Output::ValidateBlock {
+                    height,
+                    round,
+                    block_hash,
+                } => match self.validate(height, round, block_hash, now, env, fx) {
+                    Some(valid) => work.extend(self.machine.handle(Input::BlockVerdict {
+                        height,
+                        block_hash,
+                        valid,
+                    })),
+                    None => {
+                        self.waiting_validation.insert(block_hash, round);
+                    }
+                },
+                Output::Decide {
+                    height,
+                    round,
+                    block_hash,
+                    certificate,
+                } => self.decided(height, round, block_hash, certificate, env, fx),
+                Output::Evidence(e) => {
+                    let v = &e.first.vote;
+                    let offence = (
+                        v.height,
+                        e.validator_index(),
+                        v.round,
+                        v.kind == VoteKind::Precommit,
+                    );
+                    if self.offences.insert(offence) {
+                        fx.push(Effect::RecordEvidence(Box::new(e)));
+                    }
+                }
+                Output::Dropped(reason) => trace!(%reason, "consensus dropped a message"),
+            }
+        }
+        if self.machine.height() == self.candidates.next() {
+            self.candidates.set_round(self.machine.round());
+            let locked = self.machine.locked().map(|(_, h)| h);
+            let valid = self.machine.valid().map(|(_, h)| h);
+            self.candidates.protect([locked, valid]);
+        }
+        Ok(())
+    }
+
+    /// Builds the block to propose from the mempool: transactions are
+    /// executed in order and those that fail are evicted with their reason
+    /// (a later nonce waits: the ones before it may still be on their way).
+    fn build_block<E: CoreEnv>(
+        &mut self,
+        height: u64,
+        round: u32,
+        now: Now,
+        env: &E,
+        fx: &mut Vec<Effect>,
+    ) -> Result<Vec<Output>, CoreError> {
+        self.waiting_build = None;
+        let parent = env.tip();
+        let (Some(me), true) = (self.me, height == parent.height.saturating_add(1)) else {
+            return Ok(Vec::new());
+        };
+        let rules = self.rules.clone();
+        let params = &rules.params;
+        let txs = env.proposal_txs(
+            params.block_txs_max as usize,
+            (params.block_bytes_max as usize).saturating_sub(BLOCK_OVERHEAD_BYTES),
+        );
+        let mut exec =
+            BlockExecutor::new(env.state(), Some(parent.height), &rules.chain_id, params);
+        let mut included = Vec::with_capacity(txs.len());
+        let mut evicted = Vec::new();
+        for tx in txs {
+            match exec.apply(&tx) {
+                Ok(()) => included.push(tx),
+                Err(ApplyError::Tx(TxError::BadNonce { expected, found })) if found > expected => {}
+                Err(e) => evicted.push((tx.hash(), e.to_string())),
+            }
+        }
+        let update = exec.finish(height)?;
+        if !evicted.is_empty() {
+            fx.push(Effect::EvictTxs(evicted));
+        }
+        let Some(time_ms) = next_block_time(parent.time_ms, now.wall_ms) else {
+            fx.push(Effect::Notice(Notice::CannotPropose {
+                height,
+                round,
+                reason: format!(
+                    "the parent's time {} ms leaves no valid time for a child",
+                    parent.time_ms
+                ),
+            }));
+            return Ok(Vec::new());
+        };
+        let Some(proposer) = rules.set.get(me).map(|v| v.public_key) else {
+            return Ok(Vec::new());
+        };
+        let last_commit = env.last_commit();
+        let mut block = Block {
+            header: Header {
+                chain_id: rules.chain_id.clone(),
+                height,
+                time_ms,
+                prev_hash: parent.hash,
+                tx_root: Hash::ZERO,
+                state_root: update.root,
+                validators_hash: rules.set.hash(),
+                proposer,
+                last_commit_hash: last_commit_hash(last_commit.as_ref()),
+            },
+            txs: included,
+            last_commit,
+        };
+        block.header.tx_root = block.compute_tx_root();
+        let block_hash = block.hash();
+        debug!(height, round, txs = block.txs.len(), "built block");
+        if let Offer::Refused(reason) = self.candidates.insert_own(round, block, update) {
+            fx.push(Effect::Notice(Notice::CannotPropose {
+                height,
+                round,
+                reason: reason.to_string(),
+            }));
+            return Ok(Vec::new());
+        }
+        Ok(self.machine.handle(Input::BlockToPropose {
+            height,
+            round,
+            block_hash,
+        }))
+    }
+
+    /// Validates a block proposed in `round`: `Some(verdict)`, or `None`
+    /// while the block is not here yet (or its parent is not committed).
+    /// The same rules sync and the audit apply ([`ChainRules`]), plus the
+    /// block time against this validator's clock.
+    fn validate<E: CoreEnv>(
+        &mut self,
+        height: u64,
+        round: u32,
+        block_hash: Hash,
+        now: Now,
+        env: &E,
+        fx: &mut Vec<Effect>,
+    ) -> Option<bool> {
+        let parent = env.tip();
+        if height != parent.height.saturating_add(1) || self.committing.is_some() {
+            return None;
+        }
+        let candidate = self.candidates.get(&block_hash)?;
+        if candidate.update.is_some() {
+            return Some(true);
+        }
+        let placement = Placement {
+            parent,
+            round,
+            now_ms: Some(now.wall_ms),
+        };
+        let size = encode(&candidate.block).len();
+        match self
+            .rules
+            .check_proposed(&candidate.block, size, &placement, env.state())
+        {
+            Ok(update) => {
+                if let Some(c) = self.candidates.get_mut(&block_hash) {
+                    c.update = Some(update);
+                }
+                Some(true)
+            }
+            Err(e) => {
+                fx.push(Effect::Notice(Notice::InvalidBlock {
+                    height,
+                    round,
+                    block_hash,
+                    reason: e.to_string(),
+                }));
+                Some(false)
+            }
+        }
+    }
+
+    /// Consensus decided: commit the block if this node holds it and it
+    /// passes every rule (a quorum decided it, so not against this node's
+    /// clock); otherwise block sync brings it.
+    fn decided<E: CoreEnv>(
+        &mut self,
+        height: u64,
+        round: u32,
+        block_hash: Hash,
+        certificate: CommitCertificate,
+        env: &E,
+        fx: &mut Vec<Effect>,
+    ) {
+        let parent = env.tip();
+        if height != parent.height.saturating_add(1) {
+            return; // committed through sync already
+        }
+        let Some(candidate) = self.candidates.take(&block_hash) else {
+            fx.push(Effect::Notice(Notice::DecidedUnknown {
+                height,
+                block_hash,
+                reason: "this node does not hold the block".into(),
+            }));
+            return;
+        };
+        let update = match candidate.update {
+            Some(u) => u,
+            None => {
+                let placement = Placement {
+                    parent,
+                    round,
+                    now_ms: None,
+                };
+                let size = encode(&candidate.block).len();
+                match self
+                    .rules
+                    .check_proposed(&candidate.block, size, &placement, env.state())
+                {
+                    Ok(u) => u,
+                    Err(e) => {
+                        fx.push(Effect::Notice(Notice::DecidedUnknown {
+                            height,
+                            block_hash,
+                            reason: format!("the block fails this node's checks: {e}"),
+                        }));
+                        return;
+                    }
+                }
+            }
+        };
+        self.committing = Some(height);
+        fx.push(Effect::Commit {
+            block: Box::new(candidate.block),
+            certificate,
+            update: Update(Box::new(update)),
+        });
+    }
+}

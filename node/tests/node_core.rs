@@ -1,0 +1,527 @@
+//! Exact-effect tests of the node core: events in, effects out, no I/O.
+//!
+//! Four validators of power 10 (a quorum is 3), a chain in memory, time
+//! given by the test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::sync::Arc;
+
+use tally_consensus::{SignerError, TimeoutKind};
+use tally_ledger::crypto::Domain;
+use tally_ledger::state::MemoryTreeStore;
+use tally_ledger::testkit::TestChain;
+use tally_ledger::types::{
+    Block, CommitCertificate, Proposal, SignedProposal, SignedTx, SignedVote, Vote, VoteKind,
+};
+use tally_ledger::verify::{ChainRules, Parent, BLOCK_TIME_DRIFT_MS};
+use tally_ledger::Hash;
+use tally_node::node_core::{
+    CoreEnv, CoreSetup, Effect, Event, NodeCore, Notice, Now, Signed, SignerView, SigningPause,
+    Timer,
+};
+use tally_node::wire::ConsensusMsg;
+
+const PROPOSE_MS: u64 = 1_000;
+
+/// The chain and mempool the core reads.
+struct Env {
+    chain: TestChain,
+    txs: Vec<SignedTx>,
+}
+
+impl CoreEnv for Env {
+    type State = MemoryTreeStore;
+
+    fn state(&self) -> &MemoryTreeStore {
+        &self.chain.state
+    }
+
+    fn tip(&self) -> Parent {
+        match self.chain.blocks.last() {
+            None => Parent {
+                height: 0,
+                hash: self.chain.genesis.hash(),
+                time_ms: self.chain.genesis.genesis_time_ms,
+            },
+            Some((b, _)) => Parent::of(b),
+        }
+    }
+
+    fn last_commit(&self) -> Option<CommitCertificate> {
+        self.chain.blocks.last().map(|(_, c)| c.clone())
+    }
+
+    fn proposal_txs(&self, max_txs: usize, _max_bytes: usize) -> Vec<SignedTx> {
+        self.txs.iter().take(max_txs).cloned().collect()
+    }
+
+    fn mempool_is_empty(&self) -> bool {
+        self.txs.is_empty()
+    }
+}
+
+impl Env {
+    fn new() -> Self {
+        Env {
+            chain: TestChain::new(4, 2),
+            txs: Vec::new(),
+        }
+    }
+
+    fn rules(&self) -> Arc<ChainRules> {
+        Arc::new(self.chain.rules.clone())
+    }
+
+    fn core(&self, me: u32, pause: Option<SigningPause>) -> NodeCore {
+        NodeCore::new(
+            CoreSetup {
+                rules: self.rules(),
+                me: Some(me),
+                empty_block_interval_ms: 0,
+                pause,
+            },
+            self.chain.height(),
+            self.now(),
+        )
+    }
+
+    /// The time at which the test kit's next block is stamped.
+    fn now(&self) -> Now {
+        let h = self.chain.height() + 1;
+        Now {
+            mono_ms: h * 1_000,
+            wall_ms: self.chain.genesis.genesis_time_ms + h * 1_000,
+        }
+    }
+
+    fn proposer(&self, round: u32) -> u32 {
+        self.chain
+            .rules
+            .schedule
+            .proposer(self.chain.height() + 1, round)
+    }
+
+    fn sign_proposal(&self, p: Proposal) -> SignedProposal {
+        let key = &self.chain.validator_keys[self.proposer(p.round) as usize];
+        SignedProposal {
+            proposal: p,
+            signature: key.sign(Domain::Proposal, self.chain.chain_id(), &p.message()),
+        }
+    }
+
+    fn sign_vote(&self, from: u32, vote: Vote) -> SignedVote {
+        let key = &self.chain.validator_keys[from as usize];
+        SignedVote {
+            vote,
+            validator_index: from,
+            signature: key.sign(Domain::Vote, self.chain.chain_id(), &vote.message()),
+        }
+    }
+
+    /// A proposal for `block` in `round` signed by that round's proposer.
+    fn proposal(&self, round: u32, block: &Block) -> Event {
+        let p = Proposal {
+            height: block.height(),
+            round,
+            pol_round: None,
+            block_hash: block.hash(),
+        };
+        Event::Proposal {
+            proposal: self.sign_proposal(p),
+            block: Box::new(block.clone()),
+        }
+    }
+
+    fn vote(&self, from: u32, kind: VoteKind, round: u32, value: Option<Hash>) -> Event {
+        let vote = Vote {
+            kind,
+            height: self.chain.height() + 1,
+            round,
+            value,
+        };
+        Event::Vote(self.sign_vote(from, vote))
+    }
+
+    /// Makes the decided block the tip, as the driver's commit does.
+    fn commit(&mut self, block: &Block, cert: &CommitCertificate) {
+        let update = tally_ledger::execution::execute_block(
+            &self.chain.state,
+            block.height(),
+            self.chain.chain_id(),
+            &self.chain.genesis.params,
+            &block.txs,
+        )
+        .unwrap();
+        self.chain.state.apply(&update.batch.node_batch);
+        self.chain.blocks.push((block.clone(), cert.clone()));
+    }
+}
+
+fn propose_timer(height: u64, round: u32, after_ms: u64) -> Effect {
+    Effect::SetTimer {
+        after_ms,
+        timer: Timer::Consensus {
+            height,
+            round,
+            kind: TimeoutKind::Propose,
+        },
+    }
+}
+
+fn vote_out(kind: VoteKind, round: u32, value: Option<Hash>) -> Vote {
+    Vote {
+        kind,
+        height: 1,
+        round,
+        value,
+    }
+}
+
+#[test]
+fn the_proposer_builds_a_block_asks_for_a_signature_then_broadcasts_and_prevotes() {
+    let mut env = Env::new();
+    env.txs = vec![env.chain.transfer(1, 0, 5)];
+    let me = env.proposer(0);
+    let mut core = env.core(me, None);
+    let expected = env.chain.build_block(env.txs.clone()).unwrap().0;
+    let p = Proposal {
+        height: 1,
+        round: 0,
+        pol_round: None,
+        block_hash: expected.hash(),
+    };
+    let fx = core
+        .handle(Event::Restart(Box::default()), env.now(), &env)
+        .unwrap();
+    assert_eq!(
+        fx,
+        vec![propose_timer(1, 0, PROPOSE_MS), Effect::SignProposal(p)]
+    );
+
+    let sp = env.sign_proposal(p);
+    let fx = core
+        .handle(Event::Signed(Signed::Proposal(sp.clone())), env.now(), &env)
+        .unwrap();
+    assert_eq!(
+        fx,
+        vec![
+            Effect::Broadcast(ConsensusMsg::Proposal {
+                proposal: sp,
+                block: Box::new(expected.clone()),
+            }),
+            Effect::Notice(Notice::Proposed {
+                height: 1,
+                round: 0,
+                block_hash: expected.hash(),
+            }),
+            Effect::SignVote {
+                vote: vote_out(VoteKind::Prevote, 0, Some(expected.hash())),
+                polka: vec![],
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_block_from_the_far_future_is_refused_and_a_drift_within_bounds_is_not() {
+    let env = Env::new();
+    let proposer = env.proposer(0);
+    let me = (proposer + 1) % 4;
+    for (time_ms, valid) in [
+        (u64::MAX, false),
+        (env.now().wall_ms + BLOCK_TIME_DRIFT_MS + 1, false),
+        (env.now().wall_ms + BLOCK_TIME_DRIFT_MS, true),
+    ] {
+        let mut core = env.core(me, None);
+        core.handle(Event::Restart(Box::default()), env.now(), &env)
+            .unwrap();
+        let mut block = env.chain.build_block(vec![]).unwrap().0;
+        block.header.time_ms = time_ms;
+        let fx = core
+            .handle(env.proposal(0, &block), env.now(), &env)
+            .unwrap();
+        let prevote = Effect::SignVote {
+            vote: vote_out(VoteKind::Prevote, 0, valid.then(|| block.hash())),
+            polka: vec![],
+        };
+        if valid {
+            assert_eq!(fx, vec![prevote], "time {time_ms}");
+        } else {
+            assert_eq!(fx.len(), 2, "{fx:?}");
+            assert!(
+                matches!(&fx[0], Effect::Notice(Notice::InvalidBlock { reason, .. }) if reason.contains("time")),
+                "{fx:?}"
+            );
+            assert_eq!(fx[1], prevote, "time {time_ms}");
+        }
+    }
+}
+
+/// Validator `me` receives round 0's proposal of the test kit's next block
+/// and everyone's prevotes and precommits for it.
+fn decide(env: &Env, core: &mut NodeCore, me: u32) -> (Block, Vec<Effect>) {
+    let block = env.chain.build_block(vec![]).unwrap().0;
+    let hash = block.hash();
+    core.handle(Event::Restart(Box::default()), env.now(), env)
+        .unwrap();
+    core.handle(env.proposal(0, &block), env.now(), env)
+        .unwrap();
+    let others: Vec<u32> = (0..4).filter(|i| *i != me).collect();
+    for &i in &others {
+        core.handle(
+            env.vote(i, VoteKind::Prevote, 0, Some(hash)),
+            env.now(),
+            env,
+        )
+        .unwrap();
+    }
+    let mut fx = Vec::new();
+    for &i in &others {
+        fx = core
+            .handle(
+                env.vote(i, VoteKind::Precommit, 0, Some(hash)),
+                env.now(),
+                env,
+            )
+            .unwrap();
+    }
+    (block, fx)
+}
+
+#[test]
+fn a_decided_block_is_committed_before_the_next_height_starts() {
+    let mut env = Env::new();
+    // Not the proposer of height 2 either (that one would build a block).
+    let me = (env.proposer(0) + 2) % 4;
+    let mut core = env.core(me, None);
+    let (block, fx) = decide(&env, &mut core, me);
+    // The third precommit decides: a commit, and nothing of height 2 yet.
+    assert_eq!(fx.len(), 1, "{fx:?}");
+    let Effect::Commit {
+        block: committed,
+        certificate,
+        update,
+    } = &fx[0]
+    else {
+        panic!("expected a commit: {fx:?}");
+    };
+    assert_eq!(**committed, block);
+    assert_eq!(certificate.block_hash, block.hash());
+    assert_eq!(update.0.root, block.header.state_root);
+    assert_eq!(core.height(), 2);
+
+    env.commit(&block, certificate);
+    let fx = core.handle(Event::Committed, env.now(), &env).unwrap();
+    assert_eq!(fx, vec![propose_timer(2, 0, PROPOSE_MS)]);
+}
+
+#[test]
+fn a_lock_keeps_the_body_before_the_precommit_is_signed() {
+    let env = Env::new();
+    let me = (env.proposer(0) + 1) % 4;
+    let mut core = env.core(me, None);
+    let block = env.chain.build_block(vec![]).unwrap().0;
+    let hash = block.hash();
+    core.handle(Event::Restart(Box::default()), env.now(), &env)
+        .unwrap();
+    core.handle(env.proposal(0, &block), env.now(), &env)
+        .unwrap();
+    let others: Vec<u32> = (0..4).filter(|i| *i != me).collect();
+    core.handle(
+        env.vote(others[0], VoteKind::Prevote, 0, Some(hash)),
+        env.now(),
+        &env,
+    )
+    .unwrap();
+    core.handle(
+        env.vote(others[1], VoteKind::Prevote, 0, Some(hash)),
+        env.now(),
+        &env,
+    )
+    .unwrap();
+    let fx = core
+        .handle(
+            env.vote(others[2], VoteKind::Prevote, 0, Some(hash)),
+            env.now(),
+            &env,
+        )
+        .unwrap();
+    assert_eq!(
+        fx,
+        vec![
+            Effect::SetTimer {
+                after_ms: 500,
+                timer: Timer::Consensus {
+                    height: 1,
+                    round: 0,
+                    kind: TimeoutKind::Prevote
+                },
+            },
+            Effect::PersistLockedBlock(Box::new(block)),
+            Effect::SignVote {
+                vote: vote_out(VoteKind::Precommit, 0, Some(hash)),
+                polka: core.machine().polka_votes(0, hash),
+            },
+        ]
+    );
+    assert_eq!(core.machine().polka_votes(0, hash).len(), 3);
+}
+
+#[test]
+fn a_paused_validator_signs_nothing_until_the_network_decides_past_its_tip() {
+    let mut env = Env::new();
+    let me = (env.proposer(0) + 1) % 4;
+    let pause = SigningPause {
+        until_past: 0,
+        reason: "test".into(),
+    };
+    let mut core = env.core(me, Some(pause));
+    let block = env.chain.build_block(vec![]).unwrap().0;
+    let hash = block.hash();
+    core.handle(Event::Restart(Box::default()), env.now(), &env)
+        .unwrap();
+    let fx = core
+        .handle(env.proposal(0, &block), env.now(), &env)
+        .unwrap();
+    assert_eq!(fx, vec![], "no prevote while paused");
+    let others: Vec<u32> = (0..4).filter(|i| *i != me).collect();
+    for &i in &others {
+        let fx = core
+            .handle(
+                env.vote(i, VoteKind::Prevote, 0, Some(hash)),
+                env.now(),
+                &env,
+            )
+            .unwrap();
+        assert!(
+            !fx.iter().any(|e| matches!(e, Effect::SignVote { .. })),
+            "{fx:?}"
+        );
+    }
+    let mut fx = Vec::new();
+    for &i in &others {
+        fx = core
+            .handle(
+                env.vote(i, VoteKind::Precommit, 0, Some(hash)),
+                env.now(),
+                &env,
+            )
+            .unwrap();
+    }
+    let Some(Effect::Commit { certificate, .. }) = fx.first() else {
+        panic!("a paused validator still commits what others decide: {fx:?}");
+    };
+    env.commit(&block, certificate);
+    let fx = core.handle(Event::Committed, env.now(), &env).unwrap();
+    assert_eq!(fx[0], Effect::Notice(Notice::SigningResumed { height: 1 }));
+    assert!(core.pause().is_none());
+}
+
+#[test]
+fn peer_heights_extend_a_pause_but_only_so_far() {
+    let env = Env::new();
+    let pause = SigningPause {
+        until_past: 0,
+        reason: "test".into(),
+    };
+    let mut core = env.core(0, Some(pause));
+    core.handle(Event::PeerHeight(7), env.now(), &env).unwrap();
+    assert_eq!(core.pause().unwrap().until_past, 7);
+    core.handle(Event::PeerHeight(3), env.now(), &env).unwrap();
+    assert_eq!(core.pause().unwrap().until_past, 7);
+    core.handle(Event::PeerHeight(u64::MAX), env.now(), &env)
+        .unwrap();
+    assert_eq!(
+        core.pause().unwrap().until_past,
+        tally_node::node_core::PAUSE_AHEAD_MAX
+    );
+}
+
+#[test]
+fn a_signer_that_cannot_persist_is_reported_until_it_signs_again() {
+    let env = Env::new();
+    let me = (env.proposer(0) + 1) % 4;
+    let mut core = env.core(me, None);
+    let e = SignerError::Persist("disk full".into());
+    let fx = core
+        .handle(Event::SignFailed(e.clone()), env.now(), &env)
+        .unwrap();
+    assert_eq!(fx, vec![Effect::Notice(Notice::SignerFault(e.to_string()))]);
+    assert_eq!(core.signer_fault(), Some(e.to_string().as_str()));
+    let refusal = SignerError::Conflict {
+        height: 1,
+        round: 0,
+        step: tally_consensus::SignStep::Prevote,
+    };
+    core.handle(Event::SignFailed(refusal), env.now(), &env)
+        .unwrap();
+    assert!(core.signer_fault().is_some(), "a refusal is not a fault");
+    let vote = env.sign_vote(me, vote_out(VoteKind::Prevote, 0, None));
+    core.handle(Event::Signed(Signed::Vote(vote)), env.now(), &env)
+        .unwrap();
+    assert_eq!(core.signer_fault(), None);
+}
+
+#[test]
+fn a_restarted_validator_sends_its_votes_again_and_reproposes_its_locked_block() {
+    let env = Env::new();
+    // Validator `me` proposes round 1; it locked on round 0's block.
+    let me = env.proposer(1);
+    let block = env.chain.build_block(vec![]).unwrap().0;
+    let hash = block.hash();
+    let prevote = env.sign_vote(me, vote_out(VoteKind::Prevote, 0, Some(hash)));
+    let precommit = env.sign_vote(me, vote_out(VoteKind::Precommit, 0, Some(hash)));
+    let polka: Vec<SignedVote> = (0..4)
+        .filter(|i| *i != me)
+        .map(|i| env.sign_vote(i, vote_out(VoteKind::Prevote, 0, Some(hash))))
+        .collect();
+    let view = SignerView {
+        round: Some(1),
+        lock: Some((0, hash)),
+        lock_proof: polka,
+        votes: vec![prevote.clone(), precommit.clone()],
+        locked_block: Some(block.clone()),
+    };
+    let mut core = env.core(me, None);
+    let fx = core
+        .handle(Event::Restart(Box::new(view)), env.now(), &env)
+        .unwrap();
+    assert_eq!(
+        fx,
+        vec![
+            Effect::Broadcast(ConsensusMsg::Vote(prevote)),
+            Effect::Broadcast(ConsensusMsg::Vote(precommit)),
+            Effect::SignProposal(Proposal {
+                height: 1,
+                round: 1,
+                pol_round: Some(0),
+                block_hash: hash,
+            }),
+            propose_timer(1, 1, 1_500),
+        ]
+    );
+    assert!(
+        core.candidates().get(&hash).is_some(),
+        "the locked body is held"
+    );
+}
+
+#[test]
+fn after_a_stall_the_core_sends_its_own_messages_again() {
+    let env = Env::new();
+    let me = (env.proposer(0) + 1) % 4;
+    let mut core = env.core(me, None);
+    core.handle(Event::Restart(Box::default()), env.now(), &env)
+        .unwrap();
+    let vote = env.sign_vote(me, vote_out(VoteKind::Prevote, 0, None));
+    core.handle(Event::Signed(Signed::Vote(vote.clone())), env.now(), &env)
+        .unwrap();
+    let mut later = env.now();
+    assert_eq!(core.handle(Event::Tick, later, &env).unwrap(), vec![]);
+    later.mono_ms += tally_node::node_core::RESEND_AFTER_MS;
+    assert_eq!(
+        core.handle(Event::Tick, later, &env).unwrap(),
+        vec![Effect::Broadcast(ConsensusMsg::Vote(vote))]
+    );
+}
