@@ -1,7 +1,9 @@
-//! `tally audit` against a real chain: a test network commits more than
-//! 1,000 blocks with transactions; each test audits its own copy of the
+//! `tally audit` against a real chain: more than 1,000 blocks with signed
+//! transactions and certificates, built deterministically and committed
+//! through a real RocksDB store; each test audits its own copy of the
 //! database, most after changing one thing in it, and checks that the audit
-//! names the right class of fault at the right height.
+//! names the right class of fault at the right height. One test audits a
+//! live network while it commits.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -13,6 +15,7 @@ use tally_ledger::audit::{AuditOptions, FaultClass, Report};
 use tally_ledger::encoding::encode;
 use tally_ledger::genesis::Genesis;
 use tally_ledger::store::Store;
+use tally_ledger::testkit::TestChain;
 use tally_ledger::types::{Block, CommitCertificate};
 use tally_ledger::{Domain, Hash, Keypair};
 use tally_node::audit::audit_db;
@@ -29,36 +32,28 @@ struct Fixture {
     target: u64,
 }
 
-/// Runs a 4-validator network under load until it has committed
-/// `CHAIN_BLOCKS` blocks, stops it and keeps node0's database (once per
-/// test binary).
+/// Builds the chain every test starts from, deterministically: a
+/// 4-validator chain of `CHAIN_BLOCKS + 16` blocks with 2 to 4 signed
+/// transfers each, every block certified by all validators and committed
+/// through the store (once per test binary).
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("audit-chain");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let genesis = runtime.block_on(async {
-            let mut net = TestNet::create(4, 0);
-            net.empty_block_interval_ms = 0;
-            net.start_all().await;
-            let handles = net.running();
-            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-            let loader = tokio::spawn(load(handles.clone(), net.senders(), stop_rx));
-            wait_height(&handles, CHAIN_BLOCKS, Duration::from_secs(600)).await;
-            stop_tx.send(true).unwrap();
-            assert!(loader.await.unwrap() > 0);
-            let genesis = (*handles[0].genesis).clone();
-            drop(handles);
-            net.stop_all().await;
-            copy_dir(&net.home(0).data_dir(), &dir.join("db"));
-            genesis
-        });
+        let mut chain = TestChain::new(4, 4);
+        let genesis = chain.genesis.clone();
+        {
+            let store = Store::open(&dir.join("db"), &genesis).unwrap();
+            for h in 0..CHAIN_BLOCKS + 16 {
+                let txs = (0..2 + h % 3)
+                    .map(|i| chain.transfer(1 + (i as usize % 3), 0, 1 + h))
+                    .collect();
+                let (block, cert, update) = chain.push(txs).unwrap();
+                store.commit_block(&block, &cert, &update).unwrap();
+            }
+        }
         let store = Store::open_read_only(&dir.join("db"), &genesis).unwrap();
         let tip = store.height();
         let target = (tip / 2..tip)
