@@ -69,7 +69,7 @@ async fn a_validator_killed_twenty_times_under_load_recovers_and_never_equivocat
     // Load through the nodes that are never killed.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let loader = {
-        let clients = net.clients[..VICTIM].to_vec();
+        let clients: Vec<_> = (0..VICTIM).map(|i| net.client(i).clone()).collect();
         let key = read_key_file(&net.net().join("accounts/user0.pem")).unwrap();
         let to = read_key_file(&net.net().join("accounts/user1.pem"))
             .unwrap()
@@ -107,7 +107,8 @@ async fn a_validator_killed_twenty_times_under_load_recovers_and_never_equivocat
     let mut acknowledged: Vec<(String, u64)> = Vec::new();
     for round in 0..kills {
         tokio::time::sleep(Duration::from_millis(50 + rng.next(750))).await;
-        if let Ok(block) = net.clients[VICTIM]
+        if let Ok(block) = net
+            .client(VICTIM)
             .get_block_by_height(BlockId::Latest, None)
             .await
         {
@@ -125,7 +126,7 @@ async fn a_validator_killed_twenty_times_under_load_recovers_and_never_equivocat
         }
         net.wait_height(&[VICTIM], others).await;
         for (hash, height) in &acknowledged {
-            let info = net.clients[VICTIM].get_tx(hash.clone()).await.unwrap();
+            let info = net.client(VICTIM).get_tx(hash.clone()).await.unwrap();
             assert_eq!(
                 (info.status, info.height.map(|h| h.0)),
                 (TxState::Committed, Some(*height)),
@@ -148,7 +149,7 @@ async fn a_validator_killed_twenty_times_under_load_recovers_and_never_equivocat
     }
     net.wait_height(&[0, 1, 2, 3], top + 3).await;
     for i in 0..4 {
-        let evidence = net.clients[i].get_evidence().await.unwrap();
+        let evidence = net.client(i).get_evidence().await.unwrap();
         assert!(evidence.is_empty(), "node{i} holds evidence: {evidence:?}");
     }
 

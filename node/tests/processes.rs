@@ -31,7 +31,9 @@ async fn four_tally_start_processes_commit_blocks_with_transactions() {
     }
     let genesis = procs.genesis.clone();
     let net = procs.net();
-    let clients = procs.clients.clone();
+    let clients: Vec<_> = (0..procs.procs.len())
+        .map(|i| procs.client(i).clone())
+        .collect();
 
     // Load: transfers from user0 through the nodes in turn.
     let key = read_key_file(&net.join("accounts/user0.pem")).unwrap();

@@ -1,6 +1,8 @@
 //! A network of real `tally start` processes on 127.0.0.1 for the
-//! process-level tests: OS-chosen ports written into each home's config,
-//! every node a persistent peer of the others.
+//! process-level tests. Every node binds port 0 (the OS picks, and the
+//! socket that got the port is the one that keeps it); the harness reads
+//! the bound addresses from the node's "node started" log line, and each
+//! node starts with the nodes already running as its persistent peers.
 
 #![allow(dead_code)] // each test file uses a part
 
@@ -16,14 +18,6 @@ use tally_rpc::LedgerApiClient;
 
 pub const LIVENESS: Duration = Duration::from_secs(120);
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 pub fn signal(child: &Child, sig: &str) {
     Command::new("kill")
         .args([sig, &child.id().to_string()])
@@ -36,7 +30,10 @@ pub struct ProcNet {
     pub dir: tempfile::TempDir,
     pub genesis: Genesis,
     pub procs: Vec<Option<Child>>,
-    pub clients: Vec<HttpClient>,
+    /// Each node's RPC client, from its latest start.
+    pub clients: Vec<Option<HttpClient>>,
+    /// Each node's bound P2P address (with its peer id), from its latest start.
+    pub p2p: Vec<Option<String>>,
     pub chain_id: String,
 }
 
@@ -61,43 +58,30 @@ impl ProcNet {
         let mut genesis = generate(&spec, &net).unwrap();
         genesis_edit(&mut genesis);
         std::fs::write(net.join("genesis.json"), genesis.to_json()).unwrap();
-        let ports: Vec<(u16, u16)> = (0..validators)
-            .map(|_| (free_port(), free_port()))
-            .collect();
         for i in 0..validators {
             let home = net.join(format!("node{i}"));
             std::fs::write(home.join("genesis.json"), genesis.to_json()).unwrap();
             let path = home.join("config.toml");
             let mut c = NodeConfig::load(&path).unwrap();
-            c.p2p.listen = format!("/ip4/127.0.0.1/tcp/{}", ports[i].0);
-            c.rpc.listen = format!("127.0.0.1:{}", ports[i].1);
-            c.p2p.persistent_peers = (0..validators)
-                .filter(|j| *j != i)
-                .map(|j| {
-                    format!(
-                        "/ip4/127.0.0.1/tcp/{}/p2p/{}",
-                        ports[j].0, genesis.validators[j].peer_id
-                    )
-                })
-                .collect();
+            c.p2p.listen = "/ip4/127.0.0.1/tcp/0".into();
+            c.rpc.listen = "127.0.0.1:0".into();
+            c.p2p.persistent_peers = Vec::new();
             config(&mut c);
             std::fs::write(&path, c.to_toml()).unwrap();
         }
-        let clients = ports
-            .iter()
-            .map(|(_, r)| {
-                HttpClientBuilder::default()
-                    .build(format!("http://127.0.0.1:{r}"))
-                    .unwrap()
-            })
-            .collect();
         ProcNet {
             dir,
             genesis,
             procs: (0..validators).map(|_| None).collect(),
-            clients,
+            clients: (0..validators).map(|_| None).collect(),
+            p2p: (0..validators).map(|_| None).collect(),
             chain_id: chain_id.into(),
         }
+    }
+
+    /// Node `i`'s RPC client (the node has started).
+    pub fn client(&self, i: usize) -> &HttpClient {
+        self.clients[i].as_ref().expect("the node has started")
     }
 
     pub fn net(&self) -> PathBuf {
@@ -112,8 +96,21 @@ impl ProcNet {
         self.dir.path().join(format!("node{i}.log"))
     }
 
-    /// Starts `tally start` for node `i`, appending to its log file.
+    /// Starts `tally start` for node `i` with the running nodes as its
+    /// persistent peers, appending to its log file, and waits for the
+    /// addresses it bound.
     pub fn spawn(&mut self, i: usize) {
+        let path = self.home(i).join("config.toml");
+        let mut c = NodeConfig::load(&path).unwrap();
+        c.p2p.persistent_peers = self
+            .p2p
+            .iter()
+            .enumerate()
+            .filter(|(j, a)| *j != i && a.is_some() && self.procs[*j].is_some())
+            .filter_map(|(_, a)| a.clone())
+            .collect();
+        std::fs::write(&path, c.to_toml()).unwrap();
+        let seen = std::fs::metadata(self.log(i)).map_or(0, |m| m.len());
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -132,6 +129,41 @@ impl ProcNet {
             .spawn()
             .unwrap();
         self.procs[i] = Some(child);
+        let (p2p, rpc) = self.started_line(i, seen);
+        let peer_id = &self.genesis.validators[i].peer_id;
+        self.p2p[i] = Some(format!("{p2p}/p2p/{peer_id}"));
+        self.clients[i] = Some(
+            HttpClientBuilder::default()
+                .build(format!("http://{rpc}"))
+                .unwrap(),
+        );
+    }
+
+    /// Waits for node `i`'s "node started" line after byte `from` of its
+    /// log: its bound P2P and RPC addresses.
+    fn started_line(&mut self, i: usize, from: u64) -> (String, String) {
+        let deadline = Instant::now() + LIVENESS;
+        loop {
+            let text = std::fs::read(self.log(i)).unwrap_or_default();
+            let new = String::from_utf8_lossy(&text[(from as usize).min(text.len())..]).to_string();
+            for line in new.lines() {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                    continue;
+                };
+                let f = &v["fields"];
+                if f["message"] == "node started" {
+                    let get = |k: &str| f[k].as_str().map(str::to_string);
+                    if let (Some(p2p), Some(rpc)) = (get("p2p"), get("rpc")) {
+                        return (p2p, rpc);
+                    }
+                }
+            }
+            if let Some(status) = self.procs[i].as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!("node{i} exited ({status}) before starting; log: {new}");
+            }
+            assert!(Instant::now() < deadline, "node{i} did not start: {new}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn spawn_all(&mut self) {
@@ -150,14 +182,14 @@ impl ProcNet {
 
     pub async fn wait_rpc(&self, i: usize) {
         let deadline = Instant::now() + LIVENESS;
-        while self.clients[i].status().await.is_err() {
+        while self.client(i).status().await.is_err() {
             assert!(Instant::now() < deadline, "node{i}'s RPC never came up");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     pub async fn height(&self, i: usize) -> Option<u64> {
-        self.clients[i]
+        self.client(i)
             .status()
             .await
             .ok()
