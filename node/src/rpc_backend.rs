@@ -15,8 +15,8 @@ use tally_rpc::server::{Backend, NodeInfo, PoolState};
 use tally_rpc::types::{HeadInfo, U64};
 
 use crate::config::NodeRole;
+use crate::handle::NodeHandle;
 use crate::mempool::{MempoolError, PoolStatus};
-use crate::node::NodeHandle;
 
 /// Maps a mempool refusal to the API's error code and kind.
 pub fn rejection(e: &MempoolError) -> Rejection {

@@ -1,0 +1,207 @@
+//! The core's block work: building a proposal, judging a proposed block
+//! with the one validity rule, and committing a decided one.
+
+use tally_ledger::encoding::encode;
+use tally_ledger::execution::{ApplyError, BlockExecutor, TxError};
+use tally_ledger::types::{last_commit_hash, Block, CommitCertificate, Header};
+use tally_ledger::verify::{next_block_time, Placement};
+use tally_ledger::Hash;
+use tracing::debug;
+
+use tally_consensus::{Input, Output};
+
+use super::{CoreEnv, CoreError, Effect, NodeCore, Notice, Now, Update, BLOCK_OVERHEAD_BYTES};
+use crate::candidates::Offer;
+
+impl NodeCore {
+    /// Builds the block to propose from the mempool: transactions are
+    /// executed in order and those that fail are evicted with their reason
+    /// (a later nonce waits: the ones before it may still be on their way).
+    pub(super) fn build_block<E: CoreEnv>(
+        &mut self,
+        height: u64,
+        round: u32,
+        now: Now,
+        env: &E,
+        fx: &mut Vec<Effect>,
+    ) -> Result<Vec<Output>, CoreError> {
+        self.waiting_build = None;
+        let parent = env.tip();
+        let (Some(me), true) = (self.me, height == parent.height.saturating_add(1)) else {
+            return Ok(Vec::new());
+        };
+        let rules = self.rules.clone();
+        let params = &rules.params;
+        let txs = env.proposal_txs(
+            params.block_txs_max as usize,
+            (params.block_bytes_max as usize).saturating_sub(BLOCK_OVERHEAD_BYTES),
+        );
+        let mut exec =
+            BlockExecutor::new(env.state(), Some(parent.height), &rules.chain_id, params);
+        let mut included = Vec::with_capacity(txs.len());
+        let mut evicted = Vec::new();
+        for tx in txs {
+            match exec.apply(&tx) {
+                Ok(()) => included.push(tx),
+                Err(ApplyError::Tx(TxError::BadNonce { expected, found })) if found > expected => {}
+                Err(e) => evicted.push((tx.hash(), e.to_string())),
+            }
+        }
+        let update = exec.finish(height)?;
+        if !evicted.is_empty() {
+            fx.push(Effect::EvictTxs(evicted));
+        }
+        let Some(time_ms) = next_block_time(parent.time_ms, now.wall_ms) else {
+            fx.push(Effect::Notice(Notice::CannotPropose {
+                height,
+                round,
+                reason: format!(
+                    "the parent's time {} ms leaves no valid time for a child",
+                    parent.time_ms
+                ),
+            }));
+            return Ok(Vec::new());
+        };
+        let Some(proposer) = rules.set.get(me).map(|v| v.public_key) else {
+            return Ok(Vec::new());
+        };
+        let last_commit = env.last_commit();
+        let mut block = Block {
+            header: Header {
+                chain_id: rules.chain_id.clone(),
+                height,
+                time_ms,
+                prev_hash: parent.hash,
+                tx_root: Hash::ZERO,
+                state_root: update.root,
+                validators_hash: rules.set.hash(),
+                proposer,
+                last_commit_hash: last_commit_hash(last_commit.as_ref()),
+            },
+            txs: included,
+            last_commit,
+        };
+        block.header.tx_root = block.compute_tx_root();
+        let block_hash = block.hash();
+        debug!(height, round, txs = block.txs.len(), "built block");
+        if let Offer::Refused(reason) = self.candidates.insert_own(round, block, update) {
+            fx.push(Effect::Notice(Notice::CannotPropose {
+                height,
+                round,
+                reason: reason.to_string(),
+            }));
+            return Ok(Vec::new());
+        }
+        Ok(self.machine.handle(Input::BlockToPropose {
+            height,
+            round,
+            block_hash,
+        }))
+    }
+
+    /// Validates a block proposed in `round`: `Some(verdict)`, or `None`
+    /// while the block is not here yet (or its parent is not committed).
+    /// The same rules sync and the audit apply ([`ChainRules`]), plus the
+    /// block time against this validator's clock.
+    pub(super) fn validate<E: CoreEnv>(
+        &mut self,
+        height: u64,
+        round: u32,
+        block_hash: Hash,
+        now: Now,
+        env: &E,
+        fx: &mut Vec<Effect>,
+    ) -> Option<bool> {
+        let parent = env.tip();
+        if height != parent.height.saturating_add(1) || self.committing.is_some() {
+            return None;
+        }
+        let candidate = self.candidates.get(&block_hash)?;
+        if candidate.update.is_some() {
+            return Some(true);
+        }
+        let placement = Placement {
+            parent,
+            round,
+            now_ms: Some(now.wall_ms),
+        };
+        let size = encode(&candidate.block).len();
+        match self
+            .rules
+            .check_proposed(&candidate.block, size, &placement, env.state())
+        {
+            Ok(update) => {
+                if let Some(c) = self.candidates.get_mut(&block_hash) {
+                    c.update = Some(update);
+                }
+                Some(true)
+            }
+            Err(e) => {
+                fx.push(Effect::Notice(Notice::InvalidBlock {
+                    height,
+                    round,
+                    block_hash,
+                    reason: e.to_string(),
+                }));
+                Some(false)
+            }
+        }
+    }
+
+    /// Consensus decided: commit the block if this node holds it and it
+    /// passes every rule (a quorum decided it, so not against this node's
+    /// clock); otherwise block sync brings it.
+    pub(super) fn decided<E: CoreEnv>(
+        &mut self,
+        height: u64,
+        round: u32,
+        block_hash: Hash,
+        certificate: CommitCertificate,
+        env: &E,
+        fx: &mut Vec<Effect>,
+    ) {
+        let parent = env.tip();
+        if height != parent.height.saturating_add(1) {
+            return; // committed through sync already
+        }
+        let Some(candidate) = self.candidates.take(&block_hash) else {
+            fx.push(Effect::Notice(Notice::DecidedUnknown {
+                height,
+                block_hash,
+                reason: "this node does not hold the block".into(),
+            }));
+            return;
+        };
+        let update = match candidate.update {
+            Some(u) => u,
+            None => {
+                let placement = Placement {
+                    parent,
+                    round,
+                    now_ms: None,
+                };
+                let size = encode(&candidate.block).len();
+                match self
+                    .rules
+                    .check_proposed(&candidate.block, size, &placement, env.state())
+                {
+                    Ok(u) => u,
+                    Err(e) => {
+                        fx.push(Effect::Notice(Notice::DecidedUnknown {
+                            height,
+                            block_hash,
+                            reason: format!("the block fails this node's checks: {e}"),
+                        }));
+                        return;
+                    }
+                }
+            }
+        };
+        self.committing = Some(height);
+        fx.push(Effect::Commit {
+            block: Box::new(candidate.block),
+            certificate,
+            update: Update(Box::new(update)),
+        });
+    }
+}
