@@ -525,3 +525,48 @@ fn after_a_stall_the_core_sends_its_own_messages_again() {
         vec![Effect::Broadcast(ConsensusMsg::Vote(vote))]
     );
 }
+
+#[test]
+fn a_pool_of_transactions_that_cannot_go_in_a_block_waits_like_an_empty_one() {
+    let mut env = Env::new();
+    // Only a transaction behind a nonce gap: nothing can be included.
+    let key = &env.chain.account_keys[1];
+    let gapped = tally_ledger::types::Tx {
+        chain_id: env.chain.chain_id().into(),
+        sender: key.public(),
+        nonce: 5,
+        op: tally_ledger::types::Op::Transfer {
+            to: key.public(),
+            amount: 1,
+        },
+    }
+    .sign(key);
+    env.txs = vec![gapped];
+    let me = env.proposer(0);
+    let mut core = NodeCore::new(
+        CoreSetup {
+            rules: env.rules(),
+            me: Some(me),
+            empty_block_interval_ms: 1_000,
+            pause: None,
+        },
+        0,
+        env.now(),
+    );
+    let fx = core
+        .handle(Event::Restart(Box::default()), env.now(), &env)
+        .unwrap();
+    assert_eq!(
+        fx,
+        vec![
+            Effect::SetTimer {
+                after_ms: 1_000,
+                timer: Timer::BuildBlock {
+                    height: 1,
+                    round: 0
+                },
+            },
+            propose_timer(1, 0, PROPOSE_MS + 1_000),
+        ]
+    );
+}

@@ -206,6 +206,8 @@ pub struct Driver {
     was_catching_up: bool,
     commits: broadcast::Sender<Committed>,
     metrics: Arc<Metrics>,
+    /// A commit done whose report to the core is due.
+    committed_pending: bool,
 }
 
 impl std::fmt::Debug for Driver {
@@ -309,6 +311,7 @@ impl Driver {
             was_catching_up: false,
             commits,
             metrics: setup.metrics,
+            committed_pending: false,
         })
     }
 
@@ -351,6 +354,10 @@ impl Driver {
                 _ = tokio::time::sleep_until(next.into()) => self.fire_timers()?,
                 _ = tick.tick() => self.on_tick()?,
                 _ = flush.tick() => self.flush_txs(),
+                _ = std::future::ready(()), if self.committed_pending => {
+                    self.committed_pending = false;
+                    self.feed(Event::Committed)?;
+                }
             }
         }
         info!(height = self.store.height(), "consensus driver stopped");
@@ -367,6 +374,8 @@ impl Driver {
     /// (Re)starts consensus at the height after the tip with what the
     /// signer remembers of it.
     fn restart(&mut self) -> Result<(), DriverError> {
+        // A full restart supersedes a commit report still due.
+        self.committed_pending = false;
         let height = self.store.height() + 1;
         let view = match &self.signer {
             None => SignerView::default(),
@@ -464,7 +473,11 @@ impl Driver {
                 let tip = self.store.commit_block(&block, &certificate, &update.0)?;
                 info!(height = tip.height, hash = %tip.block_hash.short(), round = certificate.round, txs = block.txs.len(), "committed block");
                 self.after_commit(&[&block], tip)?;
-                Some(Event::Committed)
+                // Reported on the next turn of the loop, so that other work
+                // (requests, shutdown) is served between heights even when
+                // blocks follow one another without waiting.
+                self.committed_pending = true;
+                None
             }
             Effect::RecordEvidence(e) => {
                 // One record per offence, however many conflicting votes

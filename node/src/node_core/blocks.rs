@@ -10,7 +10,9 @@ use tracing::debug;
 
 use tally_consensus::{Input, Output};
 
-use super::{CoreEnv, CoreError, Effect, NodeCore, Notice, Now, Update, BLOCK_OVERHEAD_BYTES};
+use super::{
+    CoreEnv, CoreError, Effect, NodeCore, Notice, Now, Timer, Update, BLOCK_OVERHEAD_BYTES,
+};
 use crate::candidates::Offer;
 
 impl NodeCore {
@@ -47,10 +49,23 @@ impl NodeCore {
                 Err(e) => evicted.push((tx.hash(), e.to_string())),
             }
         }
-        let update = exec.finish(height)?;
         if !evicted.is_empty() {
             fx.push(Effect::EvictTxs(evicted));
         }
+        // Nothing includable yet (the pool holds only transactions behind a
+        // nonce gap): an empty block waits for the empty-block interval like
+        // any other, or a lone validator would commit empty blocks without
+        // end.
+        let waited = self.since_commit_ms(now);
+        if included.is_empty() && waited < self.empty_block_interval_ms {
+            self.waiting_build = Some((height, round));
+            fx.push(Effect::SetTimer {
+                after_ms: self.empty_block_interval_ms - waited,
+                timer: Timer::BuildBlock { height, round },
+            });
+            return Ok(Vec::new());
+        }
+        let update = exec.finish(height)?;
         let Some(time_ms) = next_block_time(parent.time_ms, now.wall_ms) else {
             fx.push(Effect::Notice(Notice::CannotPropose {
                 height,
