@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jsonrpsee::core::{async_trait, SubscriptionResult};
+use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
 use jsonrpsee::server::{
     BatchRequestConfig, PendingSubscriptionSink, ServerConfig, ServerHandle, SubscriptionMessage,
 };
@@ -647,16 +648,19 @@ pub async fn start<B: Backend>(
                 .allow_headers([http::header::CONTENT_TYPE]),
         )
     };
-    let middleware =
+    // The token is read from the HTTP request; the decision is taken on
+    // each call the server parsed from it (see `auth`).
+    let http_middleware =
         tower::ServiceBuilder::new()
             .option_layer(cors)
-            .layer(crate::auth::SubmitAuthLayer::new(
+            .layer(crate::auth::SubmitTokenLayer::new(
                 settings.auth_token.clone(),
-                settings.max_body_bytes as usize,
             ));
+    let rpc_middleware = RpcServiceBuilder::new().layer(crate::auth::SubmitGateLayer);
     let server = jsonrpsee::server::Server::builder()
         .set_config(config)
-        .set_http_middleware(middleware)
+        .set_http_middleware(http_middleware)
+        .set_rpc_middleware(rpc_middleware)
         .build(settings.listen)
         .await
         .map_err(|e| RpcError::Bind {
