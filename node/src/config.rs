@@ -52,8 +52,8 @@ pub struct RpcConfig {
     /// Origins allowed by CORS; empty means none.
     #[serde(default)]
     pub cors_origins: Vec<String>,
-    /// If set, submitting methods (and WebSocket connections) need
-    /// `Authorization: Bearer <token>`.
+    /// If set, calls to submitting methods need `Authorization: Bearer
+    /// <token>` on their HTTP request (or WebSocket upgrade request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_token: Option<String>,
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jsonrpsee::core::{async_trait, SubscriptionResult};
+use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
 use jsonrpsee::server::{
     BatchRequestConfig, PendingSubscriptionSink, ServerConfig, ServerHandle, SubscriptionMessage,
 };
@@ -61,6 +62,10 @@ pub trait Backend: Send + Sync + 'static {
     fn node_id(&self) -> String;
     fn role(&self) -> &'static str;
     fn submit_tx(&self, tx: SignedTx) -> impl Future<Output = Result<Hash, Rejection>> + Send;
+    /// The pool's view of a transaction. The contract that makes
+    /// `ledger_getTx` consistent: a transaction accepted by `submit_tx`
+    /// stays in the pool (pending or rejected) until its block can be read
+    /// from [`Backend::store`].
     fn pool_state(&self, hash: Hash) -> impl Future<Output = Option<PoolState>> + Send;
     fn node_info(&self) -> impl Future<Output = Result<NodeInfo, Rejection>> + Send;
     fn evidence(&self) -> impl Future<Output = Vec<Evidence>> + Send;
@@ -157,12 +162,23 @@ impl<B: Backend> LedgerRpc<B> {
         }))
     }
 
-    async fn tx_info(&self, hash: Hash) -> RpcResult<TxInfo> {
+    /// Where a transaction stands, or `None` if this node never saw it.
+    ///
+    /// A transaction this node acknowledged must be found at every moment
+    /// after the acknowledgement: pending, then committed or rejected. The
+    /// store and the pool are two reads, and a commit can land between
+    /// them; the node writes the block to the store before its pool forgets
+    /// the transaction (see [`Backend::pool_state`]). So a pool that no
+    /// longer knows the transaction means the store has it by now, and the
+    /// store is read again. Reading the store first only saves a round trip
+    /// to the node for committed transactions.
+    async fn tx_lookup(&self, hash: Hash) -> RpcResult<Option<TxInfo>> {
         if let Some(info) = self.committed_info(hash)? {
-            return Ok(info);
+            return Ok(Some(info));
         }
-        match self.backend.pool_state(hash).await {
-            Some(PoolState::Pending(tx)) => Ok(TxInfo {
+        let pooled = self.backend.pool_state(hash).await;
+        let info = match pooled {
+            Some(PoolState::Pending(tx)) => TxInfo {
                 hash: hash.to_hex(),
                 status: TxState::Pending,
                 reason: None,
@@ -170,8 +186,8 @@ impl<B: Backend> LedgerRpc<B> {
                 index: None,
                 tx: tx.map(|t| to_hex(&encode(&t))),
                 proof: None,
-            }),
-            Some(PoolState::Rejected(reason)) => Ok(TxInfo {
+            },
+            Some(PoolState::Rejected(reason)) => TxInfo {
                 hash: hash.to_hex(),
                 status: TxState::Rejected,
                 reason: Some(reason),
@@ -179,9 +195,17 @@ impl<B: Backend> LedgerRpc<B> {
                 index: None,
                 tx: None,
                 proof: None,
-            }),
-            None => Err(not_found(format!("transaction {hash}"))),
-        }
+            },
+            // Committed since the first read, or never seen.
+            None => return self.committed_info(hash),
+        };
+        Ok(Some(info))
+    }
+
+    async fn tx_info(&self, hash: Hash) -> RpcResult<TxInfo> {
+        self.tx_lookup(hash)
+            .await?
+            .ok_or_else(|| not_found(format!("transaction {hash}")))
     }
 
     fn height_of(&self, id: BlockId) -> u64 {
@@ -624,16 +648,19 @@ pub async fn start<B: Backend>(
                 .allow_headers([http::header::CONTENT_TYPE]),
         )
     };
-    let middleware =
+    // The token is read from the HTTP request; the decision is taken on
+    // each call the server parsed from it (see `auth`).
+    let http_middleware =
         tower::ServiceBuilder::new()
             .option_layer(cors)
-            .layer(crate::auth::SubmitAuthLayer::new(
+            .layer(crate::auth::SubmitTokenLayer::new(
                 settings.auth_token.clone(),
-                settings.max_body_bytes as usize,
             ));
+    let rpc_middleware = RpcServiceBuilder::new().layer(crate::auth::SubmitGateLayer);
     let server = jsonrpsee::server::Server::builder()
         .set_config(config)
-        .set_http_middleware(middleware)
+        .set_http_middleware(http_middleware)
+        .set_rpc_middleware(rpc_middleware)
         .build(settings.listen)
         .await
         .map_err(|e| RpcError::Bind {
@@ -645,4 +672,105 @@ pub async fn start<B: Backend>(
         reason: e.to_string(),
     })?;
     Ok((addr, server.start(module)))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+    use std::sync::Mutex;
+
+    use tally_ledger::state::StateUpdate;
+    use tally_ledger::testkit::TestChain;
+    use tally_ledger::types::{Block, CommitCertificate};
+
+    use super::*;
+
+    /// A node whose block commits while the RPC server asks the pool, in
+    /// the node's order: the block is written to the store, then the pool
+    /// forgets its transactions.
+    struct CommitsDuringPoolRead {
+        store: Arc<Store>,
+        genesis: Genesis,
+        pending: Hash,
+        block: Mutex<Option<(Block, CommitCertificate, StateUpdate)>>,
+        heads: broadcast::Sender<HeadInfo>,
+    }
+
+    impl Backend for CommitsDuringPoolRead {
+        fn store(&self) -> &Arc<Store> {
+            &self.store
+        }
+        fn genesis(&self) -> &Genesis {
+            &self.genesis
+        }
+        fn node_id(&self) -> String {
+            "mock".into()
+        }
+        fn role(&self) -> &'static str {
+            "replica"
+        }
+        async fn submit_tx(&self, tx: SignedTx) -> Result<Hash, Rejection> {
+            Ok(tx.hash())
+        }
+        async fn pool_state(&self, hash: Hash) -> Option<PoolState> {
+            let commit = self.block.lock().unwrap().take();
+            match commit {
+                Some((block, cert, update)) => {
+                    self.store.commit_block(&block, &cert, &update).unwrap();
+                    None
+                }
+                None => (hash == self.pending).then_some(PoolState::Pending(None)),
+            }
+        }
+        async fn node_info(&self) -> Result<NodeInfo, Rejection> {
+            Err(Rejection {
+                code: errors::UNAVAILABLE,
+                kind: "unavailable",
+                message: "mock".into(),
+            })
+        }
+        async fn evidence(&self) -> Vec<Evidence> {
+            Vec::new()
+        }
+        fn heads(&self) -> broadcast::Receiver<HeadInfo> {
+            self.heads.subscribe()
+        }
+    }
+
+    /// The transaction acknowledged, committed in the block that lands
+    /// during the first pool read, and one that stays pending.
+    fn racing_node(dir: &std::path::Path) -> (LedgerRpc<CommitsDuringPoolRead>, Hash, Hash) {
+        let mut chain = TestChain::new(4, 3);
+        let store = Arc::new(Store::open(dir, &chain.genesis).unwrap());
+        let committed = chain.transfer(1, 2, 5);
+        let pending = chain.transfer(1, 2, 5);
+        let (block, cert, update) = chain.push(vec![committed.clone()]).unwrap();
+        let backend = CommitsDuringPoolRead {
+            store,
+            genesis: chain.genesis.clone(),
+            pending: pending.hash(),
+            block: Mutex::new(Some((block, cert, update))),
+            heads: broadcast::channel(1).0,
+        };
+        (
+            LedgerRpc::new(Arc::new(backend)),
+            committed.hash(),
+            pending.hash(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_transaction_committed_between_the_two_reads_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rpc, committed, pending) = racing_node(dir.path());
+        let info = rpc.get_tx(committed.to_hex()).await.unwrap();
+        assert_eq!(info.status, TxState::Committed);
+        assert_eq!(info.height, Some(U64(1)));
+        assert!(info.proof.is_some());
+        let info = rpc.get_tx(pending.to_hex()).await.unwrap();
+        assert_eq!(info.status, TxState::Pending);
+        let unknown = rpc.get_tx(Hash::ZERO.to_hex()).await.unwrap_err();
+        assert_eq!(unknown.code(), errors::NOT_FOUND);
+    }
 }

@@ -36,9 +36,18 @@ fn code_of(e: jsonrpsee::core::client::Error) -> (i32, String) {
 
 /// Posts raw bytes and returns the JSON body of the answer (or the status line).
 async fn raw_post(addr: std::net::SocketAddr, body: &[u8]) -> (String, Option<Value>) {
+    raw_post_with(addr, "", body).await
+}
+
+/// Like [`raw_post`], with more header lines (each ending in `\r\n`).
+async fn raw_post_with(
+    addr: std::net::SocketAddr,
+    headers: &str,
+    body: &[u8],
+) -> (String, Option<Value>) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let head = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes()).await.unwrap();
@@ -498,13 +507,133 @@ async fn a_bearer_token_guards_submitting_and_nothing_else() {
     assert!(status.contains("200"), "{status}");
     assert_eq!(v.unwrap()["result"]["ok"], true, "reads need no token");
 
+    // However the body is written, a submit without the token never runs.
+    let node = net.handle(3);
+    let mut carol = Sender::new(Keypair::from_seed(users[3].seed()), &net.chain_id());
+    for case in 0..tricky_submits("").len() {
+        let tx = carol.transfer(users[2].public(), 1);
+        let (name, body) = tricky_submits(&hex_tx(&tx)).swap_remove(case);
+        let (status, answer) = raw_post(addr, &body).await;
+        let seen = node.tx_status(tx.hash()).await.unwrap();
+        assert_eq!(seen, None, "{name}: the submit ran ({status}, {answer:?})");
+        let text = answer.map(|v| v.to_string()).unwrap_or_default();
+        assert!(!text.contains(&tx.hash().to_hex()), "{name}: {text}");
+    }
+    // A body that slipped past a check reading the whole document runs
+    // with the token: the gate, not the parser, stopped it above.
+    let late = carol.transfer(users[2].public(), 1);
+    let (_, body) = tricky_submits(&hex_tx(&late))
+        .into_iter()
+        .find(|(name, _)| *name == "deeply nested extra field")
+        .unwrap();
+    let (status, _) = raw_post_with(addr, "Authorization: Bearer s3cret\r\n", &body).await;
+    assert!(status.contains("200"), "{status}");
+    assert!(node.tx_status(late.hash()).await.unwrap().is_some());
+
     let mut headers = jsonrpsee_http_client::HeaderMap::new();
     headers.insert("Authorization", "Bearer s3cret".parse().unwrap());
     let authorized = HttpClientBuilder::default()
-        .set_headers(headers)
+        .set_headers(headers.clone())
         .build(net.rpc_url(3))
         .unwrap();
     let sent = authorized.submit_tx(hex_tx(&tx)).await.unwrap();
     assert_eq!(sent.hash, tx.hash().to_hex());
+
+    // Over WebSocket the same gate decides each call: reads need no
+    // token, submits do.
+    let ws = WsClientBuilder::default()
+        .build(net.ws_url(3))
+        .await
+        .unwrap();
+    assert_eq!(ws.status().await.unwrap().role, "validator");
+    let tx = alice.transfer(users[2].public(), 1);
+    let (code, _) = code_of(ws.submit_tx(hex_tx(&tx)).await.unwrap_err());
+    assert_eq!(code, 12);
+    assert_eq!(node.tx_status(tx.hash()).await.unwrap(), None);
+    let ws = WsClientBuilder::default()
+        .set_headers(headers)
+        .build(net.ws_url(3))
+        .await
+        .unwrap();
+    ws.submit_tx(hex_tx(&tx)).await.unwrap();
+    drop(ws);
     net.stop_all().await;
+}
+
+/// Request bodies that a parser other than the server's might read
+/// differently. Each calls `ledger_submitTx` with `tx` in some way; none may
+/// run it without the token.
+fn tricky_submits(tx: &str) -> Vec<(&'static str, Vec<u8>)> {
+    let call =
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"ledger_submitTx","params":["{tx}"]}}"#);
+    let with = |extra: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"ledger_submitTx","params":["{tx}"],"pad":{extra}}}"#
+        )
+    };
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let health = r#"{"jsonrpc":"2.0","id":2,"method":"ledger_health","params":[]}"#;
+    let cases: Vec<(&'static str, String)> = vec![
+        ("plain", call.clone()),
+        ("in a batch after a read", format!("[{health},{call}]")),
+        ("in a batch before a read", format!("[{call},{health}]")),
+        (
+            "duplicate method keys, submit last",
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"ledger_status","method":"ledger_submitTx","params":["{tx}"]}}"#
+            ),
+        ),
+        (
+            "duplicate method keys, submit first",
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"ledger_submitTx","method":"ledger_status","params":["{tx}"]}}"#
+            ),
+        ),
+        ("leading whitespace", format!(" \r\n\t{call}")),
+        ("byte order mark", format!("\u{feff}{call}")),
+        (
+            "upper case",
+            call.replace("ledger_submitTx", "LEDGER_SUBMITTX"),
+        ),
+        (
+            "mixed case",
+            call.replace("ledger_submitTx", "ledger_SubmitTx"),
+        ),
+        (
+            "escaped name",
+            call.replace("ledger_submitTx", r"ledger_submi\u0074Tx"),
+        ),
+        (
+            "notification",
+            format!(r#"{{"jsonrpc":"2.0","method":"ledger_submitTx","params":["{tx}"]}}"#),
+        ),
+        (
+            "notification in a batch",
+            format!(
+                r#"[{health},{{"jsonrpc":"2.0","method":"ledger_submitTx","params":["{tx}"]}}]"#
+            ),
+        ),
+        ("trailing garbage", format!("{call}garbage")),
+        ("two objects", format!("{call}{health}")),
+        (
+            "named params",
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"ledger_submitTx","params":{{"tx":"{tx}"}}}}"#
+            ),
+        ),
+        // Fields a strict reader of the whole document fails on, while the
+        // server skips them: nesting past serde_json's depth limit, a lone
+        // surrogate, a number out of range.
+        ("deeply nested extra field", with(&deep)),
+        ("lone surrogate in an extra field", with(r#""\ud800""#)),
+        ("huge number in an extra field", with("1e400")),
+        (
+            "batch with a deeply nested entry",
+            format!("[{call},{deep}]"),
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(n, b)| (n, b.into_bytes()))
+        .collect()
 }
