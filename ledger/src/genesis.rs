@@ -13,15 +13,32 @@ use crate::crypto::PublicKey;
 use crate::encoding;
 use crate::hash::Hash;
 use crate::types::{check_chain_id, Role, Validator, ValidatorSet, ValidatorSetError};
-use crate::types::{BLOCK_BYTES_CAP, TOTAL_POWER_MAX, TX_BYTES_CAP, VALIDATORS_MAX};
+use crate::types::{BLOCK_BYTES_CAP, BLOCK_OVERHEAD_BYTES_MAX, FIXED_TX_BYTES_MAX};
+use crate::types::{PUT_TX_FRAMING_BYTES_MAX, TOTAL_POWER_MAX, TX_BYTES_CAP, VALIDATORS_MAX};
 
-/// A genesis file larger than this is refused before it is read.
+/// A genesis file larger than this is refused, and never read past it.
 pub const GENESIS_BYTES_MAX: u64 = 16 << 20;
 /// The longest validator or replica name.
 pub const NAME_BYTES_MAX: usize = 64;
 /// The most replicas, and the most genesis accounts.
 pub const REPLICAS_MAX: usize = 1_000;
 pub const ACCOUNTS_MAX: usize = 100_000;
+/// The latest genesis time, 9999-12-31T23:59:59.999Z. Block times only grow
+/// from it, so it stays far from where `time_ms + 1` would overflow.
+pub const GENESIS_TIME_MS_MAX: u64 = 253_402_300_799_999;
+/// The lowest `tx_bytes_max`: room for a transfer, grant or revoke on a
+/// chain with the longest chain id.
+pub const TX_BYTES_MAX_FLOOR: u64 = 256;
+const _: () = assert!(FIXED_TX_BYTES_MAX as u64 <= TX_BYTES_MAX_FLOOR);
+/// The longest record key genesis may allow.
+pub const KEY_BYTES_MAX_CAP: u64 = 1024;
+/// The most transactions genesis may allow in a block.
+pub const BLOCK_TXS_MAX_CAP: u64 = 100_000;
+/// Bounds of the consensus timeouts, in milliseconds. Round `r` waits
+/// `timeout + r * timeout_delta_ms`: never zero, and even at round 1000 at
+/// most about 17 hours, so timers stay far from any overflow.
+pub const TIMEOUT_MS_MIN: u64 = 10;
+pub const TIMEOUT_MS_MAX: u64 = 60_000;
 
 /// Consensus parameters fixed at genesis. Units are in the names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, BorshSerialize)]
@@ -105,7 +122,7 @@ pub struct Genesis {
 pub enum GenesisError {
     #[error("cannot read genesis file {path}: {reason}")]
     Io { path: String, reason: String },
-    #[error("genesis file is {len} bytes, more than the limit of {GENESIS_BYTES_MAX}")]
+    #[error("genesis is at least {len} bytes, more than the limit of {GENESIS_BYTES_MAX}")]
     TooLarge { len: u64 },
     #[error("genesis is not valid JSON: {0}")]
     Syntax(String),
@@ -121,72 +138,137 @@ fn field(field: impl Into<String>, problem: impl Into<String>) -> GenesisError {
     }
 }
 
-/// Range checks for parameters: (name, value, min, max).
-fn param_ranges(p: &Params) -> [(&'static str, u64, u64, u64); 9] {
-    [
-        (
-            "block_bytes_max",
-            p.block_bytes_max,
-            1024,
-            BLOCK_BYTES_CAP as u64,
-        ),
-        ("block_txs_max", p.block_txs_max.into(), 1, 100_000),
-        (
-            "tx_bytes_max",
-            p.tx_bytes_max.into(),
-            128,
-            TX_BYTES_CAP as u64,
-        ),
-        ("key_bytes_max", p.key_bytes_max.into(), 1, 1024),
-        (
-            "value_bytes_max",
-            p.value_bytes_max.into(),
-            0,
-            TX_BYTES_CAP as u64,
-        ),
-        ("timeout_propose_ms", p.timeout_propose_ms, 10, 600_000),
-        ("timeout_prevote_ms", p.timeout_prevote_ms, 10, 600_000),
-        ("timeout_precommit_ms", p.timeout_precommit_ms, 10, 600_000),
-        ("timeout_delta_ms", p.timeout_delta_ms, 0, 600_000),
-    ]
+/// The values one parameter may take, inclusive, and why when the bound
+/// comes from another parameter.
+struct ParamRange {
+    name: &'static str,
+    value: u64,
+    min: u64,
+    max: u64,
+    why: &'static str,
 }
 
 impl Params {
+    /// Every parameter's range, in the order they are checked. Some bounds
+    /// depend on parameters checked before them (a put must fit in a
+    /// transaction, a transaction in a block), so those are in range by the
+    /// time their bounds are used.
+    fn ranges(&self) -> [ParamRange; 9] {
+        let range = |name, value: u64, min, max| ParamRange {
+            name,
+            value,
+            min,
+            max,
+            why: "",
+        };
+        let tx_bytes_max = u64::from(self.tx_bytes_max);
+        let key_bytes_max = u64::from(self.key_bytes_max);
+        let put_room = tx_bytes_max.saturating_sub(PUT_TX_FRAMING_BYTES_MAX as u64);
+        [
+            range("tx_bytes_max", tx_bytes_max, TX_BYTES_MAX_FLOOR, TX_BYTES_CAP as u64),
+            ParamRange {
+                why: "; a put with the longest key must fit in params.tx_bytes_max",
+                ..range(
+                    "key_bytes_max",
+                    key_bytes_max,
+                    1,
+                    KEY_BYTES_MAX_CAP.min(put_room),
+                )
+            },
+            ParamRange {
+                why: "; a put with the longest key and value must fit in params.tx_bytes_max",
+                ..range(
+                    "value_bytes_max",
+                    self.value_bytes_max.into(),
+                    0,
+                    put_room.saturating_sub(key_bytes_max),
+                )
+            },
+            ParamRange {
+                why: "; a block must hold its header, the largest last commit and a transaction of params.tx_bytes_max",
+                ..range(
+                    "block_bytes_max",
+                    self.block_bytes_max,
+                    BLOCK_OVERHEAD_BYTES_MAX as u64 + tx_bytes_max,
+                    BLOCK_BYTES_CAP as u64,
+                )
+            },
+            range("block_txs_max", self.block_txs_max.into(), 1, BLOCK_TXS_MAX_CAP),
+            range(
+                "timeout_propose_ms",
+                self.timeout_propose_ms,
+                TIMEOUT_MS_MIN,
+                TIMEOUT_MS_MAX,
+            ),
+            range(
+                "timeout_prevote_ms",
+                self.timeout_prevote_ms,
+                TIMEOUT_MS_MIN,
+                TIMEOUT_MS_MAX,
+            ),
+            range(
+                "timeout_precommit_ms",
+                self.timeout_precommit_ms,
+                TIMEOUT_MS_MIN,
+                TIMEOUT_MS_MAX,
+            ),
+            range(
+                "timeout_delta_ms",
+                self.timeout_delta_ms,
+                TIMEOUT_MS_MIN,
+                TIMEOUT_MS_MAX,
+            ),
+        ]
+    }
+
+    /// Refuses any parameter that could crash or stall a node, naming it and
+    /// the values it may take.
     pub fn validate(&self) -> Result<(), GenesisError> {
-        for (name, value, min, max) in param_ranges(self) {
-            if value < min || value > max {
+        for r in self.ranges() {
+            if r.value < r.min || r.value > r.max {
                 return Err(field(
-                    format!("params.{name}"),
-                    format!("{value} is out of range (allowed {min} to {max})"),
+                    format!("params.{}", r.name),
+                    format!(
+                        "{} is out of range (allowed {} to {}){}",
+                        r.value, r.min, r.max, r.why
+                    ),
                 ));
             }
-        }
-        if u64::from(self.tx_bytes_max) > self.block_bytes_max {
-            return Err(field(
-                "params.tx_bytes_max",
-                format!(
-                    "{} is larger than params.block_bytes_max ({})",
-                    self.tx_bytes_max, self.block_bytes_max
-                ),
-            ));
         }
         Ok(())
     }
 }
 
+/// Reads the file at `path` if it holds at most `max` bytes, or says how
+/// many bytes it holds at least (`Ok(Err(len))`). Reads and allocates at
+/// most `max + 1` bytes, whatever the file's size claims (a pipe, a device,
+/// a file still growing).
+pub fn read_file_bounded(path: &Path, max: u64) -> std::io::Result<Result<Vec<u8>, u64>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let claimed = file.metadata()?.len();
+    if claimed > max {
+        return Ok(Err(claimed));
+    }
+    // `claimed <= max`, a limit of a few MiB.
+    let mut bytes = Vec::with_capacity(claimed as usize);
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Ok(Err(bytes.len() as u64));
+    }
+    Ok(Ok(bytes))
+}
+
 impl Genesis {
-    /// Reads and validates a genesis file, refusing files over the size limit
-    /// before reading them.
+    /// Reads and validates a genesis file, reading no more than the size
+    /// limit.
     pub fn load(path: &Path) -> Result<Self, GenesisError> {
-        let io = |e: std::io::Error| GenesisError::Io {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        };
-        let len = std::fs::metadata(path).map_err(io)?.len();
-        if len > GENESIS_BYTES_MAX {
-            return Err(GenesisError::TooLarge { len });
-        }
-        let bytes = std::fs::read(path).map_err(io)?;
+        let bytes = read_file_bounded(path, GENESIS_BYTES_MAX)
+            .map_err(|e| GenesisError::Io {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?
+            .map_err(|len| GenesisError::TooLarge { len })?;
         Self::from_json(&bytes)
     }
 
@@ -216,6 +298,15 @@ impl Genesis {
     /// Checks every rule that types alone do not.
     pub fn validate(&self) -> Result<(), GenesisError> {
         check_chain_id(&self.chain_id).map_err(|p| field("chain_id", p))?;
+        if self.genesis_time_ms > GENESIS_TIME_MS_MAX {
+            return Err(field(
+                "genesis_time_ms",
+                format!(
+                    "{} is out of range (allowed 0 to {GENESIS_TIME_MS_MAX}, the end of year 9999)",
+                    self.genesis_time_ms
+                ),
+            ));
+        }
         self.params.validate()?;
 
         if self.validators.is_empty() {
@@ -491,11 +582,11 @@ mod tests {
 
         let mut v = base.clone();
         v["params"]["tx_bytes_max"] = 100_000.into();
-        v["params"]["block_bytes_max"] = 50_000.into();
+        v["params"]["block_bytes_max"] = 150_000.into();
         assert_field(
             err_of(v),
-            "params.tx_bytes_max",
-            "larger than params.block_bytes_max",
+            "params.block_bytes_max",
+            &format!("allowed {} to", BLOCK_OVERHEAD_BYTES_MAX + 100_000),
         );
 
         let mut v = base.clone();
@@ -545,6 +636,191 @@ mod tests {
             Genesis::from_json(&huge),
             Err(GenesisError::TooLarge { .. })
         ));
+    }
+
+    /// Sets the field at a dotted JSON path, e.g. `params.tx_bytes_max`.
+    fn set(v: &mut serde_json::Value, path: &str, value: u64) {
+        let slot = path.split('.').fold(v, |v, key| &mut v[key]);
+        *slot = value.into();
+    }
+
+    /// One case per bound of every numeric field: just outside the range is
+    /// refused with the field and its range named, the bound itself is
+    /// accepted. Bounds that follow from other parameters are tested with
+    /// those set (`with`).
+    #[test]
+    fn every_numeric_field_is_refused_just_outside_its_range() {
+        let tx = u64::from(Params::default().tx_bytes_max);
+        let key = u64::from(Params::default().key_bytes_max);
+        let put_room = tx - PUT_TX_FRAMING_BYTES_MAX as u64;
+        let small_tx: &[(&str, u64)] = &[
+            ("params.tx_bytes_max", 256),
+            ("params.key_bytes_max", 1),
+            ("params.value_bytes_max", 0),
+        ];
+        // (field, lowest allowed, highest allowed, other fields set first)
+        type Case<'a> = (&'a str, u64, u64, &'a [(&'a str, u64)]);
+        let table: &[Case<'_>] = &[
+            ("genesis_time_ms", 0, 253_402_300_799_999, &[]),
+            ("params.tx_bytes_max", 256, 1 << 20, small_tx),
+            ("params.key_bytes_max", 1, 1024, &[]),
+            ("params.key_bytes_max", 1, 256 - 181, small_tx),
+            ("params.value_bytes_max", 0, put_room - key, &[]),
+            ("params.value_bytes_max", 0, 256 - 181 - 1, small_tx),
+            (
+                "params.block_bytes_max",
+                BLOCK_OVERHEAD_BYTES_MAX as u64 + tx,
+                64 << 20,
+                &[],
+            ),
+            (
+                "params.block_bytes_max",
+                BLOCK_OVERHEAD_BYTES_MAX as u64 + 256,
+                64 << 20,
+                small_tx,
+            ),
+            ("params.block_txs_max", 1, 100_000, &[]),
+            ("params.timeout_propose_ms", 10, 60_000, &[]),
+            ("params.timeout_prevote_ms", 10, 60_000, &[]),
+            ("params.timeout_precommit_ms", 10, 60_000, &[]),
+            ("params.timeout_delta_ms", 10, 60_000, &[]),
+        ];
+        let base = json_of(&sample());
+        for &(path, min, max, with) in table {
+            let mut v = base.clone();
+            for &(other, value) in with {
+                set(&mut v, other, value);
+            }
+            let allowed = format!("allowed {min} to {max}");
+            let mut cases = vec![(min, true), (max, true), (max + 1, false)];
+            if min > 0 {
+                cases.push((min - 1, false));
+            }
+            for (value, ok) in cases {
+                let mut v = v.clone();
+                set(&mut v, path, value);
+                let got = Genesis::from_json(v.to_string().as_bytes());
+                match (ok, got) {
+                    (true, Ok(_)) => {}
+                    (true, Err(e)) => panic!("{path} = {value} refused: {e}"),
+                    (false, Ok(_)) => panic!("{path} = {value} accepted"),
+                    (false, Err(e)) => {
+                        let message = e.to_string();
+                        assert_field(e, path, &allowed);
+                        assert!(message.contains(&value.to_string()), "{message}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn validator(i: u32) -> GenesisValidator {
+        let seed = |tag: u8| {
+            let mut seed = [tag; 32];
+            seed[..4].copy_from_slice(&i.to_le_bytes());
+            seed
+        };
+        GenesisValidator {
+            name: format!("v{i}"),
+            public_key: Keypair::from_seed(seed(1)).public(),
+            peer_id: peer_id_from_node_key(&Keypair::from_seed(seed(2)).public()),
+            power: 1,
+        }
+    }
+
+    /// The bounds on lengths and counts, each just outside and at the bound.
+    #[test]
+    fn lengths_and_counts_are_refused_just_outside_their_range() {
+        let check = |g: &Genesis, path: &str, needle: Option<&str>| match (needle, g.validate()) {
+            (None, Ok(())) => {}
+            (None, Err(e)) => panic!("{path}: refused: {e}"),
+            (Some(_), Ok(())) => panic!("{path}: accepted"),
+            (Some(needle), Err(e)) => assert_field(e, path, needle),
+        };
+        let mut g = sample();
+        for (len, refused) in [(0, true), (1, false), (64, false), (65, true)] {
+            g.chain_id = "c".repeat(len);
+            check(&g, "chain_id", refused.then_some("1 to 64 characters"));
+        }
+        let mut g = sample();
+        for (len, refused) in [(0, true), (1, false), (64, false), (65, true)] {
+            g.validators[1].name = "n".repeat(len);
+            check(&g, "validators[1].name", refused.then_some("1 to 64"));
+        }
+        let mut g = sample();
+        for (len, refused) in [(0, true), (1, false), (64, false), (65, true)] {
+            g.replicas[0].name = "r".repeat(len);
+            check(&g, "replicas[0].name", refused.then_some("1 to 64"));
+        }
+
+        let mut g = sample();
+        g.validators = (0..1000).map(validator).collect();
+        check(&g, "validators", None);
+        g.validators.push(validator(1000));
+        check(&g, "validators", Some("limit of 1000"));
+        g.validators.clear();
+        check(&g, "validators", Some("empty"));
+        g.validators.push(validator(0));
+        check(&g, "validators", None);
+
+        let mut g = sample();
+        g.validators[0].power = 1;
+        check(&g, "validators[0].power", None);
+        g.validators[0].power = 0;
+        check(&g, "validators[0].power", Some("at least 1"));
+        g.validators[0].power = TOTAL_POWER_MAX - 30;
+        check(&g, "validators[0].power", None);
+        g.validators[0].power += 1;
+        check(&g, "validators[3].power", Some("overflows"));
+
+        let mut g = sample();
+        g.replicas = (0..1000)
+            .map(|i| GenesisReplica {
+                name: format!("r{i}"),
+                peer_id: validator(10_000 + i).peer_id,
+            })
+            .collect();
+        check(&g, "replicas", None);
+        g.replicas.push(GenesisReplica {
+            name: "one-too-many".into(),
+            peer_id: validator(20_000).peer_id,
+        });
+        check(&g, "replicas", Some("more than 1000"));
+
+        let mut g = sample();
+        g.accounts = (0..100_000u32)
+            .map(|i| GenesisAccount {
+                public_key: validator(i).public_key,
+                role: Role::Member,
+                balance: u64::MAX,
+            })
+            .collect();
+        check(&g, "accounts", None);
+        g.accounts.push(g.accounts[0].clone());
+        check(&g, "accounts", Some("more than 100000"));
+    }
+
+    /// A file is refused past the limit without being read to its end, even
+    /// when its size says nothing (a device that never ends).
+    #[test]
+    fn files_over_the_limit_are_refused_without_reading_them_whole() {
+        assert!(matches!(
+            Genesis::load(Path::new("/dev/zero")),
+            Err(GenesisError::TooLarge { len }) if len == GENESIS_BYTES_MAX + 1
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("genesis.json");
+        std::fs::write(&path, vec![b' '; GENESIS_BYTES_MAX as usize + 10]).unwrap();
+        assert!(matches!(
+            Genesis::load(&path),
+            Err(GenesisError::TooLarge { len }) if len == GENESIS_BYTES_MAX + 10
+        ));
+        std::fs::write(&path, sample().to_json()).unwrap();
+        assert_eq!(Genesis::load(&path), Ok(sample()));
+        assert_eq!(
+            read_file_bounded(&path, 3).unwrap(),
+            Err(path.metadata().unwrap().len())
+        );
     }
 
     #[test]

@@ -20,6 +20,20 @@ pub const TOTAL_POWER_MAX: u64 = 1 << 60;
 pub const CERTIFICATE_BYTES_MAX: usize = 64 + VALIDATORS_MAX * (4 + 64) + 16;
 /// The longest chain id.
 pub const CHAIN_ID_BYTES_MAX: usize = 64;
+/// A header's encoding is never larger than this: its chain id at the
+/// longest, two integers, five hashes and the proposer's key.
+pub const HEADER_BYTES_MAX: usize = 4 + CHAIN_ID_BYTES_MAX + 8 + 8 + 5 * 32 + 32;
+/// The most a block's encoding adds to the encodings of its transactions:
+/// the header, the transaction count and the largest `last_commit`. A
+/// proposer fills at most `block_bytes_max - BLOCK_OVERHEAD_BYTES_MAX` with
+/// transactions, and genesis keeps that room at least `tx_bytes_max`.
+pub const BLOCK_OVERHEAD_BYTES_MAX: usize = HEADER_BYTES_MAX + 4 + 1 + CERTIFICATE_BYTES_MAX;
+/// A signed `Put`'s encoding beyond its key and value bytes, with the
+/// longest chain id: chain id, sender, nonce, op tag, two lengths, signature.
+pub const PUT_TX_FRAMING_BYTES_MAX: usize = 4 + CHAIN_ID_BYTES_MAX + 32 + 8 + 1 + 4 + 4 + 64;
+/// The largest signed transaction whose op has a fixed size (a `Transfer`;
+/// grants and revokes are smaller), with the longest chain id.
+pub const FIXED_TX_BYTES_MAX: usize = 4 + CHAIN_ID_BYTES_MAX + 32 + 8 + (1 + 32 + 8) + 64;
 
 /// Checks a chain id: 1 to 64 characters of `[A-Za-z0-9._-]`.
 pub fn check_chain_id(id: &str) -> Result<(), String> {
@@ -457,6 +471,83 @@ mod tests {
         assert!(check_chain_id("").is_err());
         assert!(check_chain_id("has space").is_err());
         assert!(check_chain_id(&"a".repeat(65)).is_err());
+    }
+
+    /// The size bounds the genesis rules rely on, against real encodings at
+    /// their worst: the longest chain id, a full certificate.
+    #[test]
+    fn size_bounds_hold_for_the_largest_encodings() {
+        let chain_id = "c".repeat(CHAIN_ID_BYTES_MAX);
+        let key = Keypair::from_seed([1; 32]);
+        let tx = |op: Op| {
+            Tx {
+                chain_id: chain_id.clone(),
+                sender: key.public(),
+                nonce: u64::MAX,
+                op,
+            }
+            .sign(&key)
+        };
+        let to = key.public();
+        let fixed = [
+            tx(Op::Transfer { to, amount: 1 }),
+            tx(Op::GrantAccount {
+                account: to,
+                role: Role::Admin,
+            }),
+            tx(Op::RevokeAccount { account: to }),
+        ];
+        let sizes: Vec<usize> = fixed.iter().map(|t| encoding::encode(t).len()).collect();
+        assert_eq!(sizes.iter().max(), Some(&FIXED_TX_BYTES_MAX), "{sizes:?}");
+
+        let put = tx(Op::Put {
+            key: vec![7; 100],
+            value: vec![8; 1000],
+        });
+        assert_eq!(
+            encoding::encode(&put).len(),
+            PUT_TX_FRAMING_BYTES_MAX + 100 + 1000
+        );
+
+        let header = Header {
+            chain_id: chain_id.clone(),
+            height: u64::MAX,
+            time_ms: u64::MAX,
+            prev_hash: Hash([1; 32]),
+            tx_root: Hash([2; 32]),
+            state_root: Hash([3; 32]),
+            validators_hash: Hash([4; 32]),
+            proposer: key.public(),
+            last_commit_hash: Hash([5; 32]),
+        };
+        assert_eq!(encoding::encode(&header).len(), HEADER_BYTES_MAX);
+        let certificate = CommitCertificate {
+            height: u64::MAX,
+            round: u32::MAX,
+            block_hash: Hash([6; 32]),
+            signatures: (0..VALIDATORS_MAX as u32)
+                .map(|validator_index| CommitSig {
+                    validator_index,
+                    signature: Signature([9; 64]),
+                })
+                .collect(),
+        };
+        assert!(encoding::encode(&certificate).len() <= CERTIFICATE_BYTES_MAX);
+        let txs = vec![put, fixed[0].clone()];
+        let txs_bytes: usize = txs.iter().map(|t| encoding::encode(t).len()).sum();
+        let block = Block {
+            header,
+            txs,
+            last_commit: Some(certificate),
+        };
+        let overhead = encoding::encode(&block).len() - txs_bytes;
+        assert!(
+            overhead <= BLOCK_OVERHEAD_BYTES_MAX,
+            "{overhead} > {BLOCK_OVERHEAD_BYTES_MAX}"
+        );
+        // The bound the proposer used before (64 KiB) is too small for a
+        // full validator set.
+        assert!(overhead > 64 * 1024, "{overhead}");
     }
 }
 

@@ -97,9 +97,20 @@ pub async fn run(spec: DevnetSpec) -> anyhow::Result<()> {
         dir.display()
     );
     let mut commits = first.handle.subscribe_commits();
+    // A node whose task died fails the whole devnet, after the others stop.
+    let mut failure = None;
     loop {
+        let deaths = futures::future::select_all(
+            nodes
+                .iter_mut()
+                .map(|(name, node)| Box::pin(async move { (name.clone(), node.wait().await) })),
+        );
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
+            ((name, died), _, _) = deaths => {
+                failure = Some(anyhow::Error::from(died).context(format!("node {name} failed")));
+                break;
+            }
             c = commits.recv() => match c {
                 Ok(c) => println!("block {:>6}  {}  {} txs", c.height, c.block_hash.short(), c.txs.len()),
                 Err(RecvError::Lagged(n)) => println!("({n} blocks not shown)"),
@@ -115,6 +126,9 @@ pub async fn run(spec: DevnetSpec) -> anyhow::Result<()> {
         {
             eprintln!("{name}: {e:#}");
         }
+    }
+    if let Some(failure) = failure {
+        return Err(failure);
     }
     match &spec.home {
         Some(dir) => println!(

@@ -44,8 +44,17 @@ pub fn load(dir: &Path) -> anyhow::Result<NodeHome> {
             dir.display()
         );
     }
-    let config = NodeConfig::load(&dir.join(CONFIG_FILE))?;
-    let genesis = Genesis::load(&dir.join(GENESIS_FILE))?;
+    let config_path = dir.join(CONFIG_FILE);
+    let config = NodeConfig::load(&config_path)?;
+    let genesis_path = dir.join(GENESIS_FILE);
+    let genesis = Genesis::load(&genesis_path)
+        .with_context(|| format!("{} is not a valid genesis", genesis_path.display()))?;
+    config.validate_for(&genesis.params).with_context(|| {
+        format!(
+            "config {} does not fit the chain's genesis",
+            config_path.display()
+        )
+    })?;
     let node_key = read_key_file(&dir.join(NODE_KEY_FILE))?;
     let me = peer_id(&node_key).to_base58();
     let validator_key = match config.role {

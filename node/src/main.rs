@@ -311,6 +311,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// How long a node may take to stop after a task died.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Waits for SIGINT (Ctrl-C) or SIGTERM.
 async fn stop_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -541,20 +544,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Start { home, log } => {
             init_logs(&log, "info,libp2p_gossipsub=error");
             let loaded = tally_node::home::load(&home)?;
-            runtime()?.block_on(async move {
-                let node = tally_node::node::start(&loaded, tally_node::node::Overrides::default())
-                    .await?;
-                let mut node = node;
+            let runtime = runtime()?;
+            let result = runtime.block_on(async move {
+                let mut node =
+                    tally_node::node::start(&loaded, tally_node::node::Overrides::default())
+                        .await?;
                 tokio::select! {
                     _ = stop_signal() => {
                         tracing::info!("stopping");
                         node.stop().await?;
                         tracing::info!("stopped cleanly");
-                        Ok::<(), anyhow::Error>(())
+                        Ok(())
                     }
-                    r = node.wait() => r,
+                    died = node.wait() => {
+                        // Stop what still runs; the death is what to report.
+                        match tokio::time::timeout(STOP_GRACE, node.stop()).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "while stopping"),
+                            Err(_) => tracing::warn!("the node did not stop within {STOP_GRACE:?}"),
+                        }
+                        Err(anyhow::Error::from(died))
+                    }
                 }
-            })?;
+            });
+            // A task stuck in blocking work must not keep a failed node
+            // from exiting.
+            runtime.shutdown_timeout(STOP_GRACE);
+            result?;
         }
         Command::Devnet {
             validators,

@@ -1,15 +1,20 @@
-//! A running node: store, network, consensus driver and metrics, wired
-//! together and stopped together.
+//! A running node: store, network, consensus driver, RPC server and
+//! metrics, wired together and stopped together. Each runs as a task the
+//! node cannot do without: if one ends before the node is stopped, the node
+//! has failed, and [`RunningNode::wait`] says which task died and why.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use anyhow::Context;
 use libp2p::Multiaddr;
 use tokio::sync::{broadcast, mpsc, watch};
-use tokio::task::JoinHandle;
-use tracing::info;
+use tokio::task::{JoinError, JoinHandle};
+use tracing::{error, info};
 
 use tally_ledger::store::Store;
 
@@ -41,6 +46,75 @@ impl Overrides {
     }
 }
 
+/// The names a node's tasks are reported under.
+pub const CONSENSUS_TASK: &str = "consensus";
+pub const NETWORK_TASK: &str = "network";
+pub const RPC_TASK: &str = "rpc server";
+pub const METRICS_TASK: &str = "metrics server";
+
+/// A node task ended while the node was running: the node has failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the {task} task died: {reason}")]
+pub struct TaskDied {
+    pub task: &'static str,
+    pub reason: String,
+}
+
+impl TaskDied {
+    fn new(task: &'static str, ended: Result<anyhow::Result<()>, JoinError>) -> Self {
+        let reason = match ended {
+            Ok(Ok(())) => "it ended without being asked to stop".to_string(),
+            Ok(Err(e)) => format!("{e:#}"),
+            Err(e) if e.is_panic() => {
+                let payload = e.into_panic();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "(no message)".to_string());
+                format!("it panicked: {message}")
+            }
+            Err(_) => "it was cancelled".to_string(),
+        };
+        TaskDied { task, reason }
+    }
+}
+
+/// The node's long-running tasks, each under the name its death is
+/// reported with.
+#[derive(Debug, Default)]
+struct Tasks(Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>);
+
+impl Tasks {
+    fn spawn(
+        &mut self,
+        name: &'static str,
+        task: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+    ) {
+        self.0.push((name, tokio::spawn(task)));
+    }
+
+    fn take(&mut self, name: &str) -> Option<JoinHandle<anyhow::Result<()>>> {
+        let i = self.0.iter().position(|(n, _)| *n == name)?;
+        Some(self.0.remove(i).1)
+    }
+
+    /// Waits for the first task to end and removes it. Cancel-safe: a task
+    /// is removed only once it has ended. With no tasks, never returns.
+    async fn first_to_end(&mut self) -> TaskDied {
+        std::future::poll_fn(|cx| {
+            for i in 0..self.0.len() {
+                if let Poll::Ready(ended) = Pin::new(&mut self.0[i].1).poll(cx) {
+                    let (task, _) = self.0.remove(i);
+                    return Poll::Ready(TaskDied::new(task, ended));
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
 /// A started node: its handle, where it listens, and its tasks.
 #[derive(Debug)]
 pub struct RunningNode {
@@ -50,9 +124,7 @@ pub struct RunningNode {
     pub metrics_addr: Option<SocketAddr>,
     rpc: jsonrpsee::server::ServerHandle,
     shutdown: watch::Sender<bool>,
-    driver: JoinHandle<anyhow::Result<()>>,
-    network: JoinHandle<()>,
-    extra: Vec<JoinHandle<()>>,
+    tasks: Tasks,
 }
 
 /// Starts a node from a loaded home.
@@ -98,7 +170,12 @@ pub async fn start(home: &NodeHome, overrides: Overrides) -> anyhow::Result<Runn
         Network::new(setup, &home.genesis, store.clone(), metrics.clone())?;
     let peer_id = network.local_peer_id();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let network_task = tokio::spawn(network.run(shutdown_rx.clone()));
+    let mut tasks = Tasks::default();
+    let network_shutdown = shutdown_rx.clone();
+    tasks.spawn(NETWORK_TASK, async move {
+        network.run(network_shutdown).await;
+        Ok(())
+    });
 
     // The first event is the listen address (or an error closes the channel).
     let p2p_addr = loop {
@@ -110,17 +187,17 @@ pub async fn start(home: &NodeHome, overrides: Overrides) -> anyhow::Result<Runn
         }
     };
 
-    let mut extra = Vec::new();
     let metrics_addr = match &home.config.metrics.listen {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen for metrics on {addr}"))?;
             let bound = listener.local_addr()?;
-            extra.push(tokio::spawn(crate::metrics::serve(
-                listener,
-                metrics.clone(),
-            )));
+            let metrics = metrics.clone();
+            tasks.spawn(METRICS_TASK, async move {
+                crate::metrics::serve(listener, metrics).await;
+                Ok(())
+            });
             info!(addr = %bound, "serving metrics on /metrics");
             Some(bound)
         }
@@ -150,7 +227,7 @@ pub async fn start(home: &NodeHome, overrides: Overrides) -> anyhow::Result<Runn
         net_tx.clone(),
         commits.clone(),
     )?;
-    let driver_task = tokio::spawn(async move {
+    tasks.spawn(CONSENSUS_TASK, async move {
         driver
             .run(net_rx, requests_rx, shutdown_rx)
             .await
@@ -182,6 +259,12 @@ pub async fn start(home: &NodeHome, overrides: Overrides) -> anyhow::Result<Runn
     };
     let backend = crate::rpc_backend::NodeBackend::new(handle.clone(), home.config.role);
     let (rpc_addr, rpc) = tally_rpc::server::start(&settings, backend).await?;
+    // The server runs in jsonrpsee's own task; this one ends when it does.
+    let rpc_stopped = rpc.clone();
+    tasks.spawn(RPC_TASK, async move {
+        rpc_stopped.stopped().await;
+        Err(anyhow::anyhow!("the JSON-RPC server stopped"))
+    });
     info!(peer_id = %peer_id, p2p = %p2p_addr, rpc = %rpc_addr, role = ?home.config.role, "node started");
     Ok(RunningNode {
         handle,
@@ -190,9 +273,7 @@ pub async fn start(home: &NodeHome, overrides: Overrides) -> anyhow::Result<Runn
         p2p_addr,
         metrics_addr,
         shutdown: shutdown_tx,
-        driver: driver_task,
-        network: network_task,
-        extra,
+        tasks,
     })
 }
 
@@ -208,34 +289,109 @@ impl RunningNode {
             .await;
     }
 
-    /// Stops consensus, then the network, and waits for both. The database
+    /// Stops the RPC server, then consensus, then the rest, and waits for
+    /// them. Returns consensus's own error if it had one. The database
     /// closes when the last handle is dropped (this one is dropped here;
-    /// callers drop their clones).
-    pub async fn stop(self) -> anyhow::Result<()> {
+    /// callers drop their clones). Also the way to clean up after
+    /// [`RunningNode::wait`] reported a death.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
-        let RunningNode {
-            handle,
-            network,
-            extra,
-            driver,
-            rpc,
-            ..
-        } = self;
-        let _ = rpc.stop();
-        rpc.stopped().await;
-        let driver_result = driver.await.context("the consensus task panicked")?;
-        drop(handle);
-        for t in extra {
-            t.abort();
+        let _ = self.rpc.stop();
+        self.rpc.clone().stopped().await;
+        let consensus = match self.tasks.take(CONSENSUS_TASK) {
+            Some(task) => task.await.context("the consensus task panicked")?,
+            None => Ok(()),
+        };
+        if let Some(task) = self.tasks.take(METRICS_TASK) {
+            task.abort();
         }
-        network.await.context("the network task panicked")?;
-        driver_result
+        // The network ends on the shutdown signal, the RPC task with the
+        // server; their results are only the ends they were asked for.
+        for (name, task) in std::mem::take(&mut self.tasks.0) {
+            if let Err(e) = task.await {
+                if e.is_panic() {
+                    anyhow::bail!("the {name} task panicked");
+                }
+            }
+        }
+        consensus
     }
 
-    /// Waits until the node stops by itself (a fatal error).
-    pub async fn wait(&mut self) -> anyhow::Result<()> {
-        (&mut self.driver)
-            .await
-            .context("the consensus task panicked")?
+    /// Waits until one of the node's tasks ends by itself, which is always a
+    /// failure, logs it and returns which task died and why. The others
+    /// still run: call [`RunningNode::stop`] next. Cancel-safe.
+    pub async fn wait(&mut self) -> TaskDied {
+        let died = self.tasks.first_to_end().await;
+        error!(task = died.task, reason = %died.reason, "a node task died; stopping the node");
+        died
+    }
+
+    /// Ends one of the node's tasks as a crash would (tests of what the
+    /// node does then): the RPC server is stopped, any other task aborted.
+    #[doc(hidden)]
+    pub fn abort_task(&self, name: &str) {
+        if name == RPC_TASK {
+            let _ = self.rpc.stop();
+        } else if let Some((_, task)) = self.tasks.0.iter().find(|(n, _)| *n == name) {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Spawns a task named `how` that ends that way.
+    fn spawn_ending(tasks: &mut Tasks, how: &'static str) {
+        match how {
+            "returned" => tasks.spawn(how, async { Ok(()) }),
+            "failed" => tasks.spawn(how, async {
+                Err(anyhow::anyhow!("disk full").context("cannot commit"))
+            }),
+            "panicked" => tasks.spawn(how, async {
+                let empty: Vec<u8> = Vec::new();
+                let _ = empty[3];
+                Ok(())
+            }),
+            _ => {
+                tasks.spawn(how, std::future::pending());
+                if let Some((_, task)) = tasks.0.last() {
+                    task.abort();
+                }
+            }
+        }
+    }
+
+    /// Each way a task can end is reported with its name and why.
+    #[tokio::test]
+    async fn the_first_task_to_end_is_reported_with_its_name_and_why() {
+        let cases = [
+            ("returned", "it ended without being asked to stop"),
+            ("failed", "cannot commit: disk full"),
+            (
+                "panicked",
+                "it panicked: index out of bounds: the len is 0 but the index is 3",
+            ),
+            ("aborted", "it was cancelled"),
+        ];
+        for (name, reason) in cases {
+            let mut tasks = Tasks::default();
+            tasks.spawn("steady", std::future::pending());
+            spawn_ending(&mut tasks, name);
+            let died = tasks.first_to_end().await;
+            assert_eq!(
+                died,
+                TaskDied {
+                    task: name,
+                    reason: reason.to_string()
+                }
+            );
+            assert_eq!(died.to_string(), format!("the {name} task died: {reason}"));
+            // The one still running stays, and waiting again still waits.
+            assert_eq!(tasks.0.len(), 1);
+            let again = tokio::time::timeout(Duration::from_millis(20), tasks.first_to_end());
+            assert!(again.await.is_err());
+        }
     }
 }

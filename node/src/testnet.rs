@@ -43,6 +43,14 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The checks `tally start` makes, so that no generated home is refused there.
+fn check_config(config: &NodeConfig, genesis: &Genesis) -> anyhow::Result<()> {
+    config
+        .validate()
+        .and_then(|()| config.validate_for(&genesis.params))
+        .with_context(|| format!("generated config of {} is invalid", config.moniker))
+}
+
 /// Creates `out/genesis.json`, a home per node (`out/node0`…, then
 /// `out/replica0`…) and account keys in `out/accounts/`.
 pub fn generate(spec: &TestnetSpec, out: &Path) -> anyhow::Result<Genesis> {
@@ -136,15 +144,6 @@ pub fn generate(spec: &TestnetSpec, out: &Path) -> anyhow::Result<Genesis> {
     };
     genesis.validate().context("generated genesis is invalid")?;
     let genesis_json = genesis.to_json();
-
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    write_file_atomic(&out.join(GENESIS_FILE), genesis_json.as_bytes())?;
-    let accounts_dir = out.join("accounts");
-    write_key_file(&accounts_dir.join("admin.pem"), &admin)?;
-    for (i, k) in users.iter().enumerate() {
-        write_key_file(&accounts_dir.join(format!("user{i}.pem")), k)?;
-    }
-
     let addresses: Vec<String> = plans
         .iter()
         .map(|p| {
@@ -155,17 +154,33 @@ pub fn generate(spec: &TestnetSpec, out: &Path) -> anyhow::Result<Genesis> {
             )
         })
         .collect();
-    for (i, plan) in plans.iter().enumerate() {
+    let configs = plans
+        .iter()
+        .enumerate()
+        .map(|(i, plan)| {
+            let mut config = NodeConfig::local(&plan.name, plan.role, plan.p2p_port, plan.rpc_port);
+            config.p2p.persistent_peers = addresses
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, a)| a.clone())
+                .collect();
+            check_config(&config, &genesis)?;
+            Ok(config)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    write_file_atomic(&out.join(GENESIS_FILE), genesis_json.as_bytes())?;
+    let accounts_dir = out.join("accounts");
+    write_key_file(&accounts_dir.join("admin.pem"), &admin)?;
+    for (i, k) in users.iter().enumerate() {
+        write_key_file(&accounts_dir.join(format!("user{i}.pem")), k)?;
+    }
+    for (plan, config) in plans.iter().zip(&configs) {
         let home = out.join(&plan.name);
         std::fs::create_dir_all(&home)
             .with_context(|| format!("cannot create {}", home.display()))?;
-        let mut config = NodeConfig::local(&plan.name, plan.role, plan.p2p_port, plan.rpc_port);
-        config.p2p.persistent_peers = addresses
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, a)| a.clone())
-            .collect();
         write_file_atomic(&home.join(CONFIG_FILE), config.to_toml().as_bytes())?;
         write_file_atomic(&home.join(GENESIS_FILE), genesis_json.as_bytes())?;
         write_key_file(&home.join(NODE_KEY_FILE), &plan.node_key)?;
@@ -208,8 +223,9 @@ pub fn init(home: &Path, chain_id: &str, p2p_port: u16, rpc_port: u16) -> anyhow
         }],
     };
     genesis.validate().context("generated genesis is invalid")?;
-    std::fs::create_dir_all(home).with_context(|| format!("cannot create {}", home.display()))?;
     let config = NodeConfig::local("node0", NodeRole::Validator, p2p_port, rpc_port);
+    check_config(&config, &genesis)?;
+    std::fs::create_dir_all(home).with_context(|| format!("cannot create {}", home.display()))?;
     write_file_atomic(&home.join(CONFIG_FILE), config.to_toml().as_bytes())?;
     write_file_atomic(&home.join(GENESIS_FILE), genesis.to_json().as_bytes())?;
     write_key_file(&home.join(NODE_KEY_FILE), &node_key)?;

@@ -168,6 +168,76 @@ fn a_bad_genesis_is_reported_with_its_field() {
     assert!(stderr(&o).contains("params"), "{}", stderr(&o));
 }
 
+/// `genesis check` and `start` refuse a value out of range, naming the field
+/// and what it may be, before anything runs.
+#[test]
+fn out_of_range_values_are_refused_with_their_field_and_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("solo");
+    let o = tally(&["init", "--home", home.to_str().unwrap(), "--chain-id", "c"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let genesis_path = home.join("genesis.json");
+    let good = std::fs::read_to_string(&genesis_path).unwrap();
+
+    // (genesis params key, value, what the error says)
+    let cases = [
+        (
+            "block_bytes_max",
+            1024,
+            "`params.block_bytes_max`: 1024 is out of range (allowed 133897 to 67108864)",
+        ),
+        (
+            "timeout_propose_ms",
+            0,
+            "`params.timeout_propose_ms`: 0 is out of range (allowed 10 to 60000)",
+        ),
+        (
+            "timeout_delta_ms",
+            0,
+            "`params.timeout_delta_ms`: 0 is out of range (allowed 10 to 60000)",
+        ),
+    ];
+    for (key, value, message) in cases {
+        let mut g: serde_json::Value = serde_json::from_str(&good).unwrap();
+        g["params"][key] = value.into();
+        std::fs::write(&genesis_path, g.to_string()).unwrap();
+        for args in [
+            vec!["genesis", "check", genesis_path.to_str().unwrap()],
+            vec!["start", "--home", home.to_str().unwrap()],
+        ] {
+            let o = tally(&args);
+            assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+            assert!(stderr(&o).contains(message), "{args:?}: {}", stderr(&o));
+        }
+    }
+    std::fs::write(&genesis_path, &good).unwrap();
+
+    let config_path = home.join("config.toml");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    std::fs::write(
+        &config_path,
+        config.replace("future_nonce_window = 64", "future_nonce_window = 0"),
+    )
+    .unwrap();
+    let o = tally(&["start", "--home", home.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "field `mempool.future_nonce_window`: 0 is out of range (allowed 1 to 10000)"
+        ),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = tally(&["genesis", "check", "/dev/zero"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("more than the limit of 16777216"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn version_is_printed() {
     let o = tally(&["--version"]);

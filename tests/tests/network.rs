@@ -8,6 +8,7 @@ use std::time::Duration;
 use tally_ledger::encoding::encode;
 use tally_ledger::types::{Vote, VoteKind};
 use tally_ledger::{Domain, Keypair};
+use tally_node::node::{CONSENSUS_TASK, METRICS_TASK, NETWORK_TASK, RPC_TASK};
 use tally_node::wire::{encode_envelope, ConsensusMsg};
 use tally_tests::{check_chains, load, wait_height, Sender, TestNet};
 
@@ -79,6 +80,39 @@ async fn four_validators_commit_fifty_blocks_with_transactions() {
     assert!(committed >= 50);
     drop(handles);
     net.stop_all().await;
+}
+
+/// Whichever task of a node dies, `wait` reports it by name and why, and the
+/// node still stops cleanly afterwards; while all run, `wait` waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_task_that_dies_is_reported_by_name() {
+    let cases = [
+        (NETWORK_TASK, "it was cancelled"),
+        (CONSENSUS_TASK, "it was cancelled"),
+        (RPC_TASK, "the JSON-RPC server stopped"),
+        (METRICS_TASK, "it was cancelled"),
+    ];
+    for (task, reason) in cases {
+        let mut net = TestNet::create(1, 0);
+        let mut home = net.home(0);
+        home.config.metrics.listen = Some("127.0.0.1:0".into());
+        net.start_home(0, &home).await;
+        let mut node = net.nodes[0].take().unwrap();
+        wait_height(&[node.handle.clone()], 2, LIVENESS).await;
+        let healthy = tokio::time::timeout(Duration::from_millis(300), node.wait()).await;
+        assert!(healthy.is_err(), "{task}: reported a death: {healthy:?}");
+
+        node.abort_task(task);
+        let died = tokio::time::timeout(Duration::from_secs(10), node.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the death of {task} was not reported"));
+        assert_eq!((died.task, died.reason.as_str()), (task, reason));
+        assert_eq!(died.to_string(), format!("the {task} task died: {reason}"));
+        tokio::time::timeout(Duration::from_secs(10), node.stop())
+            .await
+            .expect("stops in time")
+            .expect("stops cleanly");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
