@@ -37,6 +37,7 @@ pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod rpc_backend;
+pub mod serve;
 pub mod sync;
 pub mod testnet;
 pub mod wire;

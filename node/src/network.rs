@@ -29,9 +29,9 @@ use tally_ledger::types::{Block, CommitCertificate, SignedTx, ValidatorSet};
 use tally_ledger::Hash;
 
 use crate::metrics::Metrics;
+use crate::serve::{read_blocks, ServeLimiter, SERVE_REQUESTS_MAX};
 use crate::wire::{
-    self, BlocksRequest, BlocksResponse, ConsensusMsg, Status, SYNC_BLOCKS_MAX,
-    SYNC_RESPONSE_SOFT_BYTES,
+    self, BlocksRequest, BlocksResponse, ConsensusMsg, Status, SYNC_RESPONSE_SOFT_BYTES,
 };
 
 /// Redial backoff bounds for persistent peers.
@@ -210,6 +210,14 @@ impl Validator {
     }
 }
 
+/// A block response read off the network task, on its way back to be sent.
+struct Served {
+    request_id: request_response::InboundRequestId,
+    channel: request_response::ResponseChannel<BlocksResponse>,
+    response: BlocksResponse,
+    blocks: u32,
+}
+
 struct Redial {
     addr: Multiaddr,
     next_at: Instant,
@@ -229,6 +237,10 @@ pub struct Network {
     connected: HashSet<PeerId>,
     /// Block requests on their way: (peer, from, to).
     requests: HashMap<request_response::OutboundRequestId, (PeerId, u64, u64)>,
+    /// Block requests from peers being served (read, then written out).
+    serving: ServeLimiter<request_response::InboundRequestId>,
+    served_tx: mpsc::Sender<Served>,
+    served_rx: mpsc::Receiver<Served>,
     bad_messages: HashMap<PeerId, u32>,
     seq: u64,
     block_bytes_max: usize,
@@ -387,6 +399,9 @@ impl Network {
             .collect();
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (commands_tx, commands_rx) = mpsc::channel(EVENT_QUEUE);
+        // Seldom full (SERVE_REQUESTS_MAX requests are served at once); when
+        // it is, a reading thread waits.
+        let (served_tx, served_rx) = mpsc::channel(SERVE_REQUESTS_MAX);
         let set = genesis.validator_set().map_err(setup_err)?;
         let network = Network {
             swarm,
@@ -405,6 +420,9 @@ impl Network {
             redial,
             connected: HashSet::new(),
             requests: HashMap::new(),
+            serving: ServeLimiter::new(),
+            served_tx,
+            served_rx,
             bad_messages: HashMap::new(),
             // Starts at the wall clock in microseconds: it grows across
             // restarts (a node publishes far fewer than a million messages a
@@ -438,6 +456,8 @@ impl Network {
                     Some(c) => self.on_command(c),
                     None => break,
                 },
+                // Never `None`: the network holds a sender.
+                Some(served) = self.served_rx.recv() => self.on_served(served),
                 _ = tick.tick() => self.redial(),
             }
         }
@@ -647,15 +667,10 @@ impl Network {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
-                    request, channel, ..
-                } => {
-                    let response = self.serve_blocks(request);
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .sync
-                        .send_response(channel, response);
-                }
+                    request_id,
+                    request,
+                    channel,
+                } => self.serve_blocks(peer, request_id, request, channel),
                 request_response::Message::Response {
                     request_id,
                     response,
@@ -703,37 +718,82 @@ impl Network {
                     .await;
                 }
             }
-            _ => {}
+            request_response::Event::ResponseSent { request_id, .. } => {
+                self.serving.finish(request_id);
+            }
+            request_response::Event::InboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if self.serving.finish(request_id) {
+                    debug!(%peer, %error, "serving a block request failed");
+                }
+            }
         }
     }
 
-    /// Reads blocks `from..=to` (bounded) from the store for a peer. The
-    /// stored bytes are the canonical encodings, so the response is put
-    /// together from them without decoding: a borsh `Vec` of pairs.
-    fn serve_blocks(&self, request: BlocksRequest) -> BlocksResponse {
-        let tip = self.store.height();
-        let to = request
-            .to
-            .min(tip)
-            .min(request.from.saturating_add(SYNC_BLOCKS_MAX - 1));
-        let mut count: u32 = 0;
-        let mut encoded = vec![0u8; 4];
-        for h in request.from.max(1)..=to {
-            let (Ok(Some(block)), Ok(Some(cert))) =
-                (self.store.block_bytes(h), self.store.certificate_bytes(h))
-            else {
-                break;
-            };
-            encoded.extend_from_slice(&block);
-            encoded.extend_from_slice(&cert);
-            count += 1;
-            if encoded.len() >= SYNC_RESPONSE_SOFT_BYTES {
-                break;
+    /// Admits a peer's block request within its limits (see
+    /// [`crate::serve`]) and reads the blocks on a blocking thread; the
+    /// response comes back through `served_rx`. A request over a limit is
+    /// dropped unanswered: the peer sees its request fail at once.
+    fn serve_blocks(
+        &mut self,
+        peer: PeerId,
+        request_id: request_response::InboundRequestId,
+        request: BlocksRequest,
+        channel: request_response::ResponseChannel<BlocksResponse>,
+    ) {
+        let budget = match self.serving.start(peer, request_id) {
+            Ok(budget) => budget,
+            Err(refusal) => {
+                debug!(%peer, from = request.from, to = request.to, %refusal, "block request refused");
+                self.metrics
+                    .sync_serve_refused
+                    .get_or_create(&crate::metrics::ReasonLabel {
+                        reason: refusal.reason().to_string(),
+                    })
+                    .inc();
+                return;
             }
+        };
+        let store = self.store.clone();
+        let served = self.served_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let (response, blocks) = read_blocks(&store, request, budget);
+            // Fails only when the network has stopped.
+            let _ = served.blocking_send(Served {
+                request_id,
+                channel,
+                response,
+                blocks,
+            });
+        });
+    }
+
+    /// Sends a response read off the network task, unless its request
+    /// failed meanwhile.
+    fn on_served(&mut self, served: Served) {
+        if !self
+            .serving
+            .read(served.request_id, served.response.encoded.len())
+        {
+            return;
         }
-        encoded[..4].copy_from_slice(&count.to_le_bytes());
-        self.metrics.sync_served_blocks.inc_by(u64::from(count));
-        BlocksResponse { encoded }
+        self.metrics
+            .sync_served_blocks
+            .inc_by(u64::from(served.blocks));
+        if self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_response(served.channel, served.response)
+            .is_err()
+        {
+            // The request timed out or its connection closed.
+            self.serving.finish(served.request_id);
+        }
     }
 }
 
