@@ -5,8 +5,8 @@
 //! Gossip is validated explicitly: a message is forwarded only after it was
 //! decoded within its size bound and its signatures checked; invalid ones are
 //! rejected and their sender's score lowered. Messages are anonymous (every
-//! payload is signed by its author) and identified by the SHA-256 of their
-//! bytes.
+//! payload is signed by its author) and identified by their topic and
+//! content, not their envelope ([`message_id`], ADR 7).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -39,6 +39,21 @@ const REDIAL_MIN: Duration = Duration::from_millis(500);
 const REDIAL_MAX: Duration = Duration::from_secs(30);
 /// Events queued towards the node before the network waits.
 pub const EVENT_QUEUE: usize = 4096;
+/// Gossipsub's heartbeat: mesh upkeep, and gossip of recent message ids.
+const HEARTBEAT: Duration = Duration::from_millis(500);
+/// Heartbeats over which a message id is gossiped to peers outside the mesh.
+const HISTORY_GOSSIP: u32 = 3;
+/// How long a gossip message id is remembered, so that the message is not
+/// delivered or forwarded again. Shorter than the driver's re-send period
+/// (`RESEND_AFTER`, 3 s): its re-sends of its own identical messages after
+/// a stall go out again. Longer than a message id is gossiped for
+/// (`HISTORY_GOSSIP` heartbeats): a peer does not fetch again a message it
+/// has just seen. See ADR 7.
+pub const GOSSIP_DUPLICATE_TTL: Duration = Duration::from_secs(2);
+const _: () =
+    assert!(GOSSIP_DUPLICATE_TTL.as_millis() > HEARTBEAT.as_millis() * HISTORY_GOSSIP as u128);
+/// Bytes of the borsh `u64` sequence number that starts every gossip payload.
+const SEQ_BYTES: usize = 8;
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
@@ -291,9 +306,12 @@ impl Network {
 
         let gossip_config = gossipsub::ConfigBuilder::default()
             .validation_mode(gossipsub::ValidationMode::Anonymous)
-            .message_id_fn(|m: &gossipsub::Message| {
-                gossipsub::MessageId::from(Hash::digest(&m.data).0.to_vec())
+            .message_id_fn({
+                let status = topics.status.hash();
+                move |m: &gossipsub::Message| message_id(&m.topic, &m.data, m.topic == status)
             })
+            .duplicate_cache_time(GOSSIP_DUPLICATE_TTL)
+            .history_gossip(HISTORY_GOSSIP as usize)
             .validate_messages()
             .max_transmit_size(consensus_bytes_max)
             .max_transmit_size_for_topic(tx_batch_bytes_max, topics.txs.hash())
@@ -302,7 +320,7 @@ impl Network {
             .mesh_n(3)
             .mesh_n_high(6)
             .mesh_outbound_min(1)
-            .heartbeat_interval(Duration::from_millis(500))
+            .heartbeat_interval(HEARTBEAT)
             .build()
             .map_err(setup_err)?;
         let mut gossip =
@@ -797,6 +815,36 @@ impl Network {
     }
 }
 
+/// A gossip message's id: SHA-256 over its topic and its content.
+///
+/// For consensus messages and transaction batches the content is the body
+/// after the envelope's sequence number: the same signed message sent again
+/// with a new number is the same message, delivered and forwarded at most
+/// once per [`GOSSIP_DUPLICATE_TTL`] however often a peer sends it. With
+/// `with_seq` (status messages) the number is part of the content: status is
+/// never forwarded, and two nodes at one height send the same body, which
+/// must not hide the second node's status. The topic is part of the id so
+/// that a body sent on the wrong topic (rejected, but remembered) cannot
+/// shadow the same body on its own topic.
+pub fn message_id(
+    topic: &gossipsub::TopicHash,
+    data: &[u8],
+    with_seq: bool,
+) -> gossipsub::MessageId {
+    let (kind, content) = match data.get(SEQ_BYTES..) {
+        Some(body) if !with_seq => (0u8, body),
+        // Too short to hold a sequence number (and so undecodable).
+        _ => (1u8, data),
+    };
+    let topic = topic.as_str().as_bytes();
+    let mut framed = Vec::with_capacity(4 + topic.len() + 1 + 32);
+    framed.extend_from_slice(&(topic.len() as u32).to_le_bytes());
+    framed.extend_from_slice(topic);
+    framed.push(kind);
+    framed.extend_from_slice(&Hash::digest(content).0);
+    gossipsub::MessageId::from(Hash::digest(&framed).0.to_vec())
+}
+
 /// Splits `/ip4/…/tcp/…/p2p/<PeerId>` into the peer and its address.
 pub fn parse_peer_addr(s: &str) -> Result<(PeerId, Multiaddr), String> {
     let addr: Multiaddr = s
@@ -805,5 +853,51 @@ pub fn parse_peer_addr(s: &str) -> Result<(PeerId, Multiaddr), String> {
     match addr.iter().last() {
         Some(libp2p::multiaddr::Protocol::P2p(peer)) => Ok((peer, addr)),
         _ => Err(format!("{s:?} does not end with /p2p/<PeerId>")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tally_ledger::testkit::TestChain;
+    use wire::encode_envelope;
+
+    #[test]
+    fn a_message_sent_again_with_a_new_sequence_number_keeps_its_id() {
+        let consensus = gossipsub::TopicHash::from_raw("/tally/t/consensus/1");
+        let txs = gossipsub::TopicHash::from_raw("/tally/t/txs/1");
+        let mut chain = TestChain::new(4, 4);
+        let batch = vec![chain.transfer(1, 2, 1)];
+        let other = vec![chain.transfer(1, 2, 1)];
+        let id = |topic: &gossipsub::TopicHash, seq: u64, body: &Vec<SignedTx>| {
+            message_id(topic, &encode_envelope(seq, body), false)
+        };
+        assert_eq!(id(&txs, 1, &batch), id(&txs, 2, &batch));
+        assert_eq!(id(&txs, 7, &batch), id(&txs, u64::MAX, &batch));
+        assert_ne!(id(&txs, 1, &batch), id(&txs, 1, &other));
+        // The same bytes on another topic are another message.
+        assert_ne!(id(&txs, 1, &batch), id(&consensus, 1, &batch));
+        // Too short for a sequence number: identified by all its bytes.
+        assert_ne!(
+            message_id(&txs, &[0; 4], false),
+            message_id(&txs, &[0; 12][..], false)
+        );
+        assert_eq!(
+            message_id(&txs, b"short", false),
+            message_id(&txs, b"short", false)
+        );
+    }
+
+    #[test]
+    fn status_ids_count_the_sequence_number() {
+        let status = gossipsub::TopicHash::from_raw("/tally/t/status/1");
+        let body = Status {
+            height: 7,
+            block_hash: Hash::digest(b"block 7"),
+        };
+        let one = message_id(&status, &encode_envelope(1, &body), true);
+        let two = message_id(&status, &encode_envelope(2, &body), true);
+        assert_ne!(one, two);
+        assert_eq!(one, message_id(&status, &encode_envelope(1, &body), true));
     }
 }
