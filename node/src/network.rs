@@ -41,17 +41,24 @@ const REDIAL_MAX: Duration = Duration::from_secs(30);
 pub const EVENT_QUEUE: usize = 4096;
 /// Gossipsub's heartbeat: mesh upkeep, and gossip of recent message ids.
 const HEARTBEAT: Duration = Duration::from_millis(500);
-/// Heartbeats over which a message id is gossiped to peers outside the mesh.
+/// Heartbeats over which a message id is gossiped to peers outside the mesh
+/// (gossipsub's default).
 const HISTORY_GOSSIP: u32 = 3;
-/// How long a gossip message id is remembered, so that the message is not
-/// delivered or forwarded again. Shorter than the driver's re-send period
-/// (`RESEND_AFTER`, 3 s): its re-sends of its own identical messages after
-/// a stall go out again. Longer than a message id is gossiped for
-/// (`HISTORY_GOSSIP` heartbeats): a peer does not fetch again a message it
-/// has just seen. See ADR 7.
-pub const GOSSIP_DUPLICATE_TTL: Duration = Duration::from_secs(2);
-const _: () =
-    assert!(GOSSIP_DUPLICATE_TTL.as_millis() > HEARTBEAT.as_millis() * HISTORY_GOSSIP as u128);
+/// A gossip message's id changes from one period to the next, counted on
+/// each node's own clock ([`message_id`]): a node delivers and forwards the
+/// same content at most once per period, however often and with whatever
+/// sequence numbers it is sent. Shorter than the driver's re-send period
+/// (`RESEND_AFTER`, 3 s), so that each of its re-sends of its own messages
+/// after a stall falls in a new period and goes out. See ADR 7.
+pub const GOSSIP_ID_PERIOD: Duration = Duration::from_secs(2);
+/// How long gossipsub remembers a message id: through the id's period, and
+/// for as long after as peers may still advertise it (`HISTORY_GOSSIP`
+/// heartbeats), so that a node does not fetch again what it has seen.
+const GOSSIP_DUPLICATE_TTL: Duration = Duration::from_secs(4);
+const _: () = assert!(
+    GOSSIP_DUPLICATE_TTL.as_millis()
+        >= GOSSIP_ID_PERIOD.as_millis() + HEARTBEAT.as_millis() * HISTORY_GOSSIP as u128
+);
 /// Bytes of the borsh `u64` sequence number that starts every gossip payload.
 const SEQ_BYTES: usize = 8;
 
@@ -308,7 +315,11 @@ impl Network {
             .validation_mode(gossipsub::ValidationMode::Anonymous)
             .message_id_fn({
                 let status = topics.status.hash();
-                move |m: &gossipsub::Message| message_id(&m.topic, &m.data, m.topic == status)
+                let start = Instant::now();
+                move |m: &gossipsub::Message| {
+                    let period = start.elapsed().as_millis() / GOSSIP_ID_PERIOD.as_millis();
+                    message_id(&m.topic, &m.data, m.topic == status, period as u64)
+                }
             })
             .duplicate_cache_time(GOSSIP_DUPLICATE_TTL)
             .history_gossip(HISTORY_GOSSIP as usize)
@@ -815,21 +826,23 @@ impl Network {
     }
 }
 
-/// A gossip message's id: SHA-256 over its topic and its content.
+/// A gossip message's id: SHA-256 over its topic, its content and the
+/// current [`GOSSIP_ID_PERIOD`] number `period` on this node's clock.
 ///
 /// For consensus messages and transaction batches the content is the body
 /// after the envelope's sequence number: the same signed message sent again
 /// with a new number is the same message, delivered and forwarded at most
-/// once per [`GOSSIP_DUPLICATE_TTL`] however often a peer sends it. With
-/// `with_seq` (status messages) the number is part of the content: status is
-/// never forwarded, and two nodes at one height send the same body, which
-/// must not hide the second node's status. The topic is part of the id so
-/// that a body sent on the wrong topic (rejected, but remembered) cannot
-/// shadow the same body on its own topic.
+/// once per period however often a peer sends it. With `with_seq` (status
+/// messages) the number is part of the content: status is never forwarded,
+/// and two nodes at one height send the same body, which must not hide the
+/// second node's status. The topic is part of the id so that a body sent on
+/// the wrong topic (rejected, but remembered) cannot shadow the same body on
+/// its own topic.
 pub fn message_id(
     topic: &gossipsub::TopicHash,
     data: &[u8],
     with_seq: bool,
+    period: u64,
 ) -> gossipsub::MessageId {
     let (kind, content) = match data.get(SEQ_BYTES..) {
         Some(body) if !with_seq => (0u8, body),
@@ -837,10 +850,11 @@ pub fn message_id(
         _ => (1u8, data),
     };
     let topic = topic.as_str().as_bytes();
-    let mut framed = Vec::with_capacity(4 + topic.len() + 1 + 32);
+    let mut framed = Vec::with_capacity(4 + topic.len() + 1 + 8 + 32);
     framed.extend_from_slice(&(topic.len() as u32).to_le_bytes());
     framed.extend_from_slice(topic);
     framed.push(kind);
+    framed.extend_from_slice(&period.to_le_bytes());
     framed.extend_from_slice(&Hash::digest(content).0);
     gossipsub::MessageId::from(Hash::digest(&framed).0.to_vec())
 }
@@ -863,28 +877,30 @@ mod tests {
     use wire::encode_envelope;
 
     #[test]
-    fn a_message_sent_again_with_a_new_sequence_number_keeps_its_id() {
+    fn a_message_sent_again_with_a_new_sequence_number_keeps_its_id_within_a_period() {
         let consensus = gossipsub::TopicHash::from_raw("/tally/t/consensus/1");
         let txs = gossipsub::TopicHash::from_raw("/tally/t/txs/1");
         let mut chain = TestChain::new(4, 4);
         let batch = vec![chain.transfer(1, 2, 1)];
         let other = vec![chain.transfer(1, 2, 1)];
-        let id = |topic: &gossipsub::TopicHash, seq: u64, body: &Vec<SignedTx>| {
-            message_id(topic, &encode_envelope(seq, body), false)
+        let id = |topic: &gossipsub::TopicHash, seq: u64, body: &Vec<SignedTx>, period: u64| {
+            message_id(topic, &encode_envelope(seq, body), false, period)
         };
-        assert_eq!(id(&txs, 1, &batch), id(&txs, 2, &batch));
-        assert_eq!(id(&txs, 7, &batch), id(&txs, u64::MAX, &batch));
-        assert_ne!(id(&txs, 1, &batch), id(&txs, 1, &other));
+        assert_eq!(id(&txs, 1, &batch, 5), id(&txs, 2, &batch, 5));
+        assert_eq!(id(&txs, 7, &batch, 5), id(&txs, u64::MAX, &batch, 5));
+        assert_ne!(id(&txs, 1, &batch, 5), id(&txs, 1, &other, 5));
+        // The next period, the same content is a new message once more.
+        assert_ne!(id(&txs, 1, &batch, 5), id(&txs, 1, &batch, 6));
         // The same bytes on another topic are another message.
-        assert_ne!(id(&txs, 1, &batch), id(&consensus, 1, &batch));
+        assert_ne!(id(&txs, 1, &batch, 5), id(&consensus, 1, &batch, 5));
         // Too short for a sequence number: identified by all its bytes.
         assert_ne!(
-            message_id(&txs, &[0; 4], false),
-            message_id(&txs, &[0; 12][..], false)
+            message_id(&txs, &[0; 4], false, 5),
+            message_id(&txs, &[0; 12][..], false, 5)
         );
         assert_eq!(
-            message_id(&txs, b"short", false),
-            message_id(&txs, b"short", false)
+            message_id(&txs, b"short", false, 5),
+            message_id(&txs, b"short", false, 5)
         );
     }
 
@@ -895,9 +911,12 @@ mod tests {
             height: 7,
             block_hash: Hash::digest(b"block 7"),
         };
-        let one = message_id(&status, &encode_envelope(1, &body), true);
-        let two = message_id(&status, &encode_envelope(2, &body), true);
+        let one = message_id(&status, &encode_envelope(1, &body), true, 5);
+        let two = message_id(&status, &encode_envelope(2, &body), true, 5);
         assert_ne!(one, two);
-        assert_eq!(one, message_id(&status, &encode_envelope(1, &body), true));
+        assert_eq!(
+            one,
+            message_id(&status, &encode_envelope(1, &body), true, 5)
+        );
     }
 }
