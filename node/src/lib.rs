@@ -40,6 +40,7 @@ pub mod network;
 pub mod node;
 pub mod node_core;
 pub mod rpc_backend;
+pub mod serve;
 pub mod sync;
 pub mod testnet;
 pub mod wire;

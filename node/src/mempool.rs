@@ -1,13 +1,26 @@
 //! The mempool: transactions admitted but not yet committed.
 //!
-//! Bounded by count and bytes; deduplicated by hash; ordered per sender by
-//! nonce, with a bounded window of future nonces; signature and membership
-//! checked once on entry and re-checked against the state after each
-//! committed block. Evicted and refused transactions leave a reason that can
-//! be looked up by hash. Every call is O(log n) or bounded by the block
-//! limits: the mempool never blocks consensus.
+//! Bounded by count and bytes, and per sender; deduplicated by hash; ordered
+//! per sender by nonce, with a bounded window of future nonces; signature
+//! and membership checked once on entry and re-checked against the state
+//! after each committed block. Evicted and refused transactions leave a
+//! reason that can be looked up by hash.
+//!
+//! A transaction behind a missing nonce cannot be included until the
+//! missing one arrives. Such transactions are not offered to the block
+//! builder, give way to executable ones when the pool is full, and are
+//! evicted once their sender's gap has lasted [`NONCE_GAP_EXPIRY`].
+//!
+//! Time is an input: the mempool never reads the clock. [`Mempool::expire`]
+//! tells it the time (the driver calls it on its tick) and admissions are
+//! dated with the latest time it was told.
+//!
+//! Every call is O(log n), bounded by a named limit, or (`candidates`,
+//! `update`) bounded by the pool's limits: the mempool never blocks
+//! consensus.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use tally_ledger::crypto::SignatureError;
 use tally_ledger::encoding::encode;
@@ -19,6 +32,19 @@ use tally_ledger::{Hash, PublicKey};
 
 /// Reasons kept for refused and evicted transactions (oldest dropped first).
 pub const REASONS_MAX: usize = 100_000;
+/// Most transactions one sender may have pending. The future-nonce window
+/// (64 by default) is usually the tighter bound; this one holds when the
+/// window is raised, so that one account cannot fill the pool.
+pub const SENDER_TXS_MAX: usize = 1_000;
+/// A sender's transactions waiting behind a missing nonce are evicted once
+/// the gap has lasted this long.
+pub const NONCE_GAP_EXPIRY: Duration = Duration::from_secs(60);
+/// Most transactions one [`Mempool::expire`] call evicts; the rest wait for
+/// the next call.
+pub const EXPIRE_TXS_MAX: usize = 4_096;
+/// Most waiting transactions evicted to make room for one executable
+/// newcomer in a full pool.
+pub const MAKE_ROOM_TXS_MAX: usize = 256;
 
 /// Why a transaction was not admitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +57,12 @@ pub enum MempoolError {
     StaleNonce { committed: u64, found: u64 },
     #[error("nonce {found} is too far ahead: the sender's next nonce is {next}, and at most {window} ahead are kept")]
     FutureNonce { next: u64, found: u64, window: u32 },
+    #[error("sender {sender} already has {pending} transactions pending, the most one sender may have ({max}); try again after the next block")]
+    SenderFull {
+        sender: PublicKey,
+        pending: usize,
+        max: usize,
+    },
     #[error("mempool is full ({txs} transactions, {bytes} bytes); try again after the next block")]
     Full { txs: usize, bytes: u64 },
 }
@@ -48,6 +80,7 @@ impl MempoolError {
             MempoolError::Duplicate(_) => "duplicate",
             MempoolError::StaleNonce { .. } => "stale_nonce",
             MempoolError::FutureNonce { .. } => "future_nonce",
+            MempoolError::SenderFull { .. } => "sender_full",
             MempoolError::Full { .. } => "mempool_full",
         }
     }
@@ -80,14 +113,76 @@ pub struct MempoolLimits {
     pub future_nonce_window: u32,
 }
 
+/// A moment as the mempool knows it: the time of an [`Mempool::expire`]
+/// call, or before the first one (which then counts as that first time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Seen {
+    BeforeFirstExpire,
+    At(Instant),
+}
+
+/// One sender's pending transactions.
+#[derive(Debug)]
+struct SenderQueue {
+    /// By nonce; every nonce is at least `next`.
+    txs: BTreeMap<u64, Hash>,
+    /// The sender's next nonce in the latest committed state seen.
+    next: u64,
+    /// Since when some of its transactions wait behind a missing nonce;
+    /// `None` while all of them are executable in order.
+    gap_since: Option<Seen>,
+}
+
+impl SenderQueue {
+    fn new(next: u64) -> Self {
+        SenderQueue {
+            txs: BTreeMap::new(),
+            next,
+            gap_since: None,
+        }
+    }
+
+    /// True if some transaction waits behind a missing nonce: the nonces
+    /// are not exactly `next, next + 1, …`. O(log n).
+    fn has_gap(&self) -> bool {
+        match (self.txs.first_key_value(), self.txs.last_key_value()) {
+            (Some((&first, _)), Some((&last, _))) => {
+                first != self.next || last - first + 1 != self.txs.len() as u64
+            }
+            _ => false,
+        }
+    }
+
+    /// The executable transactions: the run of consecutive nonces from
+    /// `next`. Bounded by [`SENDER_TXS_MAX`].
+    fn executable(&self) -> impl Iterator<Item = &Hash> {
+        self.txs
+            .iter()
+            .zip(self.next..)
+            .take_while(|((nonce, _), expected)| **nonce == *expected)
+            .map(|((_, hash), _)| hash)
+    }
+
+    /// The first nonce missing from the executable run.
+    fn first_missing(&self) -> u64 {
+        self.next + self.executable().count() as u64
+    }
+}
+
 #[derive(Debug)]
 pub struct Mempool {
     chain_id: String,
     params: Params,
     limits: MempoolLimits,
     by_hash: HashMap<Hash, Entry>,
-    by_sender: BTreeMap<PublicKey, BTreeMap<u64, Hash>>,
+    by_sender: BTreeMap<PublicKey, SenderQueue>,
+    /// Senders with a nonce gap, oldest gap first.
+    gapped: BTreeSet<(Seen, PublicKey)>,
     bytes: u64,
+    /// The latest time given to [`Mempool::expire`].
+    now: Seen,
+    /// The first time given to [`Mempool::expire`].
+    first_now: Option<Instant>,
     reasons: HashMap<Hash, String>,
     reason_order: VecDeque<Hash>,
 }
@@ -100,7 +195,10 @@ impl Mempool {
             limits,
             by_hash: HashMap::new(),
             by_sender: BTreeMap::new(),
+            gapped: BTreeSet::new(),
             bytes: 0,
+            now: Seen::BeforeFirstExpire,
+            first_now: None,
             reasons: HashMap::new(),
             reason_order: VecDeque::new(),
         }
@@ -155,20 +253,30 @@ impl Mempool {
         state: &impl AccountView,
     ) -> Result<Hash, MempoolError> {
         let hash = tx.hash();
-        let result = self.check(&tx, hash, state);
+        let result = self
+            .check(&tx, hash, state)
+            .and_then(|(bytes, next)| self.make_room(&tx, bytes, next).map(|()| (bytes, next)));
         match result {
-            Ok(bytes) => {
+            Ok((bytes, next)) => {
+                let sender = tx.tx.sender;
                 self.by_sender
-                    .entry(tx.tx.sender)
-                    .or_default()
+                    .entry(sender)
+                    .or_insert_with(|| SenderQueue::new(next))
+                    .txs
                     .insert(tx.tx.nonce, hash);
                 self.bytes += bytes as u64;
                 self.by_hash.insert(hash, Entry { tx, bytes });
                 self.reasons.remove(&hash);
+                self.refresh_gap(sender);
                 Ok(hash)
             }
             Err(e) => {
-                if !matches!(e, MempoolError::Duplicate(_) | MempoolError::Full { .. }) {
+                if !matches!(
+                    e,
+                    MempoolError::Duplicate(_)
+                        | MempoolError::SenderFull { .. }
+                        | MempoolError::Full { .. }
+                ) {
                     self.remember(hash, e.to_string());
                 }
                 Err(e)
@@ -196,12 +304,14 @@ impl Mempool {
         self.admit_verified(tx, state)
     }
 
+    /// Everything but room in the pool: returns the transaction's encoded
+    /// size and its sender's next nonce.
     fn check(
         &self,
         tx: &SignedTx,
         hash: Hash,
         state: &impl AccountView,
-    ) -> Result<usize, MempoolError> {
+    ) -> Result<(usize, u64), MempoolError> {
         if self.by_hash.contains_key(&hash) {
             return Err(MempoolError::Duplicate(hash));
         }
@@ -227,33 +337,159 @@ impl Mempool {
                 window: self.limits.future_nonce_window,
             });
         }
-        if let Some(existing) = self
+        if let Some(queue) = self.by_sender.get(&sender) {
+            if let Some(existing) = queue.txs.get(&tx.tx.nonce) {
+                // One tx per (sender, nonce): the first one wins.
+                return Err(MempoolError::Duplicate(*existing));
+            }
+            if queue.txs.len() >= SENDER_TXS_MAX {
+                return Err(MempoolError::SenderFull {
+                    sender,
+                    pending: queue.txs.len(),
+                    max: SENDER_TXS_MAX,
+                });
+            }
+        }
+        Ok((encode(tx).len(), next))
+    }
+
+    fn fits(&self, bytes: usize) -> bool {
+        self.by_hash.len() < self.limits.max_txs
+            && self.bytes + bytes as u64 <= self.limits.max_bytes
+    }
+
+    /// Room for a transaction of `bytes`. In a full pool, an executable
+    /// newcomer (its nonce is the next one its sender needs) takes the place
+    /// of transactions that wait behind a nonce gap, oldest gap first,
+    /// other senders only, at most [`MAKE_ROOM_TXS_MAX`] of them. A
+    /// newcomer that would itself wait is refused.
+    fn make_room(&mut self, tx: &SignedTx, bytes: usize, next: u64) -> Result<(), MempoolError> {
+        let full = |pool: &Mempool| MempoolError::Full {
+            txs: pool.by_hash.len(),
+            bytes: pool.bytes,
+        };
+        if self.fits(bytes) {
+            return Ok(());
+        }
+        if bytes as u64 > self.limits.max_bytes {
+            return Err(full(self));
+        }
+        let sender = tx.tx.sender;
+        let first_missing = self
             .by_sender
             .get(&sender)
-            .and_then(|m| m.get(&tx.tx.nonce))
-        {
-            // One tx per (sender, nonce): the first one wins.
-            return Err(MempoolError::Duplicate(*existing));
+            .map_or(next, SenderQueue::first_missing);
+        if tx.tx.nonce != first_missing {
+            return Err(full(self));
         }
-        let bytes = encode(tx).len();
-        if self.by_hash.len() >= self.limits.max_txs
-            || self.bytes + bytes as u64 > self.limits.max_bytes
-        {
-            return Err(MempoolError::Full {
-                txs: self.by_hash.len(),
-                bytes: self.bytes,
-            });
+        for _ in 0..MAKE_ROOM_TXS_MAX {
+            let Some(victim) = self.gapped.iter().map(|(_, s)| *s).find(|s| *s != sender) else {
+                break;
+            };
+            self.evict_last(victim);
+            if self.fits(bytes) {
+                return Ok(());
+            }
         }
-        Ok(bytes)
+        Err(full(self))
+    }
+
+    /// Evicts the highest nonce of a sender with a gap (it waits behind
+    /// the gap, so it is never executable).
+    fn evict_last(&mut self, sender: PublicKey) {
+        let Some(queue) = self.by_sender.get(&sender) else {
+            return;
+        };
+        let missing = queue.first_missing();
+        let Some((_, &hash)) = queue.txs.last_key_value() else {
+            return;
+        };
+        self.evict(
+            &hash,
+            format!(
+                "evicted to make room in a full mempool: it waits behind nonce {missing}, which has not arrived"
+            ),
+        );
+    }
+
+    /// Tells the mempool the time, and evicts the transactions of senders
+    /// whose nonce gap has lasted [`NONCE_GAP_EXPIRY`] (at most
+    /// [`EXPIRE_TXS_MAX`] per call). Returns how many were evicted.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        let first = *self.first_now.get_or_insert(now);
+        // Instants are monotonic, but a caller's may come out of order.
+        self.now = self.now.max(Seen::At(now));
+        let mut evicted = 0;
+        while evicted < EXPIRE_TXS_MAX {
+            let Some(&(seen, sender)) = self.gapped.first() else {
+                break;
+            };
+            let since = match seen {
+                Seen::At(t) => t,
+                Seen::BeforeFirstExpire => first,
+            };
+            let waited = now.saturating_duration_since(since);
+            if waited < NONCE_GAP_EXPIRY {
+                break;
+            }
+            let Some(queue) = self.by_sender.get(&sender) else {
+                // Not reached: a sender leaves `gapped` with its queue.
+                self.gapped.remove(&(seen, sender));
+                continue;
+            };
+            let missing = queue.first_missing();
+            let waiting: Vec<Hash> = queue
+                .txs
+                .range(missing..)
+                .rev()
+                .take(EXPIRE_TXS_MAX - evicted)
+                .map(|(_, h)| *h)
+                .collect();
+            for hash in waiting {
+                self.evict(
+                    &hash,
+                    format!(
+                        "stuck behind a nonce gap for {} s: nonce {missing} never arrived",
+                        waited.as_secs()
+                    ),
+                );
+                evicted += 1;
+            }
+        }
+        evicted
+    }
+
+    /// Keeps `gapped` in step with one sender's queue after it changed.
+    fn refresh_gap(&mut self, sender: PublicKey) {
+        let Some(queue) = self.by_sender.get_mut(&sender) else {
+            return;
+        };
+        match (queue.has_gap(), queue.gap_since) {
+            (true, None) => {
+                queue.gap_since = Some(self.now);
+                self.gapped.insert((self.now, sender));
+            }
+            (false, Some(since)) => {
+                queue.gap_since = None;
+                self.gapped.remove(&(since, sender));
+            }
+            _ => {}
+        }
     }
 
     fn remove(&mut self, hash: &Hash) -> Option<SignedTx> {
         let entry = self.by_hash.remove(hash)?;
         self.bytes -= entry.bytes as u64;
-        if let Some(m) = self.by_sender.get_mut(&entry.tx.tx.sender) {
-            m.remove(&entry.tx.tx.nonce);
-            if m.is_empty() {
-                self.by_sender.remove(&entry.tx.tx.sender);
+        let sender = entry.tx.tx.sender;
+        if let Some(queue) = self.by_sender.get_mut(&sender) {
+            queue.txs.remove(&entry.tx.tx.nonce);
+            if queue.txs.is_empty() {
+                if let Some(since) = queue.gap_since {
+                    self.gapped.remove(&(since, sender));
+                }
+                self.by_sender.remove(&sender);
+            } else {
+                self.refresh_gap(sender);
             }
         }
         Some(entry.tx)
@@ -268,10 +504,15 @@ impl Mempool {
 
     /// Candidates for the next block, fairly interleaved across senders and
     /// in nonce order per sender, within the block's count and byte limits.
-    /// The proposer still executes each one and evicts those that fail.
+    /// Only executable transactions are offered: those behind a nonce gap
+    /// would only take a place in the block they cannot use. The proposer
+    /// still executes each one and evicts those that fail.
     pub fn candidates(&self, max_txs: usize, max_bytes: usize) -> Vec<SignedTx> {
-        let mut queues: Vec<std::collections::btree_map::Values<'_, u64, Hash>> =
-            self.by_sender.values().map(|m| m.values()).collect();
+        let mut queues: Vec<_> = self
+            .by_sender
+            .values()
+            .map(SenderQueue::executable)
+            .collect();
         let mut out = Vec::new();
         let mut bytes = 0usize;
         loop {
@@ -305,10 +546,13 @@ impl Mempool {
         let senders: Vec<PublicKey> = self.by_sender.keys().copied().collect();
         for sender in senders {
             let account = state.account(&sender);
-            let hashes: Vec<(u64, Hash)> = self.by_sender[&sender]
-                .iter()
-                .map(|(n, h)| (*n, *h))
-                .collect();
+            let Some(queue) = self.by_sender.get_mut(&sender) else {
+                continue;
+            };
+            if let Some(a) = &account {
+                queue.next = a.nonce.saturating_add(1);
+            }
+            let hashes: Vec<(u64, Hash)> = queue.txs.iter().map(|(n, h)| (*n, *h)).collect();
             for (nonce, hash) in hashes {
                 let reason = match &account {
                     None => Some(format!("sender {sender} is not an account on this chain")),
@@ -322,6 +566,7 @@ impl Mempool {
                     self.evict(&hash, reason);
                 }
             }
+            self.refresh_gap(sender);
         }
     }
 }
@@ -350,6 +595,10 @@ mod tests {
     }
 
     fn setup(max_txs: usize) -> (TestChain, Mempool, View) {
+        setup_with(max_txs, 4)
+    }
+
+    fn setup_with(max_txs: usize, future_nonce_window: u32) -> (TestChain, Mempool, View) {
         let chain = TestChain::new(4, 4);
         let view = View(
             chain
@@ -374,7 +623,7 @@ mod tests {
             MempoolLimits {
                 max_txs,
                 max_bytes: 1 << 20,
-                future_nonce_window: 4,
+                future_nonce_window,
             },
         );
         (chain, pool, view)
@@ -497,5 +746,137 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(pool.len(), 1);
+    }
+
+    fn rejected(pool: &Mempool, tx: &SignedTx) -> String {
+        match pool.status(&tx.hash()) {
+            Some(PoolStatus::Rejected(reason)) => reason,
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_sender_cannot_hold_more_than_its_cap() {
+        let (mut chain, mut pool, view) = setup_with(50_000, 20_000);
+        let sender = chain.account_keys[1].public();
+        let mut admitted = 0;
+        let mut refused = 0;
+        for _ in 0..10_000 {
+            match pool.admit(chain.transfer(1, 2, 1), &view) {
+                Ok(_) => admitted += 1,
+                Err(e) => {
+                    assert_eq!(
+                        e,
+                        MempoolError::SenderFull {
+                            sender,
+                            pending: SENDER_TXS_MAX,
+                            max: SENDER_TXS_MAX
+                        }
+                    );
+                    refused += 1;
+                }
+            }
+        }
+        assert_eq!(
+            (admitted, refused),
+            (SENDER_TXS_MAX, 10_000 - SENDER_TXS_MAX)
+        );
+        assert_eq!(pool.len(), SENDER_TXS_MAX);
+        let message = pool
+            .admit(chain.transfer(1, 2, 1), &view)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains(&sender.to_string()) && message.contains("(1000)"),
+            "{message}"
+        );
+        // Other senders are not affected.
+        pool.admit(chain.transfer(2, 1, 1), &view).unwrap();
+        assert_eq!(pool.len(), SENDER_TXS_MAX + 1);
+    }
+
+    #[test]
+    fn a_gap_that_never_fills_is_evicted_with_its_age() {
+        let (mut chain, mut pool, mut view) = setup(100);
+        let t0 = Instant::now();
+        // Sender 1 skips nonce 2: its nonce 3 and 4 wait behind the gap,
+        // admitted before the mempool was first told the time.
+        let one = chain.transfer(1, 2, 1);
+        chain.transfer(1, 2, 1);
+        let three = chain.transfer(1, 2, 1);
+        let four = chain.transfer(1, 2, 1);
+        for t in [&one, &three, &four] {
+            pool.admit(t.clone(), &view).unwrap();
+        }
+        assert_eq!(pool.expire(t0), 0);
+        // Sender 2 is executable and old: never evicted for age.
+        let ready = chain.transfer(2, 1, 1);
+        pool.admit(ready.clone(), &view).unwrap();
+        // Sender 3's gap fills in time.
+        let late = chain.transfer(3, 1, 1);
+        let waiting = chain.transfer(3, 1, 1);
+        assert_eq!(pool.expire(t0 + Duration::from_secs(10)), 0);
+        pool.admit(waiting.clone(), &view).unwrap();
+
+        // Only executable transactions are offered to the block builder.
+        let offered: Vec<Hash> = pool
+            .candidates(100, 1 << 20)
+            .iter()
+            .map(SignedTx::hash)
+            .collect();
+        assert_eq!(offered.len(), 2);
+        assert!(offered.contains(&one.hash()) && offered.contains(&ready.hash()));
+
+        assert_eq!(pool.expire(t0 + Duration::from_secs(30)), 0);
+        pool.admit(late.clone(), &view).unwrap();
+        // Nonce 1 of sender 1 is committed: its gap (nonce 2) remains, and
+        // keeps its age.
+        view.0
+            .get_mut(&chain.account_keys[1].public())
+            .unwrap()
+            .nonce = 1;
+        pool.update(std::slice::from_ref(&one), &view);
+        assert_eq!(pool.expire(t0 + Duration::from_secs(59)), 0);
+        assert_eq!(pool.expire(t0 + Duration::from_secs(60)), 2);
+        for t in [&three, &four] {
+            assert_eq!(
+                rejected(&pool, t),
+                "stuck behind a nonce gap for 60 s: nonce 2 never arrived"
+            );
+        }
+        for t in [&ready, &late, &waiting] {
+            assert_eq!(pool.status(&t.hash()), Some(PoolStatus::Pending));
+        }
+        assert_eq!(pool.expire(t0 + Duration::from_secs(3600)), 0);
+        assert_eq!(pool.len(), 3);
+    }
+
+    #[test]
+    fn a_full_pool_of_waiting_txs_makes_room_for_an_executable_newcomer() {
+        let (mut chain, mut pool, view) = setup(3);
+        // Sender 1 fills the pool with nonces 2, 3 and 4: all wait for 1.
+        chain.transfer(1, 2, 1);
+        let waiting: Vec<SignedTx> = (0..3).map(|_| chain.transfer(1, 2, 1)).collect();
+        for t in &waiting {
+            pool.admit(t.clone(), &view).unwrap();
+        }
+        // A newcomer that would wait too is refused.
+        chain.transfer(2, 1, 1);
+        let gapped = chain.transfer(2, 1, 1);
+        assert!(matches!(
+            pool.admit(gapped, &view),
+            Err(MempoolError::Full { txs: 3, .. })
+        ));
+        // An executable one takes the place of the highest waiting nonce.
+        let ready = chain.transfer(3, 1, 1);
+        pool.admit(ready.clone(), &view).unwrap();
+        assert_eq!(pool.len(), 3);
+        assert_eq!(pool.status(&ready.hash()), Some(PoolStatus::Pending));
+        assert_eq!(pool.status(&waiting[0].hash()), Some(PoolStatus::Pending));
+        assert_eq!(pool.status(&waiting[1].hash()), Some(PoolStatus::Pending));
+        assert_eq!(
+            rejected(&pool, &waiting[2]),
+            "evicted to make room in a full mempool: it waits behind nonce 1, which has not arrived"
+        );
     }
 }

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub sync_target_height: Gauge,
     pub sync_blocks: Counter,
     pub sync_served_blocks: Counter,
+    /// Block requests from peers refused over a serving limit, by limit.
+    pub sync_serve_refused: Family<ReasonLabel, Counter>,
     /// Blocks or responses refused from peers, by reason.
     pub sync_rejected: Family<ReasonLabel, Counter>,
     /// Each peer's sync score (falls on timeouts, bad blocks, false claims).
@@ -75,6 +77,7 @@ impl Metrics {
             sync_target_height: Gauge::default(),
             sync_blocks: Counter::default(),
             sync_served_blocks: Counter::default(),
+            sync_serve_refused: Family::default(),
             sync_rejected: Family::default(),
             peer_score: Family::default(),
             candidates: Gauge::default(),
@@ -162,6 +165,11 @@ impl Metrics {
             "sync_served_blocks",
             "Blocks served to peers",
             self.sync_served_blocks.clone(),
+        );
+        r.register(
+            "sync_serve_refused",
+            "Block requests from peers refused over a serving limit, by limit",
+            self.sync_serve_refused.clone(),
         );
         r.register(
             "sync_rejected",

@@ -5,8 +5,8 @@
 //! Gossip is validated explicitly: a message is forwarded only after it was
 //! decoded within its size bound and its signatures checked; invalid ones are
 //! rejected and their sender's score lowered. Messages are anonymous (every
-//! payload is signed by its author) and identified by the SHA-256 of their
-//! bytes.
+//! payload is signed by its author) and identified by their topic and
+//! content, not their envelope ([`message_id`], ADR 7).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -29,9 +29,9 @@ use tally_ledger::types::{Block, CommitCertificate, SignedTx, ValidatorSet};
 use tally_ledger::Hash;
 
 use crate::metrics::Metrics;
+use crate::serve::{read_blocks, ServeLimiter, SERVE_REQUESTS_MAX};
 use crate::wire::{
-    self, BlocksRequest, BlocksResponse, ConsensusMsg, Status, SYNC_BLOCKS_MAX,
-    SYNC_RESPONSE_SOFT_BYTES,
+    self, BlocksRequest, BlocksResponse, ConsensusMsg, Status, SYNC_RESPONSE_SOFT_BYTES,
 };
 
 /// Redial backoff bounds for persistent peers.
@@ -39,6 +39,28 @@ const REDIAL_MIN: Duration = Duration::from_millis(500);
 const REDIAL_MAX: Duration = Duration::from_secs(30);
 /// Events queued towards the node before the network waits.
 pub const EVENT_QUEUE: usize = 4096;
+/// Gossipsub's heartbeat: mesh upkeep, and gossip of recent message ids.
+const HEARTBEAT: Duration = Duration::from_millis(500);
+/// Heartbeats over which a message id is gossiped to peers outside the mesh
+/// (gossipsub's default).
+const HISTORY_GOSSIP: u32 = 3;
+/// A gossip message's id changes from one period to the next, counted on
+/// each node's own clock ([`message_id`]): a node delivers and forwards the
+/// same content at most once per period, however often and with whatever
+/// sequence numbers it is sent. Shorter than the driver's re-send period
+/// (`RESEND_AFTER`, 3 s), so that each of its re-sends of its own messages
+/// after a stall falls in a new period and goes out. See ADR 7.
+pub const GOSSIP_ID_PERIOD: Duration = Duration::from_secs(2);
+/// How long gossipsub remembers a message id: through the id's period, and
+/// for as long after as peers may still advertise it (`HISTORY_GOSSIP`
+/// heartbeats), so that a node does not fetch again what it has seen.
+const GOSSIP_DUPLICATE_TTL: Duration = Duration::from_secs(4);
+const _: () = assert!(
+    GOSSIP_DUPLICATE_TTL.as_millis()
+        >= GOSSIP_ID_PERIOD.as_millis() + HEARTBEAT.as_millis() * HISTORY_GOSSIP as u128
+);
+/// Bytes of the borsh `u64` sequence number that starts every gossip payload.
+const SEQ_BYTES: usize = 8;
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
@@ -210,6 +232,14 @@ impl Validator {
     }
 }
 
+/// A block response read off the network task, on its way back to be sent.
+struct Served {
+    request_id: request_response::InboundRequestId,
+    channel: request_response::ResponseChannel<BlocksResponse>,
+    response: BlocksResponse,
+    blocks: u32,
+}
+
 struct Redial {
     addr: Multiaddr,
     next_at: Instant,
@@ -229,6 +259,10 @@ pub struct Network {
     connected: HashSet<PeerId>,
     /// Block requests on their way: (peer, from, to).
     requests: HashMap<request_response::OutboundRequestId, (PeerId, u64, u64)>,
+    /// Block requests from peers being served (read, then written out).
+    serving: ServeLimiter<request_response::InboundRequestId>,
+    served_tx: mpsc::Sender<Served>,
+    served_rx: mpsc::Receiver<Served>,
     bad_messages: HashMap<PeerId, u32>,
     seq: u64,
     block_bytes_max: usize,
@@ -279,9 +313,16 @@ impl Network {
 
         let gossip_config = gossipsub::ConfigBuilder::default()
             .validation_mode(gossipsub::ValidationMode::Anonymous)
-            .message_id_fn(|m: &gossipsub::Message| {
-                gossipsub::MessageId::from(Hash::digest(&m.data).0.to_vec())
+            .message_id_fn({
+                let status = topics.status.hash();
+                let start = Instant::now();
+                move |m: &gossipsub::Message| {
+                    let period = start.elapsed().as_millis() / GOSSIP_ID_PERIOD.as_millis();
+                    message_id(&m.topic, &m.data, m.topic == status, period as u64)
+                }
             })
+            .duplicate_cache_time(GOSSIP_DUPLICATE_TTL)
+            .history_gossip(HISTORY_GOSSIP as usize)
             .validate_messages()
             .max_transmit_size(consensus_bytes_max)
             .max_transmit_size_for_topic(tx_batch_bytes_max, topics.txs.hash())
@@ -290,7 +331,7 @@ impl Network {
             .mesh_n(3)
             .mesh_n_high(6)
             .mesh_outbound_min(1)
-            .heartbeat_interval(Duration::from_millis(500))
+            .heartbeat_interval(HEARTBEAT)
             .build()
             .map_err(setup_err)?;
         let mut gossip =
@@ -387,6 +428,9 @@ impl Network {
             .collect();
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (commands_tx, commands_rx) = mpsc::channel(EVENT_QUEUE);
+        // Seldom full (SERVE_REQUESTS_MAX requests are served at once); when
+        // it is, a reading thread waits.
+        let (served_tx, served_rx) = mpsc::channel(SERVE_REQUESTS_MAX);
         let set = genesis.validator_set().map_err(setup_err)?;
         let network = Network {
             swarm,
@@ -405,6 +449,9 @@ impl Network {
             redial,
             connected: HashSet::new(),
             requests: HashMap::new(),
+            serving: ServeLimiter::new(),
+            served_tx,
+            served_rx,
             bad_messages: HashMap::new(),
             // Starts at the wall clock in microseconds: it grows across
             // restarts (a node publishes far fewer than a million messages a
@@ -438,6 +485,8 @@ impl Network {
                     Some(c) => self.on_command(c),
                     None => break,
                 },
+                // Never `None`: the network holds a sender.
+                Some(served) = self.served_rx.recv() => self.on_served(served),
                 _ = tick.tick() => self.redial(),
             }
         }
@@ -647,15 +696,10 @@ impl Network {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
-                    request, channel, ..
-                } => {
-                    let response = self.serve_blocks(request);
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .sync
-                        .send_response(channel, response);
-                }
+                    request_id,
+                    request,
+                    channel,
+                } => self.serve_blocks(peer, request_id, request, channel),
                 request_response::Message::Response {
                     request_id,
                     response,
@@ -703,38 +747,116 @@ impl Network {
                     .await;
                 }
             }
-            _ => {}
+            request_response::Event::ResponseSent { request_id, .. } => {
+                self.serving.finish(request_id);
+            }
+            request_response::Event::InboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if self.serving.finish(request_id) {
+                    debug!(%peer, %error, "serving a block request failed");
+                }
+            }
         }
     }
 
-    /// Reads blocks `from..=to` (bounded) from the store for a peer. The
-    /// stored bytes are the canonical encodings, so the response is put
-    /// together from them without decoding: a borsh `Vec` of pairs.
-    fn serve_blocks(&self, request: BlocksRequest) -> BlocksResponse {
-        let tip = self.store.height();
-        let to = request
-            .to
-            .min(tip)
-            .min(request.from.saturating_add(SYNC_BLOCKS_MAX - 1));
-        let mut count: u32 = 0;
-        let mut encoded = vec![0u8; 4];
-        for h in request.from.max(1)..=to {
-            let (Ok(Some(block)), Ok(Some(cert))) =
-                (self.store.block_bytes(h), self.store.certificate_bytes(h))
-            else {
-                break;
-            };
-            encoded.extend_from_slice(&block);
-            encoded.extend_from_slice(&cert);
-            count += 1;
-            if encoded.len() >= SYNC_RESPONSE_SOFT_BYTES {
-                break;
+    /// Admits a peer's block request within its limits (see
+    /// [`crate::serve`]) and reads the blocks on a blocking thread; the
+    /// response comes back through `served_rx`. A request over a limit is
+    /// dropped unanswered: the peer sees its request fail at once.
+    fn serve_blocks(
+        &mut self,
+        peer: PeerId,
+        request_id: request_response::InboundRequestId,
+        request: BlocksRequest,
+        channel: request_response::ResponseChannel<BlocksResponse>,
+    ) {
+        let budget = match self.serving.start(peer, request_id) {
+            Ok(budget) => budget,
+            Err(refusal) => {
+                debug!(%peer, from = request.from, to = request.to, %refusal, "block request refused");
+                self.metrics
+                    .sync_serve_refused
+                    .get_or_create(&crate::metrics::ReasonLabel {
+                        reason: refusal.reason().to_string(),
+                    })
+                    .inc();
+                return;
             }
-        }
-        encoded[..4].copy_from_slice(&count.to_le_bytes());
-        self.metrics.sync_served_blocks.inc_by(u64::from(count));
-        BlocksResponse { encoded }
+        };
+        let store = self.store.clone();
+        let served = self.served_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let (response, blocks) = read_blocks(&store, request, budget);
+            // Fails only when the network has stopped.
+            let _ = served.blocking_send(Served {
+                request_id,
+                channel,
+                response,
+                blocks,
+            });
+        });
     }
+
+    /// Sends a response read off the network task, unless its request
+    /// failed meanwhile.
+    fn on_served(&mut self, served: Served) {
+        if !self
+            .serving
+            .read(served.request_id, served.response.encoded.len())
+        {
+            return;
+        }
+        self.metrics
+            .sync_served_blocks
+            .inc_by(u64::from(served.blocks));
+        if self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_response(served.channel, served.response)
+            .is_err()
+        {
+            // The request timed out or its connection closed.
+            self.serving.finish(served.request_id);
+        }
+    }
+}
+
+/// A gossip message's id: SHA-256 over its topic, its content and the
+/// current [`GOSSIP_ID_PERIOD`] number `period` on this node's clock.
+///
+/// For consensus messages and transaction batches the content is the body
+/// after the envelope's sequence number: the same signed message sent again
+/// with a new number is the same message, delivered and forwarded at most
+/// once per period however often a peer sends it. With `with_seq` (status
+/// messages) the number is part of the content: status is never forwarded,
+/// and two nodes at one height send the same body, which must not hide the
+/// second node's status. The topic is part of the id so that a body sent on
+/// the wrong topic (rejected, but remembered) cannot shadow the same body on
+/// its own topic.
+pub fn message_id(
+    topic: &gossipsub::TopicHash,
+    data: &[u8],
+    with_seq: bool,
+    period: u64,
+) -> gossipsub::MessageId {
+    let (kind, content) = match data.get(SEQ_BYTES..) {
+        Some(body) if !with_seq => (0u8, body),
+        // Too short to hold a sequence number (and so undecodable).
+        _ => (1u8, data),
+    };
+    let topic = topic.as_str().as_bytes();
+    let mut framed = Vec::with_capacity(4 + topic.len() + 1 + 8 + 32);
+    framed.extend_from_slice(&(topic.len() as u32).to_le_bytes());
+    framed.extend_from_slice(topic);
+    framed.push(kind);
+    framed.extend_from_slice(&period.to_le_bytes());
+    framed.extend_from_slice(&Hash::digest(content).0);
+    gossipsub::MessageId::from(Hash::digest(&framed).0.to_vec())
 }
 
 /// Splits `/ip4/…/tcp/…/p2p/<PeerId>` into the peer and its address.
@@ -745,5 +867,56 @@ pub fn parse_peer_addr(s: &str) -> Result<(PeerId, Multiaddr), String> {
     match addr.iter().last() {
         Some(libp2p::multiaddr::Protocol::P2p(peer)) => Ok((peer, addr)),
         _ => Err(format!("{s:?} does not end with /p2p/<PeerId>")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tally_ledger::testkit::TestChain;
+    use wire::encode_envelope;
+
+    #[test]
+    fn a_message_sent_again_with_a_new_sequence_number_keeps_its_id_within_a_period() {
+        let consensus = gossipsub::TopicHash::from_raw("/tally/t/consensus/1");
+        let txs = gossipsub::TopicHash::from_raw("/tally/t/txs/1");
+        let mut chain = TestChain::new(4, 4);
+        let batch = vec![chain.transfer(1, 2, 1)];
+        let other = vec![chain.transfer(1, 2, 1)];
+        let id = |topic: &gossipsub::TopicHash, seq: u64, body: &Vec<SignedTx>, period: u64| {
+            message_id(topic, &encode_envelope(seq, body), false, period)
+        };
+        assert_eq!(id(&txs, 1, &batch, 5), id(&txs, 2, &batch, 5));
+        assert_eq!(id(&txs, 7, &batch, 5), id(&txs, u64::MAX, &batch, 5));
+        assert_ne!(id(&txs, 1, &batch, 5), id(&txs, 1, &other, 5));
+        // The next period, the same content is a new message once more.
+        assert_ne!(id(&txs, 1, &batch, 5), id(&txs, 1, &batch, 6));
+        // The same bytes on another topic are another message.
+        assert_ne!(id(&txs, 1, &batch, 5), id(&consensus, 1, &batch, 5));
+        // Too short for a sequence number: identified by all its bytes.
+        assert_ne!(
+            message_id(&txs, &[0; 4], false, 5),
+            message_id(&txs, &[0; 12][..], false, 5)
+        );
+        assert_eq!(
+            message_id(&txs, b"short", false, 5),
+            message_id(&txs, b"short", false, 5)
+        );
+    }
+
+    #[test]
+    fn status_ids_count_the_sequence_number() {
+        let status = gossipsub::TopicHash::from_raw("/tally/t/status/1");
+        let body = Status {
+            height: 7,
+            block_hash: Hash::digest(b"block 7"),
+        };
+        let one = message_id(&status, &encode_envelope(1, &body), true, 5);
+        let two = message_id(&status, &encode_envelope(2, &body), true, 5);
+        assert_ne!(one, two);
+        assert_eq!(
+            one,
+            message_id(&status, &encode_envelope(1, &body), true, 5)
+        );
     }
 }

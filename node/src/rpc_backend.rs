@@ -31,7 +31,9 @@ pub fn rejection(e: &MempoolError) -> Rejection {
         MempoolError::StaleNonce { .. } | MempoolError::FutureNonce { .. } => {
             (errors::BAD_NONCE, "bad_nonce")
         }
-        MempoolError::Full { .. } => (errors::MEMPOOL_FULL, "mempool_full"),
+        MempoolError::SenderFull { .. } | MempoolError::Full { .. } => {
+            (errors::MEMPOOL_FULL, "mempool_full")
+        }
     };
     Rejection {
         code,

@@ -27,9 +27,11 @@ pub enum ConsensusMsg {
     Vote(SignedVote),
 }
 
-/// A gossip payload with a sequence number: a message sent again (after a
-/// stall) gets a new gossip id and so is delivered again; the content is
-/// deduplicated by consensus itself.
+/// A gossip payload with a sequence number. The number orders one peer's
+/// status messages (a lower one is older) and tells two nodes' identical
+/// status messages apart. Consensus messages and transaction batches are
+/// identified by their body, not the number (`network::message_id`, ADR 7):
+/// sent again with a new number, they are the same message.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Envelope<T> {
     pub seq: u64,
