@@ -343,3 +343,76 @@ fn a_locked_block_and_a_run_of_blocks_survive_a_reopen() {
     }
     assert_eq!(store.locked_block().unwrap().unwrap().hash(), next.hash());
 }
+
+#[test]
+fn evidence_is_kept_once_per_offence_and_served_in_pages() {
+    use tally_ledger::crypto::Domain;
+    use tally_ledger::types::{Evidence, SignedVote, Vote, VoteKind};
+    let chain = tally_ledger::testkit::TestChain::new(4, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db"), &chain.genesis).unwrap();
+    let vote = |v: u32, height: u64, round: u32, value: u8| {
+        let vote = Vote {
+            kind: VoteKind::Prevote,
+            height,
+            round,
+            value: Some(tally_ledger::Hash([value; 32])),
+        };
+        SignedVote {
+            vote,
+            validator_index: v,
+            signature: chain.validator_keys[v as usize].sign(
+                Domain::Vote,
+                chain.chain_id(),
+                &vote.message(),
+            ),
+        }
+    };
+    // 250 offences: validators 0..2, heights 1..=50, rounds 0..=1 (less a few).
+    let mut offences = 0;
+    for height in 1..=50u64 {
+        for round in 0..2u32 {
+            for v in 0..3u32 {
+                if offences == 250 {
+                    break;
+                }
+                let e = Evidence {
+                    first: vote(v, height, round, 1),
+                    second: vote(v, height, round, 2),
+                };
+                assert!(store.record_evidence(&e).unwrap(), "a new offence");
+                // The same offence with a third conflicting vote: not again.
+                let again = Evidence {
+                    first: vote(v, height, round, 1),
+                    second: vote(v, height, round, 3),
+                };
+                assert!(!store.record_evidence(&again).unwrap());
+                offences += 1;
+            }
+        }
+    }
+    let mut cursor = 0u64.to_be_bytes().to_vec();
+    let mut pages = Vec::new();
+    loop {
+        let (page, next) = store.evidence(&cursor, 1_000).unwrap();
+        assert!(page.len() <= tally_ledger::store::EVIDENCE_PAGE_MAX);
+        pages.push(page.len());
+        match next {
+            Some(c) => cursor = c,
+            None => break,
+        }
+    }
+    assert_eq!(pages, vec![100, 100, 50]);
+    // From a height: everything at or above it, in order.
+    let (page, _) = store.evidence(&41u64.to_be_bytes(), 100).unwrap();
+    assert_eq!(page.len(), 60);
+    assert!(page.windows(2).all(|w| {
+        let (a, b) = (&w[0].first.vote, &w[1].first.vote);
+        (a.height, a.round) <= (b.height, b.round)
+    }));
+    assert_eq!(page[0].first.vote.height, 41);
+    assert!(
+        store.evidence(&[0u8; 18], 10).is_err(),
+        "an oversized cursor"
+    );
+}

@@ -8,7 +8,7 @@ use tokio::sync::broadcast;
 use tally_ledger::execution::TxError;
 use tally_ledger::genesis::Genesis;
 use tally_ledger::store::Store;
-use tally_ledger::types::{Evidence, SignedTx};
+use tally_ledger::types::SignedTx;
 use tally_ledger::Hash;
 use tally_rpc::errors::{self, Rejection};
 use tally_rpc::server::{Backend, NodeInfo, PoolState};
@@ -149,12 +149,9 @@ impl Backend for NodeBackend {
                     .collect(),
             },
             mempool_txs: s.mempool_txs as u64,
+            signer_fault: s.signer_fault.clone(),
             mempool_bytes: s.mempool_bytes,
         })
-    }
-
-    async fn evidence(&self) -> Vec<Evidence> {
-        self.handle.evidence().await.unwrap_or_default()
     }
 
     fn heads(&self) -> broadcast::Receiver<HeadInfo> {

@@ -149,7 +149,12 @@ async fn a_validator_killed_twenty_times_under_load_recovers_and_never_equivocat
     }
     net.wait_height(&[0, 1, 2, 3], top + 3).await;
     for i in 0..4 {
-        let evidence = net.client(i).get_evidence().await.unwrap();
+        let evidence = net
+            .client(i)
+            .get_evidence(None, None, None)
+            .await
+            .unwrap()
+            .evidence;
         assert!(evidence.is_empty(), "node{i} holds evidence: {evidence:?}");
     }
 

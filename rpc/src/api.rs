@@ -7,7 +7,7 @@ use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
 
 use crate::types::{
-    AccountInfo, BatchItem, BlockId, BlockInfo, CertificateInfo, EvidenceInfo, HeadInfo,
+    AccountInfo, BatchItem, BlockId, BlockInfo, CertificateInfo, EvidencePage, HeadInfo,
     HealthInfo, MempoolInfo, RecordInfo, StatusInfo, TxCommitted, TxInfo, TxSubmitted,
     ValidatorInfo, U64,
 };
@@ -63,9 +63,17 @@ pub trait LedgerApi {
     #[method(name = "health")]
     async fn health(&self) -> RpcResult<HealthInfo>;
 
-    /// Equivocation evidence this node has seen.
+    /// Equivocation evidence this node recorded, one record per offence, in
+    /// (height, round, step, validator) order: from `from_height` (default
+    /// 0) or from the `cursor` a previous page returned, at most `limit`
+    /// (default and maximum 100) a page.
     #[method(name = "getEvidence")]
-    async fn get_evidence(&self) -> RpcResult<Vec<EvidenceInfo>>;
+    async fn get_evidence(
+        &self,
+        from_height: Option<U64>,
+        cursor: Option<String>,
+        limit: Option<u32>,
+    ) -> RpcResult<EvidencePage>;
 
     #[method(name = "getMempool")]
     async fn get_mempool(&self) -> RpcResult<MempoolInfo>;

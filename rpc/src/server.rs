@@ -20,8 +20,8 @@ use tally_ledger::encoding::{encode, hex_serde};
 use tally_ledger::genesis::Genesis;
 use tally_ledger::hash::merkle_proof;
 use tally_ledger::state::{get_with_proof, read, AccountState, StateKey, StateProof};
-use tally_ledger::store::Store;
-use tally_ledger::types::{Evidence, SignedTx, VoteKind, TX_BYTES_CAP};
+use tally_ledger::store::{Store, EVIDENCE_PAGE_MAX};
+use tally_ledger::types::{SignedTx, VoteKind, TX_BYTES_CAP};
 use tally_ledger::{Hash, PublicKey};
 
 use crate::api::{LedgerApiServer, RpcResult};
@@ -51,6 +51,9 @@ pub struct NodeInfo {
     pub sync: crate::types::SyncInfo,
     pub mempool_txs: u64,
     pub mempool_bytes: u64,
+    /// Set while this validator cannot persist its signer record (it is
+    /// not voting): `health` is not ok.
+    pub signer_fault: Option<String>,
 }
 
 /// What the RPC server needs from the node. Reads go to the store directly;
@@ -68,7 +71,6 @@ pub trait Backend: Send + Sync + 'static {
     /// from [`Backend::store`].
     fn pool_state(&self, hash: Hash) -> impl Future<Output = Option<PoolState>> + Send;
     fn node_info(&self) -> impl Future<Output = Result<NodeInfo, Rejection>> + Send;
-    fn evidence(&self) -> impl Future<Output = Vec<Evidence>> + Send;
     /// New blocks, as they are committed.
     fn heads(&self) -> broadcast::Receiver<HeadInfo>;
 }
@@ -461,30 +463,49 @@ impl<B: Backend> LedgerApiServer for LedgerRpc<B> {
     async fn health(&self) -> RpcResult<HealthInfo> {
         let info = self.backend.node_info().await?;
         Ok(HealthInfo {
-            ok: !info.catching_up,
+            ok: !info.catching_up && info.signer_fault.is_none(),
             height: U64(self.store().height()),
             peers: info.peers,
         })
     }
 
-    async fn get_evidence(&self) -> RpcResult<Vec<EvidenceInfo>> {
-        Ok(self
-            .backend
-            .evidence()
-            .await
-            .iter()
-            .map(|e| EvidenceInfo {
-                validator_index: e.validator_index(),
-                height: U64(e.first.vote.height),
-                round: e.first.vote.round,
-                kind: match e.first.vote.kind {
-                    VoteKind::Prevote => "prevote".into(),
-                    VoteKind::Precommit => "precommit".into(),
-                },
-                first: to_hex(&encode(&e.first)),
-                second: to_hex(&encode(&e.second)),
-            })
-            .collect())
+    async fn get_evidence(
+        &self,
+        from_height: Option<U64>,
+        cursor: Option<String>,
+        limit: Option<u32>,
+    ) -> RpcResult<EvidencePage> {
+        let start = match (cursor, from_height) {
+            (Some(_), Some(_)) => {
+                return Err(invalid_params("give fromHeight or cursor, not both"))
+            }
+            (Some(c), None) => {
+                hex_serde::parse_vec(&c, 17).map_err(|e| invalid_params(format!("cursor: {e}")))?
+            }
+            (None, h) => h.map_or(0, |h| h.0).to_be_bytes().to_vec(),
+        };
+        let limit = limit.unwrap_or(EVIDENCE_PAGE_MAX as u32) as usize;
+        let (page, next) = self
+            .store()
+            .evidence(&start, limit)
+            .map_err(|e| invalid_params(e.to_string()))?;
+        Ok(EvidencePage {
+            evidence: page
+                .iter()
+                .map(|e| EvidenceInfo {
+                    validator_index: e.validator_index(),
+                    height: U64(e.first.vote.height),
+                    round: e.first.vote.round,
+                    kind: match e.first.vote.kind {
+                        VoteKind::Prevote => "prevote".into(),
+                        VoteKind::Precommit => "precommit".into(),
+                    },
+                    first: to_hex(&encode(&e.first)),
+                    second: to_hex(&encode(&e.second)),
+                })
+                .collect(),
+            next_cursor: next.map(|k| to_hex(&k)),
+        })
     }
 
     async fn get_mempool(&self) -> RpcResult<MempoolInfo> {
@@ -729,9 +750,6 @@ mod tests {
                 kind: "unavailable",
                 message: "mock".into(),
             })
-        }
-        async fn evidence(&self) -> Vec<Evidence> {
-            Vec::new()
         }
         fn heads(&self) -> broadcast::Receiver<HeadInfo> {
             self.heads.subscribe()

@@ -326,6 +326,14 @@ pub struct EvidenceInfo {
     pub second: String,
 }
 
+/// One page of evidence, and the cursor of the next page if there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EvidencePage {
+    pub evidence: Vec<EvidenceInfo>,
+    pub next_cursor: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountInfo {
     pub exists: bool,

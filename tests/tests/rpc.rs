@@ -100,7 +100,12 @@ async fn every_method_answers_and_proofs_verify() {
     assert!(client.health().await.unwrap().ok);
     assert_eq!(client.get_validators().await.unwrap().len(), 4);
     assert_eq!(client.get_genesis().await.unwrap()["chain_id"], chain);
-    assert!(client.get_evidence().await.unwrap().is_empty());
+    assert!(client
+        .get_evidence(None, None, None)
+        .await
+        .unwrap()
+        .evidence
+        .is_empty());
     let _ = client.get_mempool().await.unwrap();
 
     // WebSocket subscriptions.

@@ -727,6 +727,18 @@ impl Driver {
                 block_hash: tip.block_hash,
             }));
         }
+        // Transactions stuck behind a nonce gap for too long leave.
+        let expired = self.mempool.expire(Instant::now());
+        if expired > 0 {
+            self.metrics
+                .rejected_txs
+                .get_or_create(&crate::metrics::ReasonLabel {
+                    reason: "nonce_gap_expired".into(),
+                })
+                .inc_by(expired as u64);
+            self.metrics.mempool_txs.set(self.mempool.len() as i64);
+            self.metrics.mempool_bytes.set(self.mempool.bytes() as i64);
+        }
         // A stall makes the core send this height's own messages again.
         self.feed(Event::Tick)?;
         self.request_blocks();

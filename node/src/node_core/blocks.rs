@@ -3,16 +3,16 @@
 
 use tally_ledger::encoding::encode;
 use tally_ledger::execution::{ApplyError, BlockExecutor, TxError};
-use tally_ledger::types::{last_commit_hash, Block, CommitCertificate, Header};
+use tally_ledger::types::{
+    last_commit_hash, Block, CommitCertificate, Header, BLOCK_OVERHEAD_BYTES_MAX,
+};
 use tally_ledger::verify::{next_block_time, Placement};
 use tally_ledger::Hash;
 use tracing::debug;
 
 use tally_consensus::{Input, Output};
 
-use super::{
-    CoreEnv, CoreError, Effect, NodeCore, Notice, Now, Timer, Update, BLOCK_OVERHEAD_BYTES,
-};
+use super::{CoreEnv, CoreError, Effect, NodeCore, Notice, Now, Timer, Update};
 use crate::candidates::Offer;
 
 impl NodeCore {
@@ -36,7 +36,9 @@ impl NodeCore {
         let params = &rules.params;
         let txs = env.proposal_txs(
             params.block_txs_max as usize,
-            (params.block_bytes_max as usize).saturating_sub(BLOCK_OVERHEAD_BYTES),
+            // Room for everything but transactions (genesis guarantees it
+            // leaves at least one largest transaction).
+            (params.block_bytes_max as usize).saturating_sub(BLOCK_OVERHEAD_BYTES_MAX),
         );
         let mut exec =
             BlockExecutor::new(env.state(), Some(parent.height), &rules.chain_id, params);

@@ -33,15 +33,14 @@ mod blocks;
 mod io;
 pub use io::{CoreEnv, CoreError, Effect, Event, Notice, Now, Signed, SignerView, Timer, Update};
 
-/// Room the proposer leaves in a block for everything but transactions
-/// (header, last commit, encoding overhead).
-pub const BLOCK_OVERHEAD_BYTES: usize = 64 * 1024;
 /// Own messages of the current height kept for re-sending: a proposal and
 /// two votes a round, for the rounds of the consensus window.
 pub const OWN_MESSAGES_MAX: usize = 3 * (tally_consensus::ROUND_WINDOW as usize + 1);
 /// With no commit for this long, the node sends its own messages of the
 /// current height again (peers may have missed them).
 pub const RESEND_AFTER_MS: u64 = 3_000;
+// A message sent again must get a fresh gossip id, or peers drop it.
+const _: () = assert!(RESEND_AFTER_MS as u128 > crate::network::GOSSIP_ID_PERIOD.as_millis());
 /// One block behind its peers with no commit for this long, a node fetches
 /// the block instead of waiting for consensus.
 pub const SYNC_ONE_BEHIND_AFTER_MS: u64 = 2_000;
