@@ -327,19 +327,34 @@ impl NodeCore {
         let mut out = Vec::new();
         let waiting: Vec<(Hash, u32)> = self.waiting_validation.drain().collect();
         for (hash, round) in waiting {
-            let height = tip.saturating_add(1);
-            match self.validate(height, round, hash, now, env, fx) {
-                Some(valid) => out.extend(self.machine.handle(Input::BlockVerdict {
-                    height,
-                    block_hash: hash,
-                    valid,
-                })),
-                None => {
-                    self.waiting_validation.insert(hash, round);
-                }
-            }
+            out.extend(self.judge(tip.saturating_add(1), round, hash, now, env, fx));
         }
         out
+    }
+
+    /// Validates a block consensus asked about and hands the machine its
+    /// verdict, or keeps the request until the block (or its parent) is
+    /// here.
+    fn judge<E: CoreEnv>(
+        &mut self,
+        height: u64,
+        round: u32,
+        block_hash: Hash,
+        now: Now,
+        env: &E,
+        fx: &mut Vec<Effect>,
+    ) -> Vec<Output> {
+        match self.validate(height, round, block_hash, now, env, fx) {
+            Some(valid) => self.machine.handle(Input::BlockVerdict {
+                height,
+                block_hash,
+                valid,
+            }),
+            None => {
+                self.waiting_validation.insert(block_hash, round);
+                Vec::new()
+            }
+        }
     }
 
     fn on_proposal<E: CoreEnv>(
@@ -368,16 +383,7 @@ impl NodeCore {
         }
         out.extend(self.machine.handle(Input::Proposal(proposal)));
         if let Some(round) = self.waiting_validation.remove(&hash) {
-            match self.validate(height, round, hash, now, env, fx) {
-                Some(valid) => out.extend(self.machine.handle(Input::BlockVerdict {
-                    height,
-                    block_hash: hash,
-                    valid,
-                })),
-                None => {
-                    self.waiting_validation.insert(hash, round);
-                }
-            }
+            out.extend(self.judge(height, round, hash, now, env, fx));
         }
         out
     }
@@ -547,16 +553,7 @@ impl NodeCore {
                     height,
                     round,
                     block_hash,
-                } => match self.validate(height, round, block_hash, now, env, fx) {
-                    Some(valid) => work.extend(self.machine.handle(Input::BlockVerdict {
-                        height,
-                        block_hash,
-                        valid,
-                    })),
-                    None => {
-                        self.waiting_validation.insert(block_hash, round);
-                    }
-                },
+                } => work.extend(self.judge(height, round, block_hash, now, env, fx)),
                 Output::Decide {
                     height,
                     round,
