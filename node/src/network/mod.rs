@@ -6,7 +6,7 @@
 //! decoded within its size bound and its signatures checked; invalid ones are
 //! rejected and their sender's score lowered. Messages are anonymous (every
 //! payload is signed by its author) and identified by their topic and
-//! content, not their envelope ([`message_id`], ADR 7).
+//! content, not their envelope ([`message_id`], ADR 8).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -21,18 +21,22 @@ use libp2p::{
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use tally_ledger::crypto::{BatchVerifier, Domain};
 use tally_ledger::genesis::Genesis;
 use tally_ledger::proposer::ProposerSchedule;
 use tally_ledger::store::Store;
-use tally_ledger::types::{Block, CommitCertificate, SignedTx, ValidatorSet};
-use tally_ledger::Hash;
+use tally_ledger::types::{Block, CommitCertificate, SignedTx};
 
 use crate::metrics::Metrics;
-use crate::serve::{read_blocks, ServeLimiter, SERVE_REQUESTS_MAX};
+
+mod admission;
+mod blocks;
+use crate::serve::{ServeLimiter, SERVE_REQUESTS_MAX};
 use crate::wire::{
     self, BlocksRequest, BlocksResponse, ConsensusMsg, Status, SYNC_RESPONSE_SOFT_BYTES,
 };
+pub use admission::message_id;
+use admission::{Validator, Verdict};
+use blocks::Served;
 
 /// Redial backoff bounds for persistent peers.
 const REDIAL_MIN: Duration = Duration::from_millis(500);
@@ -139,105 +143,6 @@ struct Topics {
     txs: gossipsub::IdentTopic,
     consensus: gossipsub::IdentTopic,
     status: gossipsub::IdentTopic,
-}
-
-/// Checks gossip before it is forwarded.
-struct Validator {
-    chain_id: String,
-    set: ValidatorSet,
-    schedule: ProposerSchedule,
-    tx_batch_bytes_max: usize,
-    consensus_bytes_max: usize,
-}
-
-enum Verdict<T> {
-    Accept(T),
-    Reject(&'static str),
-}
-
-impl Validator {
-    fn consensus(&self, data: &[u8]) -> Verdict<ConsensusMsg> {
-        let Ok(env) = wire::decode_consensus(data, self.consensus_bytes_max) else {
-            return Verdict::Reject("undecodable consensus message");
-        };
-        match env.body {
-            ConsensusMsg::Vote(v) => {
-                let Some(validator) = self.set.get(v.validator_index) else {
-                    return Verdict::Reject("vote from a non-validator");
-                };
-                if validator
-                    .public_key
-                    .verify(
-                        Domain::Vote,
-                        &self.chain_id,
-                        &v.vote.message(),
-                        &v.signature,
-                    )
-                    .is_err()
-                {
-                    return Verdict::Reject("bad vote signature");
-                }
-                Verdict::Accept(ConsensusMsg::Vote(v))
-            }
-            ConsensusMsg::Proposal { proposal, block } => {
-                let p = proposal.proposal;
-                let index = self.schedule.proposer(p.height, p.round);
-                let Some(proposer) = self.set.get(index) else {
-                    return Verdict::Reject("no proposer");
-                };
-                if proposer
-                    .public_key
-                    .verify(
-                        Domain::Proposal,
-                        &self.chain_id,
-                        &p.message(),
-                        &proposal.signature,
-                    )
-                    .is_err()
-                {
-                    return Verdict::Reject("bad proposal signature");
-                }
-                if block.hash() != p.block_hash
-                    || block.height() != p.height
-                    || block.header.chain_id != self.chain_id
-                {
-                    return Verdict::Reject("proposal block does not match the proposal");
-                }
-                Verdict::Accept(ConsensusMsg::Proposal { proposal, block })
-            }
-        }
-    }
-
-    fn txs(&self, data: &[u8]) -> Verdict<Vec<SignedTx>> {
-        let Ok(env) = wire::decode_txs(data, self.tx_batch_bytes_max) else {
-            return Verdict::Reject("undecodable transaction batch");
-        };
-        let mut batch = BatchVerifier::with_capacity(env.body.len());
-        for tx in &env.body {
-            if tx.tx.chain_id != self.chain_id {
-                return Verdict::Reject("transaction for another chain");
-            }
-            batch.add(
-                tx.tx.sender,
-                Domain::Tx,
-                &self.chain_id,
-                &tx.signed_message(),
-                tx.signature,
-            );
-        }
-        if batch.verify().is_err() {
-            return Verdict::Reject("bad transaction signature");
-        }
-        Verdict::Accept(env.body)
-    }
-}
-
-/// A block response read off the network task, on its way back to be sent.
-struct Served {
-    request_id: request_response::InboundRequestId,
-    channel: request_response::ResponseChannel<BlocksResponse>,
-    response: BlocksResponse,
-    blocks: u32,
 }
 
 struct Redial {
@@ -691,172 +596,6 @@ impl Network {
             self.deliver(e).await;
         }
     }
-
-    async fn on_sync(&mut self, event: request_response::Event<BlocksRequest, BlocksResponse>) {
-        match event {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request {
-                    request_id,
-                    request,
-                    channel,
-                } => self.serve_blocks(peer, request_id, request, channel),
-                request_response::Message::Response {
-                    request_id,
-                    response,
-                } => {
-                    let Some((_, from, to)) = self.requests.remove(&request_id) else {
-                        return;
-                    };
-                    let max = SYNC_RESPONSE_SOFT_BYTES + self.block_bytes_max + 64 * 1024;
-                    match wire::decode_blocks(&response.encoded, max) {
-                        Ok(blocks) => {
-                            self.deliver(NetEvent::Blocks {
-                                peer,
-                                from,
-                                to,
-                                blocks,
-                            })
-                            .await
-                        }
-                        Err(e) => {
-                            self.penalise(peer, "undecodable sync response");
-                            self.deliver(NetEvent::BlocksFailed {
-                                peer,
-                                from,
-                                to,
-                                reason: format!("undecodable response: {e}"),
-                            })
-                            .await;
-                        }
-                    }
-                }
-            },
-            request_response::Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                if let Some((_, from, to)) = self.requests.remove(&request_id) {
-                    self.deliver(NetEvent::BlocksFailed {
-                        peer,
-                        from,
-                        to,
-                        reason: error.to_string(),
-                    })
-                    .await;
-                }
-            }
-            request_response::Event::ResponseSent { request_id, .. } => {
-                self.serving.finish(request_id);
-            }
-            request_response::Event::InboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                if self.serving.finish(request_id) {
-                    debug!(%peer, %error, "serving a block request failed");
-                }
-            }
-        }
-    }
-
-    /// Admits a peer's block request within its limits (see
-    /// [`crate::serve`]) and reads the blocks on a blocking thread; the
-    /// response comes back through `served_rx`. A request over a limit is
-    /// dropped unanswered: the peer sees its request fail at once.
-    fn serve_blocks(
-        &mut self,
-        peer: PeerId,
-        request_id: request_response::InboundRequestId,
-        request: BlocksRequest,
-        channel: request_response::ResponseChannel<BlocksResponse>,
-    ) {
-        let budget = match self.serving.start(peer, request_id) {
-            Ok(budget) => budget,
-            Err(refusal) => {
-                debug!(%peer, from = request.from, to = request.to, %refusal, "block request refused");
-                self.metrics
-                    .sync_serve_refused
-                    .get_or_create(&crate::metrics::ReasonLabel {
-                        reason: refusal.reason().to_string(),
-                    })
-                    .inc();
-                return;
-            }
-        };
-        let store = self.store.clone();
-        let served = self.served_tx.clone();
-        tokio::task::spawn_blocking(move || {
-            let (response, blocks) = read_blocks(&store, request, budget);
-            // Fails only when the network has stopped.
-            let _ = served.blocking_send(Served {
-                request_id,
-                channel,
-                response,
-                blocks,
-            });
-        });
-    }
-
-    /// Sends a response read off the network task, unless its request
-    /// failed meanwhile.
-    fn on_served(&mut self, served: Served) {
-        if !self
-            .serving
-            .read(served.request_id, served.response.encoded.len())
-        {
-            return;
-        }
-        self.metrics
-            .sync_served_blocks
-            .inc_by(u64::from(served.blocks));
-        if self
-            .swarm
-            .behaviour_mut()
-            .sync
-            .send_response(served.channel, served.response)
-            .is_err()
-        {
-            // The request timed out or its connection closed.
-            self.serving.finish(served.request_id);
-        }
-    }
-}
-
-/// A gossip message's id: SHA-256 over its topic, its content and the
-/// current [`GOSSIP_ID_PERIOD`] number `period` on this node's clock.
-///
-/// For consensus messages and transaction batches the content is the body
-/// after the envelope's sequence number: the same signed message sent again
-/// with a new number is the same message, delivered and forwarded at most
-/// once per period however often a peer sends it. With `with_seq` (status
-/// messages) the number is part of the content: status is never forwarded,
-/// and two nodes at one height send the same body, which must not hide the
-/// second node's status. The topic is part of the id so that a body sent on
-/// the wrong topic (rejected, but remembered) cannot shadow the same body on
-/// its own topic.
-pub fn message_id(
-    topic: &gossipsub::TopicHash,
-    data: &[u8],
-    with_seq: bool,
-    period: u64,
-) -> gossipsub::MessageId {
-    let (kind, content) = match data.get(SEQ_BYTES..) {
-        Some(body) if !with_seq => (0u8, body),
-        // Too short to hold a sequence number (and so undecodable).
-        _ => (1u8, data),
-    };
-    let topic = topic.as_str().as_bytes();
-    let mut framed = Vec::with_capacity(4 + topic.len() + 1 + 8 + 32);
-    framed.extend_from_slice(&(topic.len() as u32).to_le_bytes());
-    framed.extend_from_slice(topic);
-    framed.push(kind);
-    framed.extend_from_slice(&period.to_le_bytes());
-    framed.extend_from_slice(&Hash::digest(content).0);
-    gossipsub::MessageId::from(Hash::digest(&framed).0.to_vec())
 }
 
 /// Splits `/ip4/…/tcp/…/p2p/<PeerId>` into the peer and its address.
@@ -867,56 +606,5 @@ pub fn parse_peer_addr(s: &str) -> Result<(PeerId, Multiaddr), String> {
     match addr.iter().last() {
         Some(libp2p::multiaddr::Protocol::P2p(peer)) => Ok((peer, addr)),
         _ => Err(format!("{s:?} does not end with /p2p/<PeerId>")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tally_ledger::testkit::TestChain;
-    use wire::encode_envelope;
-
-    #[test]
-    fn a_message_sent_again_with_a_new_sequence_number_keeps_its_id_within_a_period() {
-        let consensus = gossipsub::TopicHash::from_raw("/tally/t/consensus/1");
-        let txs = gossipsub::TopicHash::from_raw("/tally/t/txs/1");
-        let mut chain = TestChain::new(4, 4);
-        let batch = vec![chain.transfer(1, 2, 1)];
-        let other = vec![chain.transfer(1, 2, 1)];
-        let id = |topic: &gossipsub::TopicHash, seq: u64, body: &Vec<SignedTx>, period: u64| {
-            message_id(topic, &encode_envelope(seq, body), false, period)
-        };
-        assert_eq!(id(&txs, 1, &batch, 5), id(&txs, 2, &batch, 5));
-        assert_eq!(id(&txs, 7, &batch, 5), id(&txs, u64::MAX, &batch, 5));
-        assert_ne!(id(&txs, 1, &batch, 5), id(&txs, 1, &other, 5));
-        // The next period, the same content is a new message once more.
-        assert_ne!(id(&txs, 1, &batch, 5), id(&txs, 1, &batch, 6));
-        // The same bytes on another topic are another message.
-        assert_ne!(id(&txs, 1, &batch, 5), id(&consensus, 1, &batch, 5));
-        // Too short for a sequence number: identified by all its bytes.
-        assert_ne!(
-            message_id(&txs, &[0; 4], false, 5),
-            message_id(&txs, &[0; 12][..], false, 5)
-        );
-        assert_eq!(
-            message_id(&txs, b"short", false, 5),
-            message_id(&txs, b"short", false, 5)
-        );
-    }
-
-    #[test]
-    fn status_ids_count_the_sequence_number() {
-        let status = gossipsub::TopicHash::from_raw("/tally/t/status/1");
-        let body = Status {
-            height: 7,
-            block_hash: Hash::digest(b"block 7"),
-        };
-        let one = message_id(&status, &encode_envelope(1, &body), true, 5);
-        let two = message_id(&status, &encode_envelope(2, &body), true, 5);
-        assert_ne!(one, two);
-        assert_eq!(
-            one,
-            message_id(&status, &encode_envelope(1, &body), true, 5)
-        );
     }
 }

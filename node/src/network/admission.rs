@@ -1,0 +1,189 @@
+//! What gossip must be before it is forwarded or handed on: decoded within
+//! its size bound, signed by someone entitled to sign it, and identified by
+//! its topic and content ([`message_id`], ADR 8).
+
+use libp2p::gossipsub;
+
+use tally_ledger::crypto::{BatchVerifier, Domain};
+use tally_ledger::proposer::ProposerSchedule;
+use tally_ledger::types::{SignedTx, ValidatorSet};
+use tally_ledger::Hash;
+
+use super::SEQ_BYTES;
+use crate::wire::{self, ConsensusMsg};
+
+/// Checks gossip before it is forwarded.
+pub(super) struct Validator {
+    pub(super) chain_id: String,
+    pub(super) set: ValidatorSet,
+    pub(super) schedule: ProposerSchedule,
+    pub(super) tx_batch_bytes_max: usize,
+    pub(super) consensus_bytes_max: usize,
+}
+
+pub(super) enum Verdict<T> {
+    Accept(T),
+    Reject(&'static str),
+}
+
+impl Validator {
+    pub(super) fn consensus(&self, data: &[u8]) -> Verdict<ConsensusMsg> {
+        let Ok(env) = wire::decode_consensus(data, self.consensus_bytes_max) else {
+            return Verdict::Reject("undecodable consensus message");
+        };
+        match env.body {
+            ConsensusMsg::Vote(v) => {
+                let Some(validator) = self.set.get(v.validator_index) else {
+                    return Verdict::Reject("vote from a non-validator");
+                };
+                if validator
+                    .public_key
+                    .verify(
+                        Domain::Vote,
+                        &self.chain_id,
+                        &v.vote.message(),
+                        &v.signature,
+                    )
+                    .is_err()
+                {
+                    return Verdict::Reject("bad vote signature");
+                }
+                Verdict::Accept(ConsensusMsg::Vote(v))
+            }
+            ConsensusMsg::Proposal { proposal, block } => {
+                let p = proposal.proposal;
+                let index = self.schedule.proposer(p.height, p.round);
+                let Some(proposer) = self.set.get(index) else {
+                    return Verdict::Reject("no proposer");
+                };
+                if proposer
+                    .public_key
+                    .verify(
+                        Domain::Proposal,
+                        &self.chain_id,
+                        &p.message(),
+                        &proposal.signature,
+                    )
+                    .is_err()
+                {
+                    return Verdict::Reject("bad proposal signature");
+                }
+                if block.hash() != p.block_hash
+                    || block.height() != p.height
+                    || block.header.chain_id != self.chain_id
+                {
+                    return Verdict::Reject("proposal block does not match the proposal");
+                }
+                Verdict::Accept(ConsensusMsg::Proposal { proposal, block })
+            }
+        }
+    }
+
+    pub(super) fn txs(&self, data: &[u8]) -> Verdict<Vec<SignedTx>> {
+        let Ok(env) = wire::decode_txs(data, self.tx_batch_bytes_max) else {
+            return Verdict::Reject("undecodable transaction batch");
+        };
+        let mut batch = BatchVerifier::with_capacity(env.body.len());
+        for tx in &env.body {
+            if tx.tx.chain_id != self.chain_id {
+                return Verdict::Reject("transaction for another chain");
+            }
+            batch.add(
+                tx.tx.sender,
+                Domain::Tx,
+                &self.chain_id,
+                &tx.signed_message(),
+                tx.signature,
+            );
+        }
+        if batch.verify().is_err() {
+            return Verdict::Reject("bad transaction signature");
+        }
+        Verdict::Accept(env.body)
+    }
+}
+
+/// A gossip message's id: SHA-256 over its topic, its content and the
+/// current [`GOSSIP_ID_PERIOD`] number `period` on this node's clock.
+///
+/// For consensus messages and transaction batches the content is the body
+/// after the envelope's sequence number: the same signed message sent again
+/// with a new number is the same message, delivered and forwarded at most
+/// once per period however often a peer sends it. With `with_seq` (status
+/// messages) the number is part of the content: status is never forwarded,
+/// and two nodes at one height send the same body, which must not hide the
+/// second node's status. The topic is part of the id so that a body sent on
+/// the wrong topic (rejected, but remembered) cannot shadow the same body on
+/// its own topic.
+pub fn message_id(
+    topic: &gossipsub::TopicHash,
+    data: &[u8],
+    with_seq: bool,
+    period: u64,
+) -> gossipsub::MessageId {
+    let (kind, content) = match data.get(SEQ_BYTES..) {
+        Some(body) if !with_seq => (0u8, body),
+        // Too short to hold a sequence number (and so undecodable).
+        _ => (1u8, data),
+    };
+    let topic = topic.as_str().as_bytes();
+    let mut framed = Vec::with_capacity(4 + topic.len() + 1 + 8 + 32);
+    framed.extend_from_slice(&(topic.len() as u32).to_le_bytes());
+    framed.extend_from_slice(topic);
+    framed.push(kind);
+    framed.extend_from_slice(&period.to_le_bytes());
+    framed.extend_from_slice(&Hash::digest(content).0);
+    gossipsub::MessageId::from(Hash::digest(&framed).0.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Status;
+    use tally_ledger::testkit::TestChain;
+    use wire::encode_envelope;
+
+    #[test]
+    fn a_message_sent_again_with_a_new_sequence_number_keeps_its_id_within_a_period() {
+        let consensus = gossipsub::TopicHash::from_raw("/tally/t/consensus/1");
+        let txs = gossipsub::TopicHash::from_raw("/tally/t/txs/1");
+        let mut chain = TestChain::new(4, 4);
+        let batch = vec![chain.transfer(1, 2, 1)];
+        let other = vec![chain.transfer(1, 2, 1)];
+        let id = |topic: &gossipsub::TopicHash, seq: u64, body: &Vec<SignedTx>, period: u64| {
+            message_id(topic, &encode_envelope(seq, body), false, period)
+        };
+        assert_eq!(id(&txs, 1, &batch, 5), id(&txs, 2, &batch, 5));
+        assert_eq!(id(&txs, 7, &batch, 5), id(&txs, u64::MAX, &batch, 5));
+        assert_ne!(id(&txs, 1, &batch, 5), id(&txs, 1, &other, 5));
+        // The next period, the same content is a new message once more.
+        assert_ne!(id(&txs, 1, &batch, 5), id(&txs, 1, &batch, 6));
+        // The same bytes on another topic are another message.
+        assert_ne!(id(&txs, 1, &batch, 5), id(&consensus, 1, &batch, 5));
+        // Too short for a sequence number: identified by all its bytes.
+        assert_ne!(
+            message_id(&txs, &[0; 4], false, 5),
+            message_id(&txs, &[0; 12][..], false, 5)
+        );
+        assert_eq!(
+            message_id(&txs, b"short", false, 5),
+            message_id(&txs, b"short", false, 5)
+        );
+    }
+
+    #[test]
+    fn status_ids_count_the_sequence_number() {
+        let status = gossipsub::TopicHash::from_raw("/tally/t/status/1");
+        let body = Status {
+            height: 7,
+            block_hash: Hash::digest(b"block 7"),
+        };
+        let one = message_id(&status, &encode_envelope(1, &body), true, 5);
+        let two = message_id(&status, &encode_envelope(2, &body), true, 5);
+        assert_ne!(one, two);
+        assert_eq!(
+            one,
+            message_id(&status, &encode_envelope(1, &body), true, 5)
+        );
+    }
+}
