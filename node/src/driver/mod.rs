@@ -206,7 +206,8 @@ pub struct Driver {
     was_catching_up: bool,
     commits: broadcast::Sender<Committed>,
     metrics: Arc<Metrics>,
-    /// A commit done whose report to the core is due.
+    /// A commit done whose report to the core waits for the next turn of
+    /// the loop (see [`Driver::apply`]).
     committed_pending: bool,
 }
 
@@ -402,12 +403,26 @@ impl Driver {
 
     /// Carries out effects in order; the effects that follow from one (a
     /// signature handed back, a commit reported) come before the rest.
+    ///
+    /// The first commit is reported to the core at once, so the next height
+    /// starts without delay; a second commit in the same batch (a lone
+    /// validator deciding height after height on its own) is reported on
+    /// the next turn of the loop, so requests and shutdown are served
+    /// between heights.
     fn apply(&mut self, effects: Vec<Effect>) -> Result<(), DriverError> {
         let mut queue: VecDeque<Effect> = effects.into();
+        let mut committed = false;
         while let Some(effect) = queue.pop_front() {
             let Some(event) = self.carry_out(effect)? else {
                 continue;
             };
+            if event == Event::Committed {
+                if committed {
+                    self.committed_pending = true;
+                    continue;
+                }
+                committed = true;
+            }
             let env = NodeEnv {
                 store: &self.store,
                 mempool: &self.mempool,
@@ -473,11 +488,7 @@ impl Driver {
                 let tip = self.store.commit_block(&block, &certificate, &update.0)?;
                 info!(height = tip.height, hash = %tip.block_hash.short(), round = certificate.round, txs = block.txs.len(), "committed block");
                 self.after_commit(&[&block], tip)?;
-                // Reported on the next turn of the loop, so that other work
-                // (requests, shutdown) is served between heights even when
-                // blocks follow one another without waiting.
-                self.committed_pending = true;
-                None
+                Some(Event::Committed)
             }
             Effect::RecordEvidence(e) => {
                 // One record per offence, however many conflicting votes
