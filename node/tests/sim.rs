@@ -831,17 +831,7 @@ impl Sim {
                         let mut block = base.clone();
                         block.header.height = h;
                         block.header.time_ms = self.rng.next();
-                        let p = Proposal {
-                            height: h,
-                            round: r,
-                            pol_round: None,
-                            block_hash: block.hash(),
-                        };
-                        let msg = ConsensusMsg::Proposal {
-                            proposal: self.raw_proposal(validator, p),
-                            block: Box::new(block),
-                        };
-                        self.broadcast(node, Msg::Consensus(msg));
+                        self.propose_raw(node, r, block);
                     }
                 }
             }
@@ -904,14 +894,20 @@ impl Sim {
         block.header.prev_hash = fake;
         block.last_commit = Some(cert);
         block.header.last_commit_hash = last_commit_hash(block.last_commit.as_ref());
+        self.propose_raw(node, round, block);
+    }
+
+    /// Signs a fresh proposal of `block` in `round` with the node's key,
+    /// whatever its signer would say, and sends it to everyone.
+    fn propose_raw(&mut self, node: usize, round: u32, block: Block) {
         let p = Proposal {
-            height: height + 1,
+            height: block.height(),
             round,
             pol_round: None,
             block_hash: block.hash(),
         };
         let msg = ConsensusMsg::Proposal {
-            proposal: self.raw_proposal(validator, p),
+            proposal: self.raw_proposal(self.nodes[node].validator, p),
             block: Box::new(block),
         };
         self.broadcast(node, Msg::Consensus(msg));
