@@ -10,8 +10,8 @@ use tally_ledger::genesis::Genesis;
 use tally_ledger::store::Store;
 use tally_ledger::types::SignedTx;
 use tally_ledger::Hash;
+use tally_rpc::backend::{Backend, NodeInfo, PoolState};
 use tally_rpc::errors::{self, Rejection};
-use tally_rpc::server::{Backend, NodeInfo, PoolState};
 use tally_rpc::types::{HeadInfo, U64};
 
 use crate::config::NodeRole;

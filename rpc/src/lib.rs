@@ -1,10 +1,11 @@
 //! # tally-rpc
 //!
 //! Tally's JSON-RPC API (jsonrpsee, HTTP and WebSocket on one port): the
-//! `ledger_*` methods ([`api`]), their JSON types ([`types`]), error codes
-//! ([`errors`]), and the server over a [`server::Backend`] that the node
-//! implements. Clients use the generated [`api::LedgerApiClient`] trait over
-//! any jsonrpsee client. Every method is documented with an example in
+//! `ledger_*` API ([`api`]), its JSON types ([`types`]), error codes
+//! ([`errors`]), the methods ([`methods`]) over a [`backend::Backend`] that
+//! the node implements, and the server that binds them ([`server`]).
+//! Clients use the generated [`api::LedgerApiClient`] trait over any
+//! jsonrpsee client. Every method is documented with an example in
 //! `docs/rpc.md`.
 //!
 //! ```
@@ -18,7 +19,9 @@
 
 pub mod api;
 pub mod auth;
+pub mod backend;
 pub mod errors;
+pub mod methods;
 pub mod server;
 pub mod types;
 
