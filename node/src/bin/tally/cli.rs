@@ -1,0 +1,294 @@
+//! The command line: every subcommand and its flags.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tally",
+    version,
+    about = "Tally: a permissioned BFT ledger node"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new ed25519 key file (PKCS#8 PEM, mode 0600).
+    Keygen {
+        /// Where to write the key; an existing file is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Inspect key files.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Create a one-validator node home.
+    Init {
+        #[arg(long)]
+        home: PathBuf,
+        #[arg(long)]
+        chain_id: String,
+        #[arg(long, default_value_t = 26656)]
+        p2p_port: u16,
+        #[arg(long, default_value_t = 26657)]
+        rpc_port: u16,
+    },
+    /// Create a local testnet: genesis, one home per node, account keys.
+    Testnet {
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        #[arg(long, default_value_t = 1)]
+        replicas: usize,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "tally-devnet")]
+        chain_id: String,
+        /// Node i listens for p2p on P+2i and JSON-RPC on P+2i+1.
+        #[arg(long, default_value_t = 26656)]
+        base_port: u16,
+        /// Funded member accounts to create besides the admin.
+        #[arg(long, default_value_t = 4)]
+        accounts: usize,
+    },
+    /// Work with genesis files.
+    Genesis {
+        #[command(subcommand)]
+        command: GenesisCommand,
+    },
+    /// Sign a transaction locally and submit it to a node.
+    Tx {
+        #[command(subcommand)]
+        command: TxCommand,
+    },
+    /// Ask a node about the chain.
+    Query {
+        #[command(subcommand)]
+        command: QueryCommand,
+    },
+    /// Load generators and measurements.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+    /// Run a node from its home folder until SIGINT or SIGTERM.
+    Start {
+        #[arg(long)]
+        home: PathBuf,
+        #[command(flatten)]
+        log: LogArgs,
+    },
+    /// Re-verify a node's whole chain offline (works while the node runs).
+    /// Exit codes: 0 all checks held, 1 could not run, 10 another chain,
+    /// 11 missing block, 12 undecodable, 13 header, 14 certificate,
+    /// 15 transaction, 16 state, 17 index.
+    Audit {
+        #[command(flatten)]
+        args: tally_node::audit::AuditArgs,
+    },
+    /// Run a whole local network in this process: creates it (in a temporary
+    /// folder unless --home is given) or restarts the one in --home.
+    Devnet {
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        #[arg(long, default_value_t = 1)]
+        replicas: usize,
+        #[arg(long)]
+        home: Option<PathBuf>,
+        /// Node i listens for p2p on P+2i and JSON-RPC on P+2i+1; 0 lets the
+        /// OS pick every port.
+        #[arg(long, default_value_t = 26656)]
+        base_port: u16,
+        #[command(flatten)]
+        log: LogArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Submit signed transfers as fast as the nodes take them; report the
+    /// committed tx/s and blocks/s.
+    Load {
+        /// JSON-RPC addresses, comma-separated; load is spread over them.
+        #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:26657")]
+        rpc: Vec<String>,
+        /// A testnet's accounts folder (user*.pem keys are used).
+        #[arg(long)]
+        keys: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
+    /// Build a long chain (or reuse the one in --dir) and time how fast a new
+    /// replica catches it up from another node over 127.0.0.1.
+    Sync {
+        #[command(flatten)]
+        chain: BenchChainArgs,
+    },
+    /// Build a long chain (or reuse the one in --dir) and time a full audit.
+    Audit {
+        #[command(flatten)]
+        chain: BenchChainArgs,
+        /// Threads checking signatures (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchChainArgs {
+    /// Keep the chain here and reuse it next time (default: a temporary folder).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 10_000)]
+    pub blocks: u64,
+    #[arg(long, default_value_t = 20)]
+    pub txs_per_block: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TxArgs {
+    /// The node's JSON-RPC address.
+    #[arg(long, default_value = "http://127.0.0.1:26657")]
+    pub rpc: String,
+    /// The sender's key file (PKCS#8 PEM, mode 0600).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Use this nonce instead of the account's next one.
+    #[arg(long)]
+    pub nonce: Option<u64>,
+    /// Wait until the transaction is committed and print its height.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TxCommand {
+    /// Move funds to another account.
+    Transfer {
+        #[command(flatten)]
+        common: TxArgs,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        amount: u64,
+    },
+    /// Set a record in the sender's namespace (name and value as text).
+    Put {
+        #[command(flatten)]
+        common: TxArgs,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        value: String,
+    },
+    /// Remove a record from the sender's namespace.
+    Delete {
+        #[command(flatten)]
+        common: TxArgs,
+        #[arg(long)]
+        name: String,
+    },
+    /// Admin: admit an account (or change its role).
+    Grant {
+        #[command(flatten)]
+        common: TxArgs,
+        #[arg(long)]
+        account: String,
+        #[arg(long, default_value = "member")]
+        role: String,
+    },
+    /// Admin: revoke an account.
+    Revoke {
+        #[command(flatten)]
+        common: TxArgs,
+        #[arg(long)]
+        account: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    #[arg(long, default_value = "http://127.0.0.1:26657")]
+    pub rpc: String,
+    /// Print JSON for machines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueryCommand {
+    Status {
+        #[command(flatten)]
+        common: QueryArgs,
+    },
+    /// A block by height (default: the latest).
+    Block {
+        #[command(flatten)]
+        common: QueryArgs,
+        #[arg(default_value = "latest")]
+        height: String,
+    },
+    Tx {
+        #[command(flatten)]
+        common: QueryArgs,
+        hash: String,
+    },
+    Account {
+        #[command(flatten)]
+        common: QueryArgs,
+        public_key: String,
+        /// Verify a state proof against the certified header.
+        #[arg(long)]
+        prove: bool,
+        /// The genesis to trust for the validator set (default: the node's).
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+    },
+    Record {
+        #[command(flatten)]
+        common: QueryArgs,
+        owner: String,
+        name: String,
+        #[arg(long)]
+        prove: bool,
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+    },
+    Validators {
+        #[command(flatten)]
+        common: QueryArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LogArgs {
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter (RUST_LOG syntax), e.g. `info` or `tally_node=debug`.
+    #[arg(long, env = "TALLY_LOG")]
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Print a key file's public key and PeerId.
+    Show { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenesisCommand {
+    /// Validate a genesis file and print its hash.
+    Check { file: PathBuf },
+}

@@ -1,0 +1,192 @@
+//! `tally`: the Tally ledger node and its tools. This file dispatches the
+//! command line ([`cli`]); requests to a node are built in [`requests`] and
+//! long-running work is set up in [`process`].
+
+mod cli;
+mod process;
+mod requests;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use tally_ledger::genesis::Genesis;
+use tally_ledger::Keypair;
+use tally_node::keys::{peer_id, read_key_file, write_key_file};
+use tally_node::testnet::{generate, init, TestnetSpec};
+
+use cli::{BenchCommand, Cli, Command, GenesisCommand, KeyCommand};
+use process::{init_logs, runtime, start_node};
+use requests::{query_request, tx_request};
+
+fn print_key(key: &Keypair) {
+    println!("public key: {}", key.public());
+    println!("peer id:    {}", peer_id(key));
+}
+
+fn create_testnet(spec: TestnetSpec, out: &Path) -> anyhow::Result<()> {
+    let genesis = generate(&spec, out)?;
+    let TestnetSpec {
+        validators,
+        replicas,
+        base_port,
+        ..
+    } = spec;
+    println!(
+        "created testnet {} in {}: {validators} validators, {replicas} replicas, {} accounts",
+        genesis.chain_id,
+        out.display(),
+        genesis.accounts.len()
+    );
+    for i in 0..validators + replicas {
+        let name = if i < validators {
+            format!("node{i}")
+        } else {
+            format!("replica{}", i - validators)
+        };
+        let port = u32::from(base_port) + 2 * i as u32;
+        println!(
+            "  {name:<10} p2p 127.0.0.1:{port}  rpc http://127.0.0.1:{}",
+            port + 1
+        );
+    }
+    println!("genesis hash: {}", genesis.hash());
+    Ok(())
+}
+
+fn check_genesis(file: &Path) -> anyhow::Result<()> {
+    let genesis = Genesis::load(file)
+        .with_context(|| format!("{} is not a valid genesis", file.display()))?;
+    println!(
+        "{} is valid: chain {}, {} validators, {} replicas, {} accounts",
+        file.display(),
+        genesis.chain_id,
+        genesis.validators.len(),
+        genesis.replicas.len(),
+        genesis.accounts.len()
+    );
+    println!("genesis hash: {}", genesis.hash());
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Keygen { out } => {
+            let key = Keypair::generate()?;
+            write_key_file(&out, &key)?;
+            println!("wrote {}", out.display());
+            print_key(&key);
+        }
+        Command::Key {
+            command: KeyCommand::Show { file },
+        } => print_key(&read_key_file(&file)?),
+        Command::Init {
+            home,
+            chain_id,
+            p2p_port,
+            rpc_port,
+        } => {
+            let genesis = init(&home, &chain_id, p2p_port, rpc_port)?;
+            println!(
+                "initialised {} for chain {}",
+                home.display(),
+                genesis.chain_id
+            );
+            println!("genesis hash: {}", genesis.hash());
+        }
+        Command::Testnet {
+            validators,
+            replicas,
+            out,
+            chain_id,
+            base_port,
+            accounts,
+        } => create_testnet(
+            TestnetSpec {
+                chain_id,
+                validators,
+                replicas,
+                accounts,
+                base_port,
+            },
+            &out,
+        )?,
+        Command::Bench {
+            command: BenchCommand::Load { rpc, keys, seconds },
+        } => {
+            runtime()?.block_on(tally_node::bench::load(&rpc, &keys, seconds))?;
+        }
+        Command::Bench {
+            command: BenchCommand::Sync { chain },
+        } => {
+            runtime()?.block_on(tally_node::bench::sync(
+                chain.dir.as_deref(),
+                chain.blocks,
+                chain.txs_per_block,
+            ))?;
+        }
+        Command::Bench {
+            command: BenchCommand::Audit { chain, threads },
+        } => {
+            tally_node::bench::audit(
+                chain.dir.as_deref(),
+                chain.blocks,
+                chain.txs_per_block,
+                threads,
+            )?;
+        }
+        Command::Tx { command } => {
+            let (common, kind) = tx_request(command)?;
+            runtime()?.block_on(tally_node::client::send_tx(
+                &common.rpc,
+                &common.key,
+                kind,
+                common.nonce,
+                common.wait,
+            ))?;
+        }
+        Command::Query { command } => {
+            let (common, q) = query_request(command)?;
+            runtime()?.block_on(tally_node::client::query(&common.rpc, q, common.json))?;
+        }
+        Command::Start { home, log } => start_node(&home, &log)?,
+        Command::Devnet {
+            validators,
+            replicas,
+            home,
+            base_port,
+            log,
+        } => {
+            init_logs(&log, "warn,libp2p_gossipsub=error");
+            let spec = tally_node::devnet::DevnetSpec {
+                validators,
+                replicas,
+                home,
+                base_port,
+            };
+            runtime()?.block_on(tally_node::devnet::run(spec))?;
+        }
+        // Dispatched by main, which returns its own exit codes.
+        Command::Audit { .. } => anyhow::bail!("audit is run by main"),
+        Command::Genesis {
+            command: GenesisCommand::Check { file },
+        } => check_genesis(&file)?,
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Audit { args } = &cli.command {
+        return ExitCode::from(tally_node::audit::run(args) as u8);
+    }
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
