@@ -12,7 +12,9 @@ use crate::types::{
     last_commit_hash, Block, CommitCertificate, CommitSig, Header, Op, Role, SignedTx, Tx,
     ValidatorSet,
 };
-use crate::verify::ChainRules;
+use crate::verify::{ChainRules, Parent};
+
+pub mod rule_cases;
 
 /// Balance of every test account at genesis.
 pub const TEST_BALANCE: u64 = 1_000_000_000;
@@ -114,6 +116,18 @@ impl TestChain {
 
     pub fn height(&self) -> u64 {
         self.blocks.len() as u64
+    }
+
+    /// Where the next block attaches: the last block, or genesis.
+    pub fn parent_of_next(&self) -> Parent {
+        match self.blocks.last() {
+            Some((block, _)) => Parent::of(block),
+            None => Parent {
+                height: 0,
+                hash: self.genesis.hash(),
+                time_ms: self.genesis.genesis_time_ms,
+            },
+        }
     }
 
     /// Signs `op` from account `from` with its next nonce.
