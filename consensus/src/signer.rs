@@ -452,6 +452,51 @@ mod tests {
     }
 
     #[test]
+    fn the_lock_its_proof_and_the_last_record_are_kept_for_their_height() {
+        let store = MemorySignerState::new();
+        let mut s = signer(&store);
+        assert_eq!(s.last_signed(), None);
+        let prevote = vote(VoteKind::Prevote, 5, 2, Some(1));
+        let signature = s.sign_vote(&prevote).unwrap();
+        let polka = vec![SignedVote {
+            vote: prevote,
+            validator_index: 0,
+            signature,
+        }];
+        s.sign_vote_with_polka(&vote(VoteKind::Precommit, 5, 2, Some(1)), &polka)
+            .unwrap();
+        assert_eq!(s.lock_at(5), Some((2, Hash([1; 32]))));
+        assert_eq!(s.lock_proof_at(5), polka);
+        assert_eq!(s.lock_proof_at(6), vec![]);
+        let last = s.last_signed().unwrap();
+        assert_eq!(
+            (last.height, last.round, last.step),
+            (5, 2, SignStep::Precommit)
+        );
+        // A restart reads the same back.
+        let again = signer(&store);
+        assert_eq!(again.lock_proof_at(5), polka);
+    }
+
+    #[test]
+    fn the_history_keeps_the_latest_records_of_one_height() {
+        let store = MemorySignerState::new();
+        let mut s = signer(&store);
+        let extra = 5;
+        for round in 0..(HISTORY_MAX + extra) as u32 {
+            s.sign_vote(&vote(VoteKind::Prevote, 5, round, None))
+                .unwrap();
+        }
+        let (_, votes) = s.signed_at(5);
+        assert_eq!(votes.len(), HISTORY_MAX);
+        assert_eq!(votes[0].vote.round, extra as u32);
+        assert_eq!(
+            votes.last().map(|v| v.vote.round),
+            Some((HISTORY_MAX + extra - 1) as u32)
+        );
+    }
+
+    #[test]
     fn corrupt_state_refuses_to_start() {
         let store = MemorySignerState::new();
         store.save_signer_state(b"garbage").unwrap();

@@ -919,3 +919,197 @@ fn a_restarted_proposer_reproposes_the_block_it_is_locked_on() {
         ]
     );
 }
+
+/// Validator 3 at height 2, having decided `A` at height 1 in round 0.
+fn decided(net: &Net) -> Consensus {
+    let mut n = locked(net, A);
+    for from in [0, 1, 2] {
+        n.handle(net.precommit(from, 0, Some(A)));
+    }
+    assert_eq!(n.height(), 2);
+    n
+}
+
+#[test]
+fn the_lock_proof_is_the_polka_that_made_the_lock() {
+    let net = Net::new();
+    let n = locked(&net, A);
+    let vote = |kind, value| Vote {
+        kind,
+        height: 1,
+        round: 0,
+        value,
+    };
+    let proof = n.lock_proof(&vote(VoteKind::Precommit, Some(A)));
+    let mut signers: Vec<u32> = proof.iter().map(|v| v.validator_index).collect();
+    signers.sort_unstable();
+    assert_eq!(signers, vec![0, 1, 3]);
+    assert!(proof
+        .iter()
+        .all(|v| v.vote == vote(VoteKind::Prevote, Some(A))));
+    assert_eq!(n.polka_votes(0, A), proof);
+    // Only a precommit for a block makes a lock.
+    assert_eq!(n.lock_proof(&vote(VoteKind::Precommit, None)), vec![]);
+    assert_eq!(n.lock_proof(&vote(VoteKind::Prevote, Some(A))), vec![]);
+    assert_eq!(n.polka_votes(0, B), vec![]);
+}
+
+#[test]
+fn a_block_to_propose_is_proposed_only_by_the_proposer_of_that_round_in_its_propose_step() {
+    let net = Net::new();
+    let block = |height, round| Input::BlockToPropose {
+        height,
+        round,
+        block_hash: B,
+    };
+    // Validator 0 has no turn in round 0.
+    let mut n = net.node(0);
+    n.start();
+    assert_eq!(n.handle(block(1, 0)), vec![]);
+    // Validator 1 proposes round 0, but not round 1, not height 2 (whose
+    // round 0 is its too) and not after it prevoted.
+    let mut n = net.node(1);
+    n.start();
+    assert_eq!(n.handle(block(1, 1)), vec![]);
+    let mut next = net.node(n.proposer(2, 0));
+    next.start();
+    assert_eq!(next.handle(block(2, 0)), vec![]);
+    n.handle(Input::TimeoutElapsed {
+        height: 1,
+        round: 0,
+        kind: TimeoutKind::Propose,
+    });
+    assert_eq!(n.step(), Step::Prevote);
+    assert_eq!(n.handle(block(1, 0)), vec![]);
+}
+
+#[test]
+fn a_next_height_proposal_is_kept_and_validated_once_the_height_starts() {
+    let net = Net::new();
+    let mut n = locked(&net, A);
+    let proposal = Proposal {
+        height: 2,
+        round: 0,
+        pol_round: None,
+        block_hash: B,
+    };
+    let proposer = n.proposer(2, 0);
+    let signature = net.chain.validator_keys[proposer as usize].sign(
+        Domain::Proposal,
+        net.chain.chain_id(),
+        &proposal.message(),
+    );
+    let early = Input::Proposal(SignedProposal {
+        proposal,
+        signature,
+    });
+    assert_eq!(n.handle(early), vec![]);
+    n.handle(net.precommit(0, 0, Some(A)));
+    n.handle(net.precommit(1, 0, Some(A)));
+    let out = n.handle(net.precommit(2, 0, Some(A)));
+    assert_eq!(n.height(), 2);
+    assert!(
+        out.contains(&Output::ValidateBlock {
+            height: 2,
+            round: 0,
+            block_hash: B
+        }),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn messages_for_a_decided_height_are_ignored_without_a_drop() {
+    let net = Net::new();
+    let mut n = decided(&net);
+    let mut chain = TestChain::new(4, 1);
+    let (_, cert, _) = chain.push(vec![]).unwrap();
+    assert_eq!(n.handle(net.proposal(1, None, B)), vec![]);
+    assert_eq!(n.handle(net.prevote(0, 0, Some(A))), vec![]);
+    assert_eq!(n.handle(Input::CommitFromSync(cert)), vec![]);
+}
+
+#[test]
+fn a_commit_from_sync_for_a_later_height_is_dropped() {
+    let net = Net::new();
+    let mut chain = TestChain::new(4, 1);
+    let mut cert = None;
+    for _ in 0..5 {
+        cert = Some(chain.push(vec![]).unwrap().1);
+    }
+    let mut n = net.node(3);
+    n.start();
+    assert_eq!(
+        n.handle(Input::CommitFromSync(cert.unwrap())),
+        vec![Output::Dropped(DropReason::WrongHeight {
+            expected: 1,
+            found: 5
+        })]
+    );
+    assert_eq!(n.height(), 1);
+}
+
+#[test]
+fn proposals_are_taken_up_to_the_round_window_and_once_per_round() {
+    use tally_consensus::ROUND_WINDOW;
+    let net = Net::new();
+    let mut n = net.node(3);
+    n.start();
+    assert_eq!(
+        n.handle(net.proposal(ROUND_WINDOW, None, A)),
+        vec![validate(ROUND_WINDOW, A)]
+    );
+    // Past the window (from the same proposer, four rounds on, so that no
+    // second validator's round counts towards skipping): ignored.
+    assert_eq!(n.handle(net.proposal(ROUND_WINDOW + 4, None, B)), vec![]);
+    // The same proposal again: nothing; another one for the round: dropped.
+    assert_eq!(n.handle(net.proposal(ROUND_WINDOW, None, A)), vec![]);
+    assert_eq!(
+        n.handle(net.proposal(ROUND_WINDOW, None, B)),
+        vec![Output::Dropped(DropReason::ConflictingProposal {
+            height: 1,
+            round: ROUND_WINDOW
+        })]
+    );
+}
+
+#[test]
+fn a_double_voters_vote_for_the_proposed_value_counts_past_its_equivocation_cap() {
+    use tally_consensus::votes::EQUIVOCATIONS_COUNTED_MAX;
+    let net = Net::new();
+    let mut n = prevoted(&net, A);
+    // Validator 0 prevotes more unproposed values than are counted...
+    for i in 0..=EQUIVOCATIONS_COUNTED_MAX as u8 {
+        n.handle(net.prevote(0, 0, Some(Hash([i; 32]))));
+    }
+    assert_eq!(n.stored_votes(), EQUIVOCATIONS_COUNTED_MAX);
+    // ...then the proposed one, which still counts: with 1 and 3 it is a
+    // polka, and validator 3 locks.
+    n.handle(net.prevote(0, 0, Some(A)));
+    n.handle(net.prevote(3, 0, Some(A)));
+    let out = n.handle(net.prevote(1, 0, Some(A)));
+    assert!(out.contains(&precommit_out(0, Some(A))), "{out:?}");
+    assert_eq!(n.locked(), Some((0, A)));
+}
+
+#[test]
+fn a_timeout_for_another_round_of_this_height_is_stale() {
+    let net = Net::new();
+    let mut n = locked(&net, A);
+    // Mixed precommits schedule round 0's precommit timeout.
+    n.handle(net.precommit(3, 0, Some(A)));
+    n.handle(net.precommit(0, 0, None));
+    let out = n.handle(net.precommit(1, 0, Some(B)));
+    assert!(out.contains(&timeout(0, TimeoutKind::Precommit)), "{out:?}");
+    for (height, round) in [(1, 5), (2, 0)] {
+        assert_eq!(
+            n.handle(Input::TimeoutElapsed {
+                height,
+                round,
+                kind: TimeoutKind::Precommit
+            }),
+            vec![]
+        );
+    }
+    assert_eq!(n.round(), 0);
+}
