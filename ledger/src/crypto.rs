@@ -14,6 +14,7 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::Signer as _;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::encoding::hex_serde;
 
@@ -139,7 +140,18 @@ pub enum SignatureError {
     Invalid(PublicKey),
 }
 
+/// Signatures this process has checked, alone or in batches.
+static SIGNATURE_CHECKS: AtomicU64 = AtomicU64::new(0);
+
+/// How many signatures this process has checked so far (each signature of
+/// a batch counts once; a failed batch's re-checks count again). The node
+/// exports it, so a benchmark can report checks per committed transaction.
+pub fn signature_checks() -> u64 {
+    SIGNATURE_CHECKS.load(Ordering::Relaxed)
+}
+
 fn verify_raw(key: &PublicKey, bytes: &[u8], signature: &Signature) -> Result<(), SignatureError> {
+    SIGNATURE_CHECKS.fetch_add(1, Ordering::Relaxed);
     let vk = ed25519_consensus::VerificationKey::try_from(key.0)
         .map_err(|_| SignatureError::MalformedKey(*key))?;
     vk.verify(&ed25519_consensus::Signature::from(signature.0), bytes)
@@ -264,6 +276,7 @@ impl BatchVerifier {
         if self.items.is_empty() {
             return Ok(());
         }
+        SIGNATURE_CHECKS.fetch_add(self.items.len() as u64, Ordering::Relaxed);
         let mut batch = ed25519_consensus::batch::Verifier::new();
         for (key, sig, bytes) in &self.items {
             batch.queue((

@@ -4,13 +4,15 @@
 
 use crate::crypto::{BatchVerifier, Domain};
 use crate::execution::{
-    check_tx_static, execute_verified_block, verify_tx_signatures, BlockExecError, TxError,
+    check_tx_static, execute_verified_block, verify_tx_signatures_except, BlockExecError, TxError,
 };
 use crate::genesis::{Genesis, Params};
 use crate::hash::Hash;
 use crate::proposer::ProposerSchedule;
 use crate::state::{StateReader, StateUpdate};
-use crate::types::{last_commit_hash, Block, CommitCertificate, ValidatorSet, ValidatorSetError};
+use crate::types::{
+    last_commit_hash, Block, CommitCertificate, SignedTx, ValidatorSet, ValidatorSetError,
+};
 
 /// Why a commit certificate is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -338,8 +340,22 @@ impl ChainRules {
         block: &Block,
         cert: Option<&CommitCertificate>,
     ) -> Result<usize, ContentError> {
+        self.check_signatures_except(block, cert, |_| false)
+    }
+
+    /// [`ChainRules::check_signatures`], except that the signature of a
+    /// transaction `verified` names (one this node already verified, byte
+    /// for byte: a transaction's hash covers its signature) is not checked
+    /// again. Its stateless rules still are. Returns the number of
+    /// signatures verified.
+    pub fn check_signatures_except(
+        &self,
+        block: &Block,
+        cert: Option<&CommitCertificate>,
+        verified: impl Fn(&SignedTx) -> bool,
+    ) -> Result<usize, ContentError> {
         let chain_id = self.chain_id.as_str();
-        let mut signatures = block.txs.len();
+        let mut signatures = 0;
         if let Some(cert) = cert {
             check_certificate_matches(block, cert).map_err(ContentError::Mismatch)?;
             verify_certificate(cert, &self.set, chain_id).map_err(ContentError::Certificate)?;
@@ -356,11 +372,14 @@ impl ChainRules {
                 error,
             })?;
         }
-        verify_tx_signatures(&block.txs, chain_id).map_err(|(index, e)| ContentError::Tx {
-            index,
-            hash: block.txs[index].hash(),
-            error: TxError::BadSignature(e),
-        })?;
+        signatures +=
+            verify_tx_signatures_except(&block.txs, chain_id, verified).map_err(|(index, e)| {
+                ContentError::Tx {
+                    index,
+                    hash: block.txs[index].hash(),
+                    error: TxError::BadSignature(e),
+                }
+            })?;
         Ok(signatures)
     }
 
@@ -398,8 +417,22 @@ impl ChainRules {
         at: &Placement,
         state: &R,
     ) -> Result<StateUpdate, InvalidBlock> {
+        self.check_proposed_except(block, encoded_len, at, state, |_| false)
+    }
+
+    /// [`ChainRules::check_proposed`] with the transaction signatures this
+    /// node already verified skipped (see
+    /// [`ChainRules::check_signatures_except`]).
+    pub fn check_proposed_except<R: StateReader>(
+        &self,
+        block: &Block,
+        encoded_len: usize,
+        at: &Placement,
+        state: &R,
+        verified: impl Fn(&SignedTx) -> bool,
+    ) -> Result<StateUpdate, InvalidBlock> {
         self.check_block(block, encoded_len, at)?;
-        self.check_signatures(block, None)?;
+        self.check_signatures_except(block, None, verified)?;
         Ok(self.check_state(block, state)?)
     }
 }

@@ -241,3 +241,37 @@ fn the_parent_of_a_block_is_its_height_hash_and_time() {
         }
     );
 }
+
+#[test]
+fn signatures_this_node_verified_are_skipped_but_every_other_rule_holds() {
+    let mut chain = base_chain();
+    let txs: Vec<_> = (0..3).map(|_| chain.transfer(1, 2, 1)).collect();
+    let block = next_block(&chain, txs.clone());
+    let known = |tx: &tally_ledger::SignedTx| tx == &txs[0];
+    let before = tally_ledger::crypto::signature_checks();
+    // Two transactions and the four last_commit signatures are checked.
+    assert_eq!(
+        chain.rules.check_signatures_except(&block, None, known),
+        Ok(6)
+    );
+    // Other tests in this binary check signatures too: at least these six.
+    assert!(tally_ledger::crypto::signature_checks() - before >= 6);
+    // A forged signature after a skipped one is found at its own index.
+    let mut forged = block.clone();
+    forged.txs[2].signature.0[0] ^= 1;
+    forged.header.tx_root = forged.compute_tx_root();
+    assert!(matches!(
+        chain.rules.check_signatures_except(&forged, None, known),
+        Err(ContentError::Tx { index: 2, .. })
+    ));
+    // A known transaction is still held to the stateless rules.
+    let mut other_chain = block.clone();
+    other_chain.txs[0].tx.chain_id = "another-chain".into();
+    let known_other = other_chain.txs[0].clone();
+    assert!(matches!(
+        chain
+            .rules
+            .check_signatures_except(&other_chain, None, |tx| tx == &known_other),
+        Err(ContentError::Tx { index: 0, .. })
+    ));
+}

@@ -230,6 +230,9 @@ impl Mempool {
         self.by_hash.get(hash).map(|e| &e.tx)
     }
 
+    /// True when the pool holds this transaction. Every pooled transaction's
+    /// signature was verified on admission (alone, or in a gossip batch),
+    /// so validation skips the signatures of the ones it holds.
     pub fn contains(&self, hash: &Hash) -> bool {
         self.by_hash.contains_key(hash)
     }

@@ -1,7 +1,7 @@
 //! Prometheus metrics of a node, served as text on `/metrics`.
 
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
@@ -160,6 +160,11 @@ impl Metrics {
             "evidence",
             "Equivocations recorded as evidence",
             self.evidence.clone(),
+        );
+        r.register(
+            "signature_checks",
+            "Signatures this node has checked (transactions, votes, proposals, certificates)",
+            ConstCounter::new(tally_ledger::crypto::signature_checks()),
         );
         r.register(
             "sync_served_blocks",

@@ -242,6 +242,13 @@ impl CoreEnv for Env<'_> {
     fn mempool_is_empty(&self) -> bool {
         self.pending().next().is_none()
     }
+
+    /// As the node's mempool: the simulation's transactions are validly
+    /// signed, so the ones pending here count as verified (an adversary's
+    /// altered copy has other bytes and is checked).
+    fn tx_verified(&self, tx: &SignedTx) -> bool {
+        self.pending().any(|p| p == tx)
+    }
 }
 
 impl Env<'_> {

@@ -170,6 +170,10 @@ impl CoreEnv for NodeEnv<'_> {
     fn mempool_is_empty(&self) -> bool {
         self.mempool.is_empty()
     }
+
+    fn tx_verified(&self, tx: &SignedTx) -> bool {
+        self.mempool.contains(&tx.hash())
+    }
 }
 
 fn now_ms() -> u64 {

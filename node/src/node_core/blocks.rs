@@ -143,10 +143,13 @@ impl NodeCore {
             now_ms: Some(now.wall_ms),
         };
         let size = encode(&candidate.block).len();
-        match self
-            .rules
-            .check_proposed(&candidate.block, size, &placement, env.state())
-        {
+        match self.rules.check_proposed_except(
+            &candidate.block,
+            size,
+            &placement,
+            env.state(),
+            |tx| env.tx_verified(tx),
+        ) {
             Ok(update) => {
                 if let Some(c) = self.candidates.get_mut(&block_hash) {
                     c.update = Some(update);
@@ -198,10 +201,13 @@ impl NodeCore {
                     now_ms: None,
                 };
                 let size = encode(&candidate.block).len();
-                match self
-                    .rules
-                    .check_proposed(&candidate.block, size, &placement, env.state())
-                {
+                match self.rules.check_proposed_except(
+                    &candidate.block,
+                    size,
+                    &placement,
+                    env.state(),
+                    |tx| env.tx_verified(tx),
+                ) {
                     Ok(u) => u,
                     Err(e) => {
                         fx.push(Effect::Notice(Notice::DecidedUnknown {

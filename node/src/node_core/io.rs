@@ -31,6 +31,11 @@ pub trait CoreEnv {
     /// Transactions to try in a proposal, in order, within the bounds.
     fn proposal_txs(&self, max_txs: usize, max_bytes: usize) -> Vec<SignedTx>;
     fn mempool_is_empty(&self) -> bool;
+    /// True when this node already verified `tx`'s signature (it holds the
+    /// same signed bytes in its mempool); validation then skips it.
+    fn tx_verified(&self, _tx: &SignedTx) -> bool {
+        false
+    }
 }
 
 /// A timer the core asked for; the runtime hands it back when it fires.
