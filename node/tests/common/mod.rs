@@ -34,6 +34,8 @@ pub struct ProcNet {
     pub clients: Vec<Option<HttpClient>>,
     /// Each node's bound P2P address (with its peer id), from its latest start.
     pub p2p: Vec<Option<String>>,
+    /// Each node's RPC URL, from its latest start.
+    pub rpc_urls: Vec<Option<String>>,
     pub chain_id: String,
 }
 
@@ -75,6 +77,7 @@ impl ProcNet {
             procs: (0..validators).map(|_| None).collect(),
             clients: (0..validators).map(|_| None).collect(),
             p2p: (0..validators).map(|_| None).collect(),
+            rpc_urls: (0..validators).map(|_| None).collect(),
             chain_id: chain_id.into(),
         }
     }
@@ -132,11 +135,9 @@ impl ProcNet {
         let (p2p, rpc) = self.started_line(i, seen);
         let peer_id = &self.genesis.validators[i].peer_id;
         self.p2p[i] = Some(format!("{p2p}/p2p/{peer_id}"));
-        self.clients[i] = Some(
-            HttpClientBuilder::default()
-                .build(format!("http://{rpc}"))
-                .unwrap(),
-        );
+        let url = format!("http://{rpc}");
+        self.clients[i] = Some(HttpClientBuilder::default().build(&url).unwrap());
+        self.rpc_urls[i] = Some(url);
     }
 
     /// Waits for node `i`'s "node started" line after byte `from` of its

@@ -111,17 +111,35 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Submit signed transfers as fast as the nodes take them; report the
-    /// committed tx/s and blocks/s.
+    /// Offer signed transfers at a rate (open loop) or as fast as the nodes
+    /// take them, and report committed tx/s, blocks, latency percentiles
+    /// and refusals. Transfers are signed before the timed window.
     Load {
-        /// JSON-RPC addresses, comma-separated; load is spread over them.
+        /// JSON-RPC addresses, comma-separated; senders are spread over them.
         #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:26657")]
         rpc: Vec<String>,
-        /// A testnet's accounts folder (user*.pem keys are used).
+        /// A testnet's accounts folder: every user*.pem key is a sender
+        /// (`tally testnet --accounts K` creates K funded ones).
         #[arg(long)]
         keys: PathBuf,
-        #[arg(long, default_value_t = 20)]
-        seconds: u64,
+        /// Offered transactions per second.
+        #[arg(long, conflicts_with = "max", required_unless_present = "max")]
+        rate: Option<u64>,
+        /// Send as fast as the nodes take them.
+        #[arg(long)]
+        max: bool,
+        /// Seconds measured, after the warm-up.
+        #[arg(long, alias = "seconds", default_value_t = 20)]
+        duration: u64,
+        /// Seconds of load before the measured window.
+        #[arg(long, default_value_t = 5)]
+        warmup: u64,
+        /// Use at most this many senders (default: every key).
+        #[arg(long)]
+        senders: Option<usize>,
+        /// Also write the report as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Build a long chain (or reuse the one in --dir) and time how fast a new
     /// replica catches it up from another node over 127.0.0.1.

@@ -8,6 +8,7 @@ mod requests;
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -114,9 +115,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             &out,
         )?,
         Command::Bench {
-            command: BenchCommand::Load { rpc, keys, seconds },
+            command:
+                BenchCommand::Load {
+                    rpc,
+                    keys,
+                    rate,
+                    max: _,
+                    duration,
+                    warmup,
+                    senders,
+                    json,
+                },
         } => {
-            runtime()?.block_on(tally_node::bench::load(&rpc, &keys, seconds))?;
+            let spec = tally_node::bench::load::LoadSpec {
+                rpc,
+                keys,
+                rate,
+                duration: Duration::from_secs(duration),
+                warmup: Duration::from_secs(warmup),
+                senders,
+                json,
+            };
+            runtime()?.block_on(tally_node::bench::load::run(&spec))?;
         }
         Command::Bench {
             command: BenchCommand::Sync { chain },
