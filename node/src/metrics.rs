@@ -3,7 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
@@ -161,6 +161,23 @@ impl Metrics {
             "Equivocations recorded as evidence",
             self.evidence.clone(),
         );
+        if let Some(usage) = process_usage() {
+            r.register(
+                "process_cpu_seconds",
+                "CPU time of this process (user and system), seconds",
+                ConstCounter::new(usage.cpu_seconds),
+            );
+            r.register(
+                "process_resident_memory_bytes",
+                "Resident memory of this process",
+                ConstGauge::new(usage.rss_bytes as i64),
+            );
+            r.register(
+                "process_peak_resident_memory_bytes",
+                "Peak resident memory of this process",
+                ConstGauge::new(usage.peak_rss_bytes as i64),
+            );
+        }
         r.register(
             "signature_checks",
             "Signatures this node has checked (transactions, votes, proposals, certificates)",
@@ -223,6 +240,45 @@ impl Metrics {
     }
 }
 
+/// This process's CPU time and memory, as the kernel reports them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProcessUsage {
+    pub cpu_seconds: f64,
+    pub rss_bytes: u64,
+    pub peak_rss_bytes: u64,
+}
+
+/// Reads [`ProcessUsage`] from `/proc/self` (Linux); `None` where there is
+/// no such file or it cannot be read.
+pub fn process_usage() -> Option<ProcessUsage> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // After the command name's closing parenthesis come the fields from
+    // the state (field 3) on: utime is field 14, stime field 15.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i - 3)?.parse::<u64>().ok();
+    // /proc counts CPU time in USER_HZ ticks, 100 per second on Linux.
+    let cpu_seconds = (ticks(14)? + ticks(15)?) as f64 / 100.0;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))?
+            .split_whitespace()
+            .next()?
+            .parse::<u64>()
+            .ok()
+            .map(|k| k * 1024)
+    };
+    Some(ProcessUsage {
+        cpu_seconds,
+        rss_bytes: kib("VmRSS:")?,
+        peak_rss_bytes: kib("VmHWM:")?,
+    })
+}
+
 /// Serves `GET /metrics` on `listener` until the task is dropped. Requests
 /// are read with a bound; anything else gets 404.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
@@ -254,5 +310,36 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
             );
             let _ = stream.write_all(response.as_bytes()).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+    use super::*;
+
+    #[test]
+    fn process_usage_counts_cpu_and_memory_of_this_process() {
+        let before = process_usage().unwrap();
+        // Burn a little CPU and touch 64 MiB.
+        let mut x = 0u64;
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_millis(300) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        let fill = (x as u8) | 1;
+        let touched = vec![fill; 64 << 20];
+        let after = process_usage().unwrap();
+        assert!(
+            after.cpu_seconds > before.cpu_seconds,
+            "{before:?} {after:?}"
+        );
+        assert!(after.peak_rss_bytes >= after.rss_bytes);
+        assert!(after.rss_bytes >= 64 << 20, "{after:?}");
+        assert_eq!(touched.iter().filter(|b| **b != fill).count(), 0);
+        let text = Metrics::new().render();
+        assert!(text.contains("tally_process_cpu_seconds_total"), "{text}");
+        assert!(text.contains("tally_signature_checks_total"), "{text}");
     }
 }

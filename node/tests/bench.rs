@@ -28,6 +28,7 @@ async fn a_short_load_run_reports_what_the_chain_holds() {
         warmup: Duration::from_secs(1),
         senders: None,
         json: Some(json.clone()),
+        metrics: Vec::new(),
     };
     let report = run(&spec).await.unwrap();
 
@@ -79,5 +80,8 @@ async fn a_short_load_run_reports_what_the_chain_holds() {
         assert!(v["latency_ms"][key].is_number(), "latency_ms.{key} missing");
     }
     let written = v["committed_tps"].as_f64().unwrap();
-    assert!((written - report.committed_tps).abs() < 1e-6, "{written} in the file");
+    assert!(
+        (written - report.committed_tps).abs() < 1e-6,
+        "{written} in the file"
+    );
 }

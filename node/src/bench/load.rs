@@ -57,6 +57,20 @@ pub struct LoadSpec {
     pub senders: Option<usize>,
     /// Also write the report here as JSON.
     pub json: Option<PathBuf>,
+    /// Each node's Prometheus address (`host:port`), to report its CPU,
+    /// memory and signature checks over the window.
+    pub metrics: Vec<String>,
+}
+
+/// One node's cost over the window, from its own metrics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NodeFigures {
+    pub metrics: String,
+    pub cpu_s: f64,
+    pub cpu_us_per_tx: f64,
+    /// Peak resident memory at the end of the window.
+    pub rss_mb: f64,
+    pub sig_checks_per_tx: f64,
 }
 
 /// Submit-to-commit latency of the window's transactions, in milliseconds.
@@ -73,7 +87,7 @@ pub struct Latency {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LoadReport {
     pub senders: usize,
-    pub nodes: usize,
+    pub node_count: usize,
     pub window_s: f64,
     /// The rate asked for (`None` with `--max`).
     pub offered_tps: Option<f64>,
@@ -100,6 +114,8 @@ pub struct LoadReport {
     /// `committed_total` of this run's transactions.
     pub first_height: u64,
     pub last_height: u64,
+    /// Per node, when `--metrics` was given.
+    pub nodes: Vec<NodeFigures>,
 }
 
 /// One pre-signed transaction.
@@ -167,7 +183,11 @@ pub async fn run(spec: &LoadSpec) -> anyhow::Result<LoadReport> {
     let window_start = started + spec.warmup;
     let end = window_start + spec.duration;
     let mut last_progress = started;
+    let mut at_window_start: Option<Vec<Scrape>> = None;
     while Instant::now() < end && next < plan.len() {
+        if at_window_start.is_none() && Instant::now() >= window_start {
+            at_window_start = Some(scrape_all(&spec.metrics).await?);
+        }
         let elapsed = started.elapsed().as_secs_f64();
         let due = match spec.rate {
             Some(rate) => ((rate as f64 * elapsed) as usize).min(plan.len()),
@@ -226,6 +246,7 @@ pub async fn run(spec: &LoadSpec) -> anyhow::Result<LoadReport> {
         }
     }
     let window_end = Instant::now().min(end);
+    let at_window_end = scrape_all(&spec.metrics).await?;
     while in_flight > 0 {
         if let Some((chunk, result)) = results_rx.recv().await {
             in_flight -= 1;
@@ -245,7 +266,7 @@ pub async fn run(spec: &LoadSpec) -> anyhow::Result<LoadReport> {
     let commits = commits
         .lock()
         .map_err(|_| anyhow::anyhow!("the commit observer failed"))?;
-    let report = build_report(
+    let mut report = build_report(
         spec,
         &plan,
         &sent_at,
@@ -256,6 +277,10 @@ pub async fn run(spec: &LoadSpec) -> anyhow::Result<LoadReport> {
         keys.len(),
         clients.len(),
     );
+    let committed = report.committed_tps * report.window_s;
+    if let Some(start) = at_window_start {
+        report.nodes = node_figures(&spec.metrics, &start, &at_window_end, committed);
+    }
     print_report(&report);
     if let Some(path) = &spec.json {
         let json = serde_json::to_string_pretty(&report)?;
@@ -374,6 +399,88 @@ async fn observe(
     }))
 }
 
+/// The unlabelled samples of one node's metrics page.
+type Scrape = HashMap<String, f64>;
+
+async fn scrape_all(addrs: &[String]) -> anyhow::Result<Vec<Scrape>> {
+    let mut out = Vec::with_capacity(addrs.len());
+    for addr in addrs {
+        out.push(
+            scrape(addr)
+                .await
+                .with_context(|| format!("cannot read metrics from {addr}"))?,
+        );
+    }
+    Ok(out)
+}
+
+/// Reads `http://addr/metrics` (the node's own small server speaks
+/// HTTP/1.0 and closes the connection after the answer).
+async fn scrape(addr: &str) -> anyhow::Result<Scrape> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = addr
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics");
+    let mut stream =
+        tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+            .await??;
+    stream
+        .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await?;
+    let mut body = Vec::new();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        (&mut stream).take(8 << 20).read_to_end(&mut body),
+    )
+    .await??;
+    let text = String::from_utf8_lossy(&body);
+    let page = text
+        .split_once("\r\n\r\n")
+        .map_or(text.as_ref(), |(_, b)| b);
+    Ok(parse_metrics(page))
+}
+
+/// The unlabelled samples of a Prometheus text page.
+fn parse_metrics(page: &str) -> Scrape {
+    page.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.split_once(' ')?;
+            Some((name.to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+fn node_figures(
+    addrs: &[String],
+    start: &[Scrape],
+    end: &[Scrape],
+    committed: f64,
+) -> Vec<NodeFigures> {
+    let per_tx = |x: f64| if committed > 0.0 { x / committed } else { 0.0 };
+    addrs
+        .iter()
+        .zip(start.iter().zip(end))
+        .map(|(addr, (a, b))| {
+            let delta = |name: &str| {
+                b.get(name).copied().unwrap_or(0.0) - a.get(name).copied().unwrap_or(0.0)
+            };
+            let cpu_s = delta("tally_process_cpu_seconds_total");
+            NodeFigures {
+                metrics: addr.clone(),
+                cpu_s,
+                cpu_us_per_tx: per_tx(cpu_s * 1e6),
+                rss_mb: b
+                    .get("tally_process_peak_resident_memory_bytes")
+                    .copied()
+                    .unwrap_or(0.0)
+                    / (1 << 20) as f64,
+                sig_checks_per_tx: per_tx(delta("tally_signature_checks_total")),
+            }
+        })
+        .collect()
+}
+
 /// Notes a batch's answers; returns how many were accepted.
 fn record(
     chunk: &[usize],
@@ -462,7 +569,7 @@ fn build_report(
     let heights = commits.blocks.iter().map(|(h, _, _)| *h);
     LoadReport {
         senders,
-        nodes,
+        node_count: nodes,
         window_s,
         offered_tps: spec.rate.map(|r| r as f64),
         sent_tps: sent as f64 / window_s,
@@ -478,6 +585,7 @@ fn build_report(
         committed_total,
         first_height: heights.clone().min().unwrap_or(0),
         last_height: heights.max().unwrap_or(0),
+        nodes: Vec::new(),
     }
 }
 
@@ -487,7 +595,7 @@ fn print_report(r: &LoadReport) {
         .map_or("max".to_string(), |o| format!("{o:.0} tx/s"));
     println!(
         "load: {} senders over {} nodes, {:.1} s window",
-        r.senders, r.nodes, r.window_s
+        r.senders, r.node_count, r.window_s
     );
     println!("  offered     {offered} (sent {:.0} tx/s)", r.sent_tps);
     println!("  committed   {:.0} tx/s", r.committed_tps);
@@ -509,4 +617,46 @@ fn print_report(r: &LoadReport) {
         "  sent        {} (accepted {}: committed {}, uncommitted {})",
         r.sent, r.accepted, r.committed_total, r.uncommitted
     );
+    for n in &r.nodes {
+        println!(
+            "  node {:<21} cpu {:.1} s ({:.0} us/tx)  peak rss {:.0} MB  {:.2} signature checks/tx",
+            n.metrics, n.cpu_s, n.cpu_us_per_tx, n.rss_mb, n.sig_checks_per_tx
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nodes_metrics_page_gives_its_cost_per_committed_transaction() {
+        let page = crate::metrics::Metrics::new().render();
+        let start = parse_metrics(&page);
+        assert!(start.contains_key("tally_signature_checks_total"), "{page}");
+        assert!(
+            start.contains_key("tally_process_cpu_seconds_total"),
+            "{page}"
+        );
+        let mut end = start.clone();
+        *end.get_mut("tally_signature_checks_total")
+            .unwrap_or(&mut 0.0) += 3_000.0;
+        *end.get_mut("tally_process_cpu_seconds_total")
+            .unwrap_or(&mut 0.0) += 2.0;
+        end.insert(
+            "tally_process_peak_resident_memory_bytes".into(),
+            96.0 * (1 << 20) as f64,
+        );
+        let figures = node_figures(&["n0".into()], &[start], &[end], 2_000.0);
+        assert_eq!(
+            figures,
+            vec![NodeFigures {
+                metrics: "n0".into(),
+                cpu_s: 2.0,
+                cpu_us_per_tx: 1_000.0,
+                rss_mb: 96.0,
+                sig_checks_per_tx: 1.5,
+            }]
+        );
+    }
 }

@@ -140,6 +140,10 @@ pub enum BenchCommand {
         /// Also write the report as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Each node's metrics address (host:port), comma-separated, to
+        /// report its CPU, peak memory and signature checks per transaction.
+        #[arg(long, value_delimiter = ',')]
+        metrics: Vec<String>,
     },
     /// Build a long chain (or reuse the one in --dir) and time how fast a new
     /// replica catches it up from another node over 127.0.0.1.

@@ -125,6 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     warmup,
                     senders,
                     json,
+                    metrics,
                 },
         } => {
             let spec = tally_node::bench::load::LoadSpec {
@@ -135,6 +136,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 warmup: Duration::from_secs(warmup),
                 senders,
                 json,
+                metrics,
             };
             runtime()?.block_on(tally_node::bench::load::run(&spec))?;
         }
