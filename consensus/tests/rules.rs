@@ -49,22 +49,7 @@ impl Net {
         round: u32,
         value: Option<Hash>,
     ) -> SignedVote {
-        let vote = Vote {
-            kind,
-            height,
-            round,
-            value,
-        };
-        let signature = self.chain.validator_keys[from as usize].sign(
-            Domain::Vote,
-            self.chain.chain_id(),
-            &vote.message(),
-        );
-        SignedVote {
-            vote,
-            validator_index: from,
-            signature,
-        }
+        self.chain.signed_vote(from, kind, height, round, value)
     }
 
     fn prevote(&self, from: u32, round: u32, value: Option<Hash>) -> Input {

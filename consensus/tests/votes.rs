@@ -5,36 +5,12 @@
 
 use tally_consensus::votes::{Added, VoteKeeper, EQUIVOCATIONS_COUNTED_MAX};
 use tally_consensus::{DropReason, ROUND_WINDOW};
-use tally_ledger::crypto::Domain;
 use tally_ledger::testkit::TestChain;
-use tally_ledger::types::{SignedVote, Vote, VoteKind};
+use tally_ledger::types::VoteKind;
 use tally_ledger::Hash;
 
 fn value(b: u8) -> Option<Hash> {
     Some(Hash([b; 32]))
-}
-
-fn signed(
-    chain: &TestChain,
-    from: u32,
-    kind: VoteKind,
-    height: u64,
-    round: u32,
-    value: Option<Hash>,
-) -> SignedVote {
-    let vote = Vote {
-        kind,
-        height,
-        round,
-        value,
-    };
-    let signature =
-        chain.validator_keys[from as usize].sign(Domain::Vote, chain.chain_id(), &vote.message());
-    SignedVote {
-        vote,
-        validator_index: from,
-        signature,
-    }
 }
 
 fn unproposed(_: &Hash) -> bool {
@@ -46,7 +22,7 @@ fn a_keeper_takes_votes_of_its_own_height_only() {
     let chain = TestChain::new(4, 1);
     let mut k = VoteKeeper::new(7, chain.validator_set.clone());
     assert_eq!(k.height(), 7);
-    let vote = signed(&chain, 0, VoteKind::Prevote, 8, 0, None);
+    let vote = chain.signed_vote(0, VoteKind::Prevote, 8, 0, None);
     assert_eq!(
         k.add(vote, 0, unproposed),
         Err(DropReason::WrongHeight {
@@ -54,7 +30,7 @@ fn a_keeper_takes_votes_of_its_own_height_only() {
             found: 8
         })
     );
-    let vote = signed(&chain, 0, VoteKind::Prevote, 7, 0, None);
+    let vote = chain.signed_vote(0, VoteKind::Prevote, 7, 0, None);
     assert_eq!(k.add(vote, 0, unproposed), Ok(Added::New));
 }
 
@@ -62,9 +38,9 @@ fn a_keeper_takes_votes_of_its_own_height_only() {
 fn votes_up_to_the_round_window_are_stored_and_later_ones_only_noted() {
     let chain = TestChain::new(4, 1);
     let mut k = VoteKeeper::new(1, chain.validator_set.clone());
-    let at_edge = signed(&chain, 0, VoteKind::Prevote, 1, ROUND_WINDOW, None);
+    let at_edge = chain.signed_vote(0, VoteKind::Prevote, 1, ROUND_WINDOW, None);
     assert_eq!(k.add(at_edge, 0, unproposed), Ok(Added::New));
-    let past = signed(&chain, 1, VoteKind::Prevote, 1, ROUND_WINDOW + 1, None);
+    let past = chain.signed_vote(1, VoteKind::Prevote, 1, ROUND_WINDOW + 1, None);
     assert_eq!(k.add(past, 0, unproposed), Ok(Added::RoundNoted));
     assert_eq!(k.stored_votes(), 1);
     // Both rounds count towards skipping: f+1 validators are past round 0.
@@ -78,7 +54,7 @@ fn evidence_is_kept_once_per_validator_round_and_step() {
     let mut add = |from, kind, round, values: &[u8]| {
         for &b in values {
             k.add(
-                signed(&chain, from, kind, 1, round, value(b)),
+                chain.signed_vote(from, kind, 1, round, value(b)),
                 0,
                 unproposed,
             )
@@ -120,7 +96,7 @@ fn an_equivocators_unproposed_values_are_counted_up_to_the_cap() {
     let cap = EQUIVOCATIONS_COUNTED_MAX as u8;
     for b in 0..cap + 3 {
         k.add(
-            signed(&chain, 0, VoteKind::Prevote, 1, 0, value(b)),
+            chain.signed_vote(0, VoteKind::Prevote, 1, 0, value(b)),
             0,
             unproposed,
         )
@@ -130,12 +106,12 @@ fn an_equivocators_unproposed_values_are_counted_up_to_the_cap() {
     // The last counted value has validator 0's power; the first refused
     // one has none.
     for from in [1, 2] {
-        let vote = signed(&chain, from, VoteKind::Prevote, 1, 0, value(cap - 1));
+        let vote = chain.signed_vote(from, VoteKind::Prevote, 1, 0, value(cap - 1));
         k.add(vote, 0, unproposed).unwrap();
     }
     assert!(k.has_quorum_for(0, VoteKind::Prevote, value(cap - 1)));
     for from in [1, 2] {
-        let vote = signed(&chain, from, VoteKind::Prevote, 1, 0, value(cap));
+        let vote = chain.signed_vote(from, VoteKind::Prevote, 1, 0, value(cap));
         k.add(vote, 0, unproposed).unwrap();
     }
     assert!(!k.has_quorum_for(0, VoteKind::Prevote, value(cap)));

@@ -28,10 +28,9 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
-fn setup() -> Setup {
-    let chain = base_chain();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("db"), &chain.genesis).unwrap();
+/// Opens a store at `db` holding every block of `chain`.
+fn store_of(chain: &TestChain, db: &std::path::Path) -> Store {
+    let store = Store::open(db, &chain.genesis).unwrap();
     for (block, cert) in &chain.blocks {
         let update = execute_verified_block(
             &store,
@@ -43,6 +42,13 @@ fn setup() -> Setup {
         .unwrap();
         store.commit_block(block, cert, &update).unwrap();
     }
+    store
+}
+
+fn setup() -> Setup {
+    let chain = base_chain();
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_of(&chain, &dir.path().join("db"));
     Setup {
         chain,
         store,
@@ -86,18 +92,7 @@ fn audit_with(setup: &Setup, block: &Block, cert: &CommitCertificate) -> Report 
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     {
-        let copy = Store::open(&db, &chain.genesis).unwrap();
-        for (b, c) in &chain.blocks {
-            let update = execute_verified_block(
-                &copy,
-                b.height(),
-                chain.chain_id(),
-                &chain.genesis.params,
-                &b.txs,
-            )
-            .unwrap();
-            copy.commit_block(b, c, &update).unwrap();
-        }
+        let copy = store_of(chain, &db);
         // A block the store takes as it is (it links and its state root is
         // what it executes to) is committed whole: state, tip and all.
         let own = execute_verified_block(

@@ -9,10 +9,11 @@ use crate::execution::{execute_block, genesis_state, BlockExecError};
 use crate::genesis::{peer_id_from_node_key, Genesis, GenesisAccount, GenesisValidator, Params};
 use crate::state::{MemoryTreeStore, StateUpdate};
 use crate::types::{
-    last_commit_hash, Block, CommitCertificate, CommitSig, Header, Op, Role, SignedTx, Tx,
-    ValidatorSet,
+    last_commit_hash, Block, CommitCertificate, CommitSig, Header, Op, Role, SignedTx, SignedVote,
+    Tx, ValidatorSet, Vote, VoteKind,
 };
 use crate::verify::{ChainRules, Parent};
+use crate::Hash;
 
 pub mod rule_cases;
 
@@ -204,6 +205,30 @@ impl TestChain {
             });
         }
         cert
+    }
+
+    /// Validator `from`'s signed vote (`value` `None` is nil).
+    pub fn signed_vote(
+        &self,
+        from: u32,
+        kind: VoteKind,
+        height: u64,
+        round: u32,
+        value: Option<Hash>,
+    ) -> SignedVote {
+        let vote = Vote {
+            kind,
+            height,
+            round,
+            value,
+        };
+        let signature =
+            self.validator_keys[from as usize].sign(Domain::Vote, self.chain_id(), &vote.message());
+        SignedVote {
+            vote,
+            validator_index: from,
+            signature,
+        }
     }
 
     /// Builds, certifies (all validators) and commits the next block.

@@ -3,10 +3,11 @@
 
 use tally_ledger::encoding::encode;
 use tally_ledger::execution::{ApplyError, BlockExecutor, TxError};
+use tally_ledger::state::StateUpdate;
 use tally_ledger::types::{
     last_commit_hash, Block, CommitCertificate, Header, BLOCK_OVERHEAD_BYTES_MAX,
 };
-use tally_ledger::verify::{next_block_time, Placement};
+use tally_ledger::verify::{next_block_time, InvalidBlock, Placement};
 use tally_ledger::Hash;
 use tracing::debug;
 
@@ -16,6 +17,21 @@ use super::{CoreEnv, CoreError, Effect, NodeCore, Notice, Now, Timer, Update};
 use crate::candidates::Offer;
 
 impl NodeCore {
+    /// The block rule on a proposed block at `placement`, over the state
+    /// after the tip; signatures this node already verified are skipped.
+    fn check_candidate<E: CoreEnv>(
+        &self,
+        block: &Block,
+        placement: &Placement,
+        env: &E,
+    ) -> Result<StateUpdate, InvalidBlock> {
+        let size = encode(block).len();
+        self.rules
+            .check_proposed_except(block, size, placement, env.state(), |tx| {
+                env.tx_verified(tx)
+            })
+    }
+
     /// Builds the block to propose from the mempool: transactions are
     /// executed in order and those that fail are evicted with their reason
     /// (a later nonce waits: the ones before it may still be on their way).
@@ -142,14 +158,7 @@ impl NodeCore {
             round,
             now_ms: Some(now.wall_ms),
         };
-        let size = encode(&candidate.block).len();
-        match self.rules.check_proposed_except(
-            &candidate.block,
-            size,
-            &placement,
-            env.state(),
-            |tx| env.tx_verified(tx),
-        ) {
+        match self.check_candidate(&candidate.block, &placement, env) {
             Ok(update) => {
                 if let Some(c) = self.candidates.get_mut(&block_hash) {
                     c.update = Some(update);
@@ -200,14 +209,7 @@ impl NodeCore {
                     round,
                     now_ms: None,
                 };
-                let size = encode(&candidate.block).len();
-                match self.rules.check_proposed_except(
-                    &candidate.block,
-                    size,
-                    &placement,
-                    env.state(),
-                    |tx| env.tx_verified(tx),
-                ) {
+                match self.check_candidate(&candidate.block, &placement, env) {
                     Ok(u) => u,
                     Err(e) => {
                         fx.push(Effect::Notice(Notice::DecidedUnknown {
