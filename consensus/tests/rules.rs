@@ -8,7 +8,7 @@
 use tally_consensus::{Consensus, DropReason, Input, Output, Step, TimeoutKind, Timeouts};
 use tally_ledger::crypto::Domain;
 use tally_ledger::testkit::TestChain;
-use tally_ledger::types::{Evidence, Proposal, SignedProposal, SignedVote, Vote, VoteKind};
+use tally_ledger::types::{Evidence, Proposal, SignedProposal, Vote, VoteKind};
 use tally_ledger::Hash;
 
 const A: Hash = Hash([0xaa; 32]);
@@ -41,23 +41,18 @@ impl Net {
         )
     }
 
-    fn signed_vote(
-        &self,
-        from: u32,
-        kind: VoteKind,
-        height: u64,
-        round: u32,
-        value: Option<Hash>,
-    ) -> SignedVote {
-        self.chain.signed_vote(from, kind, height, round, value)
-    }
-
     fn prevote(&self, from: u32, round: u32, value: Option<Hash>) -> Input {
-        Input::Vote(self.signed_vote(from, VoteKind::Prevote, 1, round, value))
+        Input::Vote(
+            self.chain
+                .signed_vote(from, VoteKind::Prevote, 1, round, value),
+        )
     }
 
     fn precommit(&self, from: u32, round: u32, value: Option<Hash>) -> Input {
-        Input::Vote(self.signed_vote(from, VoteKind::Precommit, 1, round, value))
+        Input::Vote(
+            self.chain
+                .signed_vote(from, VoteKind::Precommit, 1, round, value),
+        )
     }
 
     fn proposal(&self, round: u32, pol_round: Option<u32>, hash: Hash) -> Input {
@@ -725,8 +720,8 @@ fn double_votes_become_evidence_and_count_once() {
     let net = Net::new();
     let mut n = net.node(3);
     n.start();
-    let first = net.signed_vote(0, VoteKind::Prevote, 1, 0, Some(A));
-    let second = net.signed_vote(0, VoteKind::Prevote, 1, 0, Some(B));
+    let first = net.chain.signed_vote(0, VoteKind::Prevote, 1, 0, Some(A));
+    let second = net.chain.signed_vote(0, VoteKind::Prevote, 1, 0, Some(B));
     assert_eq!(n.handle(Input::Vote(first.clone())), vec![]);
     assert_eq!(
         n.handle(Input::Vote(first.clone())),
@@ -748,7 +743,7 @@ fn votes_from_non_validators_and_wrong_heights_are_dropped() {
     let net = Net::new();
     let mut n = net.node(3);
     n.start();
-    let mut stranger = net.signed_vote(0, VoteKind::Prevote, 1, 0, None);
+    let mut stranger = net.chain.signed_vote(0, VoteKind::Prevote, 1, 0, None);
     stranger.validator_index = 9;
     assert_eq!(
         n.handle(Input::Vote(stranger)),
@@ -757,7 +752,7 @@ fn votes_from_non_validators_and_wrong_heights_are_dropped() {
             len: 4
         })]
     );
-    let far = net.signed_vote(0, VoteKind::Prevote, 7, 0, None);
+    let far = net.chain.signed_vote(0, VoteKind::Prevote, 7, 0, None);
     assert_eq!(
         n.handle(Input::Vote(far)),
         vec![Output::Dropped(DropReason::WrongHeight {
@@ -771,7 +766,7 @@ fn votes_from_non_validators_and_wrong_heights_are_dropped() {
 fn next_height_messages_are_kept_and_replayed() {
     let net = Net::new();
     let mut n = locked(&net, A);
-    let early = net.signed_vote(0, VoteKind::Prevote, 2, 0, None);
+    let early = net.chain.signed_vote(0, VoteKind::Prevote, 2, 0, None);
     assert_eq!(n.handle(Input::Vote(early)), vec![]);
     n.handle(net.precommit(3, 0, Some(A)));
     n.handle(net.precommit(0, 0, Some(A)));
@@ -823,7 +818,9 @@ fn a_flood_of_next_height_messages_fills_only_its_signers_quota() {
     for i in 0..10_000u32 {
         let mut value = [0u8; 32];
         value[..4].copy_from_slice(&i.to_le_bytes());
-        let vote = net.signed_vote(0, VoteKind::Prevote, 2, i % 8, Some(Hash(value)));
+        let vote = net
+            .chain
+            .signed_vote(0, VoteKind::Prevote, 2, i % 8, Some(Hash(value)));
         let out = n.handle(Input::Vote(vote));
         if (i as usize) < FUTURE_PER_VALIDATOR_MAX {
             assert_eq!(out, vec![], "vote {i} is within the quota");
@@ -840,7 +837,9 @@ fn a_flood_of_next_height_messages_fills_only_its_signers_quota() {
     }
     // The honest validators' next-height votes are still kept...
     for from in [1, 2] {
-        let vote = net.signed_vote(from, VoteKind::Prevote, 2, 0, Some(B));
+        let vote = net
+            .chain
+            .signed_vote(from, VoteKind::Prevote, 2, 0, Some(B));
         assert_eq!(n.handle(Input::Vote(vote)), vec![]);
     }
     // ...and counted once the node reaches height 2.
@@ -861,7 +860,7 @@ fn next_height_messages_from_outside_the_set_are_dropped() {
     let net = Net::new();
     let mut n = net.node(3);
     n.start();
-    let mut vote = net.signed_vote(0, VoteKind::Prevote, 2, 0, Some(A));
+    let mut vote = net.chain.signed_vote(0, VoteKind::Prevote, 2, 0, Some(A));
     vote.validator_index = 4;
     assert_eq!(
         n.handle(Input::Vote(vote)),
