@@ -47,7 +47,27 @@ impl NodeHandle {
 
     /// Admits a transaction to the mempool (and gossips it).
     pub async fn submit_tx(&self, tx: SignedTx) -> Result<Result<Hash, MempoolError>, NodeStopped> {
-        self.ask(|reply| NodeRequest::SubmitTx { tx, reply }).await
+        let mut results = self.submit_txs(vec![tx]).await?;
+        Ok(results.remove(0))
+    }
+
+    /// Admits transactions to the mempool (and gossips them), one result
+    /// each in order. Their chains and signatures are checked together on
+    /// the blocking pool, so the driver only does the pool's bookkeeping,
+    /// in one trip for the whole batch.
+    pub async fn submit_txs(
+        &self,
+        txs: Vec<SignedTx>,
+    ) -> Result<Vec<Result<Hash, MempoolError>>, NodeStopped> {
+        let chain_id = self.genesis.chain_id.clone();
+        let txs = tokio::task::spawn_blocking(move || {
+            let checks = crate::mempool::check_signatures(&txs, &chain_id);
+            txs.into_iter().zip(checks).collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|_| NodeStopped)?;
+        self.ask(|reply| NodeRequest::SubmitTxs { txs, reply })
+            .await
     }
 
     pub async fn tx_status(&self, hash: Hash) -> Result<Option<PoolStatus>, NodeStopped> {

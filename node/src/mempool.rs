@@ -22,7 +22,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use tally_ledger::crypto::SignatureError;
 use tally_ledger::encoding::encode;
 use tally_ledger::execution::{check_tx_static, TxError};
 use tally_ledger::genesis::Params;
@@ -289,22 +288,26 @@ impl Mempool {
 
     /// Checks the signature, then admits.
     pub fn admit(&mut self, tx: SignedTx, state: &impl AccountView) -> Result<Hash, MempoolError> {
-        // The chain id first: a transaction for another chain fails its
-        // signature here too, and "wrong chain" is the useful answer.
-        if tx.tx.chain_id != self.chain_id {
-            let err = MempoolError::Invalid(TxError::WrongChain {
-                expected: self.chain_id.clone(),
-                found: tx.tx.chain_id.clone(),
-            });
-            self.remember(tx.hash(), err.to_string());
-            return Err(err);
+        let check = check_signatures(std::slice::from_ref(&tx), &self.chain_id).remove(0);
+        self.admit_checked(tx, check, state)
+    }
+
+    /// Admits a transaction whose chain and signature were checked
+    /// elsewhere ([`check_signatures`], off the driver task): a failed check
+    /// is remembered as the transaction's refusal, a passed one admits it.
+    pub fn admit_checked(
+        &mut self,
+        tx: SignedTx,
+        check: Result<(), MempoolError>,
+        state: &impl AccountView,
+    ) -> Result<Hash, MempoolError> {
+        match check {
+            Ok(()) => self.admit_verified(tx, state),
+            Err(err) => {
+                self.remember(tx.hash(), err.to_string());
+                Err(err)
+            }
         }
-        if let Err(e) = verify_signature(&tx, &self.chain_id) {
-            let err = MempoolError::Invalid(TxError::BadSignature(e));
-            self.remember(tx.hash(), err.to_string());
-            return Err(err);
-        }
-        self.admit_verified(tx, state)
     }
 
     /// Everything but room in the pool: returns the transaction's encoded
@@ -574,14 +577,42 @@ impl Mempool {
     }
 }
 
-/// Checks a transaction's signature alone.
-pub fn verify_signature(tx: &SignedTx, chain_id: &str) -> Result<(), SignatureError> {
-    tx.tx.sender.verify(
-        tally_ledger::Domain::Tx,
-        chain_id,
-        &tx.signed_message(),
-        &tx.signature,
-    )
+/// The checks admission makes before the pool: each transaction's chain,
+/// then its signature, all signatures in one batch. A transaction for
+/// another chain would fail its signature too; "wrong chain" is the useful
+/// answer, so it comes first. Pure: runs on any thread.
+pub fn check_signatures(txs: &[SignedTx], chain_id: &str) -> Vec<Result<(), MempoolError>> {
+    let mut out: Vec<Result<(), MempoolError>> = txs
+        .iter()
+        .map(|tx| {
+            if tx.tx.chain_id == chain_id {
+                Ok(())
+            } else {
+                Err(MempoolError::Invalid(TxError::WrongChain {
+                    expected: chain_id.to_string(),
+                    found: tx.tx.chain_id.clone(),
+                }))
+            }
+        })
+        .collect();
+    let same_chain: Vec<usize> = (0..txs.len()).filter(|&i| out[i].is_ok()).collect();
+    let mut batch = tally_ledger::crypto::BatchVerifier::with_capacity(same_chain.len());
+    for &i in &same_chain {
+        let tx = &txs[i];
+        batch.add(
+            tx.tx.sender,
+            tally_ledger::Domain::Tx,
+            chain_id,
+            &tx.signed_message(),
+            tx.signature,
+        );
+    }
+    if let Err(failures) = batch.verify() {
+        for (position, e) in failures {
+            out[same_chain[position]] = Err(MempoolError::Invalid(TxError::BadSignature(e)));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -880,6 +911,40 @@ mod tests {
         assert_eq!(
             rejected(&pool, &waiting[2]),
             "evicted to make room in a full mempool: it waits behind nonce 1, which has not arrived"
+        );
+    }
+
+    #[test]
+    fn a_batch_is_checked_together_and_each_failure_named_at_its_place() {
+        let (mut chain, mut pool, view) = setup(100);
+        let good = chain.transfer(1, 2, 1);
+        let mut other_chain = chain.transfer(1, 2, 1);
+        other_chain.tx.chain_id = "another-chain".into();
+        let mut forged = chain.transfer(2, 1, 1);
+        forged.signature.0[0] ^= 1;
+        let good_too = chain.transfer(2, 1, 1);
+        let txs = vec![good.clone(), other_chain.clone(), forged.clone(), good_too];
+        let checks = check_signatures(&txs, chain.chain_id());
+        assert_eq!(checks[0], Ok(()));
+        assert!(matches!(
+            checks[1],
+            Err(MempoolError::Invalid(TxError::WrongChain { .. }))
+        ));
+        assert!(matches!(
+            checks[2],
+            Err(MempoolError::Invalid(TxError::BadSignature(_)))
+        ));
+        assert_eq!(checks[3], Ok(()));
+        // A failed check is the transaction's remembered refusal.
+        let check = checks[2].clone();
+        assert!(pool.admit_checked(forged.clone(), check, &view).is_err());
+        assert!(matches!(
+            pool.status(&forged.hash()),
+            Some(PoolStatus::Rejected(_))
+        ));
+        assert_eq!(
+            pool.admit_checked(good.clone(), Ok(()), &view),
+            Ok(good.hash())
         );
     }
 }

@@ -116,6 +116,17 @@ impl Backend for NodeBackend {
         }
     }
 
+    async fn submit_txs(&self, txs: Vec<SignedTx>) -> Vec<Result<Hash, Rejection>> {
+        let n = txs.len();
+        match self.handle.submit_txs(txs).await {
+            Ok(results) => results
+                .into_iter()
+                .map(|r| r.map_err(|e| rejection(&e)))
+                .collect(),
+            Err(_) => (0..n).map(|_| Err(stopped())).collect(),
+        }
+    }
+
     async fn pool_state(&self, hash: Hash) -> Option<PoolState> {
         match self.handle.tx_in_pool(hash).await {
             Ok((Some(PoolStatus::Pending), tx)) => Some(PoolState::Pending(tx)),

@@ -45,6 +45,20 @@ pub trait Backend: Send + Sync + 'static {
     fn node_id(&self) -> String;
     fn role(&self) -> &'static str;
     fn submit_tx(&self, tx: SignedTx) -> impl Future<Output = Result<Hash, Rejection>> + Send;
+    /// Submits several transactions, one result each in order. By default
+    /// one at a time; a node checks a batch's signatures together.
+    fn submit_txs(
+        &self,
+        txs: Vec<SignedTx>,
+    ) -> impl Future<Output = Vec<Result<Hash, Rejection>>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(txs.len());
+            for tx in txs {
+                out.push(self.submit_tx(tx).await);
+            }
+            out
+        }
+    }
     /// The pool's view of a transaction. The contract that makes
     /// `ledger_getTx` consistent: a transaction accepted by `submit_tx`
     /// stays in the pool (pending or rejected) until its block can be read

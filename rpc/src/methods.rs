@@ -286,9 +286,17 @@ impl<B: Backend> LedgerApiServer for LedgerRpc<B> {
                 json!({ "max": SUBMIT_BATCH_MAX }),
             ));
         }
-        let mut out = Vec::with_capacity(txs.len());
-        for t in txs {
-            let item = match parse_tx(&t) {
+        // Decode all, submit the decodable ones in one call, answer in order.
+        let parsed: Vec<RpcResult<SignedTx>> = txs.iter().map(|t| parse_tx(t)).collect();
+        let decoded: Vec<SignedTx> = parsed
+            .iter()
+            .filter_map(|p| p.as_ref().ok())
+            .cloned()
+            .collect();
+        let mut submitted = self.backend.submit_txs(decoded).await.into_iter();
+        let mut out = Vec::with_capacity(parsed.len());
+        for p in parsed {
+            let item = match p {
                 Err(e) => BatchItem {
                     hash: None,
                     error: Some(ErrorInfo {
@@ -297,17 +305,25 @@ impl<B: Backend> LedgerApiServer for LedgerRpc<B> {
                         message: e.message().to_string(),
                     }),
                 },
-                Ok(tx) => match self.backend.submit_tx(tx).await {
-                    Ok(h) => BatchItem {
+                Ok(_) => match submitted.next() {
+                    Some(Ok(h)) => BatchItem {
                         hash: Some(h.to_hex()),
                         error: None,
                     },
-                    Err(r) => BatchItem {
+                    Some(Err(r)) => BatchItem {
                         hash: None,
                         error: Some(ErrorInfo {
                             code: r.code,
                             kind: r.kind.into(),
                             message: r.message,
+                        }),
+                    },
+                    None => BatchItem {
+                        hash: None,
+                        error: Some(ErrorInfo {
+                            code: errors::UNAVAILABLE,
+                            kind: "unavailable".into(),
+                            message: "the node gave no answer for this transaction".into(),
                         }),
                     },
                 },

@@ -90,9 +90,11 @@ pub struct NodeStatus {
 /// Requests to the driver (from RPC, tests, devnet).
 #[derive(Debug)]
 pub enum NodeRequest {
-    SubmitTx {
-        tx: SignedTx,
-        reply: oneshot::Sender<Result<Hash, MempoolError>>,
+    /// Transactions with the verdicts of their chain and signature checks
+    /// ([`crate::mempool::check_signatures`], made off this task).
+    SubmitTxs {
+        txs: Vec<(SignedTx, Result<(), MempoolError>)>,
+        reply: oneshot::Sender<Vec<Result<Hash, MempoolError>>>,
     },
     TxStatus {
         hash: Hash,
@@ -682,17 +684,21 @@ impl Driver {
 
     fn on_request(&mut self, request: NodeRequest) -> Result<(), DriverError> {
         match request {
-            NodeRequest::SubmitTx { tx, reply } => {
+            NodeRequest::SubmitTxs { txs, reply } => {
                 let view = StoreView {
                     store: &self.store,
                     version: self.store.height(),
                 };
-                let result = self.mempool.admit(tx.clone(), &view);
-                match &result {
-                    Ok(_) => self.outgoing_txs.push(tx),
-                    Err(e) => self.metrics.rejected(e.kind()),
+                let mut results = Vec::with_capacity(txs.len());
+                for (tx, check) in txs {
+                    let result = self.mempool.admit_checked(tx.clone(), check, &view);
+                    match &result {
+                        Ok(_) => self.outgoing_txs.push(tx),
+                        Err(e) => self.metrics.rejected(e.kind()),
+                    }
+                    results.push(result);
                 }
-                let _ = reply.send(result);
+                let _ = reply.send(results);
                 self.after_txs_arrived()?;
             }
             NodeRequest::TxStatus { hash, reply } => {
