@@ -25,6 +25,17 @@ pub struct NodeHandle {
     pub genesis: Arc<tally_ledger::genesis::Genesis>,
     pub peer_id: PeerId,
     pub metrics: Arc<Metrics>,
+    /// Bounds the signature checks of submitted batches running at once,
+    /// so that clients cannot queue unbounded work on the blocking pool.
+    pub(crate) admission: Arc<tokio::sync::Semaphore>,
+}
+
+/// Submitted batches whose signatures may be checked at once: two per core
+/// (each at most [`tally_rpc::methods::SUBMIT_BATCH_MAX`] transactions from
+/// RPC), enough to keep every core busy while the next batches wait.
+pub(crate) fn admission_slots() -> Arc<tokio::sync::Semaphore> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Arc::new(tokio::sync::Semaphore::new(2 * cores))
 }
 
 /// The node has stopped and cannot answer.
@@ -60,6 +71,7 @@ impl NodeHandle {
         txs: Vec<SignedTx>,
     ) -> Result<Vec<Result<Hash, MempoolError>>, NodeStopped> {
         let chain_id = self.genesis.chain_id.clone();
+        let _slot = self.admission.acquire().await.map_err(|_| NodeStopped)?;
         let txs = tokio::task::spawn_blocking(move || {
             let checks = crate::mempool::check_signatures(&txs, &chain_id);
             txs.into_iter().zip(checks).collect::<Vec<_>>()

@@ -241,6 +241,7 @@ pub async fn start(home: &NodeHome, overrides: Overrides) -> anyhow::Result<Runn
         genesis: Arc::new(home.genesis.clone()),
         peer_id,
         metrics,
+        admission: crate::handle::admission_slots(),
     };
     let rpc_listen = match overrides.rpc_listen {
         Some(a) => a,
