@@ -38,6 +38,63 @@ pub(crate) fn admission_slots() -> Arc<tokio::sync::Semaphore> {
     Arc::new(tokio::sync::Semaphore::new(2 * cores))
 }
 
+/// Runs `work` on the blocking pool holding one of `slots` for exactly as
+/// long as the work runs: the slot moves into the job, so a caller that
+/// gives up (a client that disconnects) does not free it early.
+async fn bounded_blocking<T: Send + 'static>(
+    slots: &Arc<tokio::sync::Semaphore>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, NodeStopped> {
+    let slot = slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| NodeStopped)?;
+    tokio::task::spawn_blocking(move || {
+        let out = work();
+        drop(slot);
+        out
+    })
+    .await
+    .map_err(|_| NodeStopped)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_caller_that_gives_up_does_not_free_its_slot_before_the_work_ends() {
+        let slots = Arc::new(tokio::sync::Semaphore::new(1));
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let call = tokio::spawn({
+            let slots = slots.clone();
+            async move {
+                bounded_blocking(&slots, move || {
+                    started_tx.send(()).unwrap();
+                    release_rx.recv().unwrap();
+                })
+                .await
+            }
+        });
+        tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
+            .await
+            .unwrap();
+        // The caller gives up while the work runs: the slot stays taken.
+        call.abort();
+        assert!(call.await.unwrap_err().is_cancelled());
+        assert_eq!(slots.available_permits(), 0);
+        // When the work ends, the slot is free again.
+        release_tx.send(()).unwrap();
+        let again = slots.acquire().await.unwrap();
+        drop(again);
+        assert_eq!(slots.available_permits(), 1);
+    }
+}
+
 /// The node has stopped and cannot answer.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the node is shutting down")]
@@ -58,8 +115,8 @@ impl NodeHandle {
 
     /// Admits a transaction to the mempool (and gossips it).
     pub async fn submit_tx(&self, tx: SignedTx) -> Result<Result<Hash, MempoolError>, NodeStopped> {
-        let mut results = self.submit_txs(vec![tx]).await?;
-        Ok(results.remove(0))
+        let results = self.submit_txs(vec![tx]).await?;
+        results.into_iter().next().ok_or(NodeStopped)
     }
 
     /// Admits transactions to the mempool (and gossips them), one result
@@ -70,14 +127,15 @@ impl NodeHandle {
         &self,
         txs: Vec<SignedTx>,
     ) -> Result<Vec<Result<Hash, MempoolError>>, NodeStopped> {
+        if txs.is_empty() {
+            return Ok(Vec::new());
+        }
         let chain_id = self.genesis.chain_id.clone();
-        let _slot = self.admission.acquire().await.map_err(|_| NodeStopped)?;
-        let txs = tokio::task::spawn_blocking(move || {
+        let txs = bounded_blocking(&self.admission, move || {
             let checks = crate::mempool::check_signatures(&txs, &chain_id);
             txs.into_iter().zip(checks).collect::<Vec<_>>()
         })
-        .await
-        .map_err(|_| NodeStopped)?;
+        .await?;
         self.ask(|reply| NodeRequest::SubmitTxs { txs, reply })
             .await
     }
