@@ -48,7 +48,7 @@ use tally_ledger::verify::{ChainRules, Parent, Placement, BLOCK_TIME_MS_MAX};
 use tally_ledger::Hash;
 use tally_node::candidates::CANDIDATES_MAX;
 use tally_node::node_core::{
-    should_sync, signing_pause, CoreEnv, CoreSetup, Effect, Event, NodeCore, Notice, Now, Signed,
+    should_sync, signing_pause, CoreEnv, CoreSetup, Effect, Event, NodeCore, Notice, Now,
     SignerView, Timer,
 };
 use tally_node::wire::ConsensusMsg;
@@ -633,24 +633,12 @@ impl Sim {
                         }
                     }
                 }
-                Some(match result {
-                    Ok(signature) => Event::Signed(Signed::Vote(SignedVote {
-                        vote,
-                        validator_index: validator,
-                        signature,
-                    })),
-                    Err(e) => Event::SignFailed(e),
-                })
+                Some(Event::vote_signed(vote, validator, result))
             }
             Effect::SignProposal(p) => {
                 let signer = self.nodes[node].signer.as_mut()?;
-                Some(match signer.sign_proposal(&p) {
-                    Ok(signature) => Event::Signed(Signed::Proposal(SignedProposal {
-                        proposal: p,
-                        signature,
-                    })),
-                    Err(e) => Event::SignFailed(e),
-                })
+                let result = signer.sign_proposal(&p);
+                Some(Event::proposal_signed(p, result))
             }
             Effect::Broadcast(msg) => {
                 self.send_consensus(node, msg);

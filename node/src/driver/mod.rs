@@ -30,9 +30,7 @@ use tally_consensus::Signer;
 use tally_ledger::genesis::Genesis;
 use tally_ledger::state::{read_account, AccountState};
 use tally_ledger::store::{Store, Tip, EVIDENCE_PAGE_MAX};
-use tally_ledger::types::{
-    Block, CommitCertificate, Evidence, SignedProposal, SignedTx, SignedVote,
-};
+use tally_ledger::types::{Block, CommitCertificate, Evidence, SignedTx};
 use tally_ledger::verify::{ChainRules, Parent};
 use tally_ledger::{Hash, Keypair, PublicKey};
 
@@ -41,8 +39,8 @@ use crate::metrics::Metrics;
 use crate::network::{NetCommand, NetEvent};
 pub use crate::node_core::SigningPause;
 use crate::node_core::{
-    signing_pause, CoreEnv, CoreError, CoreSetup, Effect, Event, NodeCore, Notice, Now, Signed,
-    SignerView, Timer,
+    signing_pause, CoreEnv, CoreError, CoreSetup, Effect, Event, NodeCore, Notice, Now, SignerView,
+    Timer,
 };
 use crate::sync::{PeerView, Sync};
 use crate::wire::{ConsensusMsg, Status};
@@ -457,26 +455,15 @@ impl Driver {
                 let (Some(index), Some(signer)) = (self.my_index, self.signer.as_mut()) else {
                     return Ok(None);
                 };
-                Some(match signer.sign_vote_with_polka(&vote, &polka) {
-                    Ok(signature) => Event::Signed(Signed::Vote(SignedVote {
-                        vote,
-                        validator_index: index,
-                        signature,
-                    })),
-                    Err(e) => Event::SignFailed(e),
-                })
+                let result = signer.sign_vote_with_polka(&vote, &polka);
+                Some(Event::vote_signed(vote, index, result))
             }
             Effect::SignProposal(proposal) => {
                 let Some(signer) = self.signer.as_mut() else {
                     return Ok(None);
                 };
-                Some(match signer.sign_proposal(&proposal) {
-                    Ok(signature) => Event::Signed(Signed::Proposal(SignedProposal {
-                        proposal,
-                        signature,
-                    })),
-                    Err(e) => Event::SignFailed(e),
-                })
+                let result = signer.sign_proposal(&proposal);
+                Some(Event::proposal_signed(proposal, result))
             }
             Effect::Broadcast(msg) => {
                 self.publish(msg);

@@ -7,7 +7,7 @@ use tally_ledger::types::{
     Block, CommitCertificate, Evidence, Proposal, SignedProposal, SignedTx, SignedVote, Vote,
 };
 use tally_ledger::verify::Parent;
-use tally_ledger::Hash;
+use tally_ledger::{Hash, Signature};
 
 use crate::wire::ConsensusMsg;
 
@@ -99,6 +99,35 @@ pub enum Event {
     PeerHeight(u64),
     /// Once a second.
     Tick,
+}
+
+impl Event {
+    /// The signer's answer to [`Effect::SignVote`], as the core takes it.
+    pub fn vote_signed(
+        vote: Vote,
+        validator_index: u32,
+        result: Result<Signature, SignerError>,
+    ) -> Event {
+        match result {
+            Ok(signature) => Event::Signed(Signed::Vote(SignedVote {
+                vote,
+                validator_index,
+                signature,
+            })),
+            Err(e) => Event::SignFailed(e),
+        }
+    }
+
+    /// The signer's answer to [`Effect::SignProposal`], as the core takes it.
+    pub fn proposal_signed(proposal: Proposal, result: Result<Signature, SignerError>) -> Event {
+        match result {
+            Ok(signature) => Event::Signed(Signed::Proposal(SignedProposal {
+                proposal,
+                signature,
+            })),
+            Err(e) => Event::SignFailed(e),
+        }
+    }
 }
 
 /// Something to report to the operator (the core itself logs at debug).
