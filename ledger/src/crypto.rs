@@ -1,9 +1,11 @@
 //! Keys and signatures.
 //!
 //! Signing uses ed25519-dalek. Verification uses the ZIP-215 rules
-//! (`ed25519-consensus`), under which a signature is valid alone if and only
-//! if it is valid in a batch: validity is one function of the bytes on every
-//! node (docs/adr/0002-zip215-signature-validity.md).
+//! (`ed25519-zebra`, on `curve25519-dalek` with its runtime choice of the
+//! AVX2 backend), under which a signature is valid alone if and only if it is
+//! valid in a batch: validity is one function of the bytes on every node
+//! (docs/adr/0002-zip215-signature-validity.md, and ADR 0009 for the change
+//! of crate).
 //!
 //! Every signature is domain-separated: the signed bytes are
 //! `encode(tag) || encode(chain_id) || message`, so a signature for one kind
@@ -13,8 +15,11 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::Signer as _;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::convert::Infallible;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use crate::encoding::hex_serde;
 
@@ -82,6 +87,17 @@ impl PublicKey {
         signature: &Signature,
     ) -> Result<(), SignatureError> {
         verify_raw(self, &signing_bytes(domain, chain_id, message), signature)
+    }
+
+    /// Checks `signature` over exactly `signed_bytes` (what
+    /// [`signing_bytes`] returns; test vectors from outside Tally sign raw
+    /// messages).
+    pub fn verify_signed_bytes(
+        &self,
+        signed_bytes: &[u8],
+        signature: &Signature,
+    ) -> Result<(), SignatureError> {
+        verify_raw(self, signed_bytes, signature)
     }
 }
 
@@ -152,11 +168,95 @@ pub fn signature_checks() -> u64 {
 
 fn verify_raw(key: &PublicKey, bytes: &[u8], signature: &Signature) -> Result<(), SignatureError> {
     SIGNATURE_CHECKS.fetch_add(1, Ordering::Relaxed);
-    let vk = ed25519_consensus::VerificationKey::try_from(key.0)
-        .map_err(|_| SignatureError::MalformedKey(*key))?;
-    vk.verify(&ed25519_consensus::Signature::from(signature.0), bytes)
+    decompressed(key)?
+        .verify(&ed25519_zebra::Signature::from_bytes(&signature.0), bytes)
         .map_err(|_| SignatureError::Invalid(*key))
 }
+
+/// Keys decompressed so far, so that a validator's or a busy account's key
+/// is decompressed once, not at every check. Bounded: when full it starts
+/// again empty (a flood of distinct keys costs their decompression, never
+/// memory).
+const KEY_CACHE_ENTRIES: usize = 65_536;
+
+fn decompressed(key: &PublicKey) -> Result<ed25519_zebra::VerificationKey, SignatureError> {
+    static CACHE: OnceLock<Mutex<HashMap<[u8; 32], ed25519_zebra::VerificationKey>>> =
+        OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(found) = cache.lock().ok().and_then(|c| c.get(&key.0).copied()) {
+        return Ok(found);
+    }
+    let vk = ed25519_zebra::VerificationKey::try_from(key.0)
+        .map_err(|_| SignatureError::MalformedKey(*key))?;
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= KEY_CACHE_ENTRIES {
+            c.clear();
+        }
+        c.insert(key.0, vk);
+    }
+    Ok(vk)
+}
+
+/// The random 128-bit coefficients of a batch check: a 32-byte seed from
+/// the operating system, expanded with SHA-512 in counter mode. A batch's
+/// coefficients must be unpredictable to whoever chose its signatures.
+struct BatchRng {
+    seed: [u8; 32],
+    counter: u64,
+    block: [u8; 64],
+    used: usize,
+}
+
+impl BatchRng {
+    /// `None` when the operating system gives no randomness; the caller then
+    /// checks each signature alone, which needs none.
+    fn from_os() -> Option<Self> {
+        let mut seed = [0u8; 32];
+        getrandom::getrandom(&mut seed).ok()?;
+        Some(BatchRng {
+            seed,
+            counter: 0,
+            block: [0; 64],
+            used: 64,
+        })
+    }
+}
+
+impl rand_core::TryRng for BatchRng {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        let mut b = [0u8; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        let mut b = [0u8; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        use sha2::Digest;
+        for byte in dst {
+            if self.used == self.block.len() {
+                self.block = sha2::Sha512::new()
+                    .chain_update(self.seed)
+                    .chain_update(self.counter.to_le_bytes())
+                    .finalize()
+                    .into();
+                self.counter += 1;
+                self.used = 0;
+            }
+            *byte = self.block[self.used];
+            self.used += 1;
+        }
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for BatchRng {}
 
 /// A private signing key. Debug output never shows the secret.
 pub struct Keypair {
@@ -262,6 +362,17 @@ impl BatchVerifier {
             .push((key, signature, signing_bytes(domain, chain_id, message)));
     }
 
+    /// Queues one signature over exactly `signed_bytes` (see
+    /// [`PublicKey::verify_signed_bytes`]).
+    pub fn add_signed_bytes(
+        &mut self,
+        key: PublicKey,
+        signed_bytes: Vec<u8>,
+        signature: Signature,
+    ) {
+        self.items.push((key, signature, signed_bytes));
+    }
+
     pub fn len(&self) -> usize {
         self.items.len()
     }
@@ -277,16 +388,18 @@ impl BatchVerifier {
             return Ok(());
         }
         SIGNATURE_CHECKS.fetch_add(self.items.len() as u64, Ordering::Relaxed);
-        let mut batch = ed25519_consensus::batch::Verifier::new();
-        for (key, sig, bytes) in &self.items {
-            batch.queue((
-                ed25519_consensus::VerificationKeyBytes::from(key.0),
-                ed25519_consensus::Signature::from(sig.0),
-                bytes,
-            ));
-        }
-        if batch.verify(rand_core::OsRng).is_ok() {
-            return Ok(());
+        if let Some(rng) = BatchRng::from_os() {
+            let mut batch = ed25519_zebra::batch::Verifier::new();
+            for (key, sig, bytes) in &self.items {
+                batch.queue((
+                    ed25519_zebra::VerificationKeyBytes::from(key.0),
+                    ed25519_zebra::Signature::from_bytes(&sig.0),
+                    bytes,
+                ));
+            }
+            if batch.verify(rng).is_ok() {
+                return Ok(());
+            }
         }
         let failures: Vec<_> = self
             .items
