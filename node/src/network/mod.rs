@@ -4,7 +4,9 @@
 //!
 //! Gossip is validated explicitly: a message is forwarded only after it was
 //! decoded within its size bound and its signatures checked; invalid ones are
-//! rejected and their sender's score lowered. Messages are anonymous (every
+//! rejected and their sender's score lowered. Transaction batches are
+//! checked on the blocking pool, several at once, so that the swarm keeps
+//! moving while their signatures are checked. Messages are anonymous (every
 //! payload is signed by its author) and identified by their topic and
 //! content, not their envelope ([`message_id`], ADR 8).
 
@@ -18,7 +20,7 @@ use libp2p::{
     allow_block_list, connection_limits, gossipsub, identify, identity, noise, request_response,
     tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
 
 use tally_ledger::genesis::Genesis;
@@ -155,7 +157,14 @@ struct Redial {
 pub struct Network {
     swarm: Swarm<Behaviour>,
     topics: Topics,
-    validator: Validator,
+    validator: Arc<Validator>,
+    /// Gossiped transaction batches being checked on the blocking pool: at
+    /// most two per core at once; the swarm waits for a slot.
+    tx_checks: Arc<Semaphore>,
+    checked_tx: mpsc::UnboundedSender<CheckedTxs>,
+    /// Holds at most as many results as there are slots: each keeps its
+    /// slot until the network task takes it.
+    checked_rx: mpsc::UnboundedReceiver<CheckedTxs>,
     store: Arc<Store>,
     events: mpsc::Sender<NetEvent>,
     commands: mpsc::Receiver<NetCommand>,
@@ -336,17 +345,21 @@ impl Network {
         // Seldom full (SERVE_REQUESTS_MAX requests are served at once); when
         // it is, a reading thread waits.
         let (served_tx, served_rx) = mpsc::channel(SERVE_REQUESTS_MAX);
+        let (checked_tx, checked_rx) = mpsc::unbounded_channel();
         let set = genesis.validator_set().map_err(setup_err)?;
         let network = Network {
             swarm,
             topics,
-            validator: Validator {
+            validator: Arc::new(Validator {
                 chain_id: chain.clone(),
                 schedule: ProposerSchedule::new(&set),
                 set,
                 tx_batch_bytes_max,
                 consensus_bytes_max,
-            },
+            }),
+            tx_checks: crate::handle::admission_slots(),
+            checked_tx,
+            checked_rx,
             store,
             events: events_tx,
             commands: commands_rx,
@@ -392,6 +405,7 @@ impl Network {
                 },
                 // Never `None`: the network holds a sender.
                 Some(served) = self.served_rx.recv() => self.on_served(served),
+                Some(checked) = self.checked_rx.recv() => self.on_checked_txs(checked).await,
                 _ = tick.tick() => self.redial(),
             }
         }
@@ -555,14 +569,7 @@ impl Network {
             }
         } else if topic == self.topics.txs.hash() {
             self.metrics.gossip("txs", "in");
-            match self.validator.txs(&message.data) {
-                Verdict::Accept(t) => (
-                    gossipsub::MessageAcceptance::Accept,
-                    Some(NetEvent::Txs(t)),
-                    "",
-                ),
-                Verdict::Reject(r) => (gossipsub::MessageAcceptance::Reject, None, r),
-            }
+            return self.check_txs(source, id, message.data).await;
         } else if topic == self.topics.status.hash() {
             self.metrics.gossip("status", "in");
             match wire::decode_status(&message.data) {
@@ -585,6 +592,20 @@ impl Network {
         } else {
             (gossipsub::MessageAcceptance::Reject, None, "unknown topic")
         };
+        self.validated(source, id, acceptance, reason, event).await;
+    }
+
+    /// Reports a gossip message's verdict to gossipsub (which forwards it
+    /// only if accepted), penalises a sender of invalid gossip and hands an
+    /// accepted message's content to the node.
+    async fn validated(
+        &mut self,
+        source: PeerId,
+        id: gossipsub::MessageId,
+        acceptance: gossipsub::MessageAcceptance,
+        reason: &'static str,
+        event: Option<NetEvent>,
+    ) {
         if matches!(acceptance, gossipsub::MessageAcceptance::Reject) {
             self.penalise(source, reason);
         }
@@ -596,6 +617,54 @@ impl Network {
             self.deliver(e).await;
         }
     }
+
+    /// Checks a gossiped transaction batch on the blocking pool; the verdict
+    /// comes back through `checked_rx`. Waits for a free slot, taking
+    /// finished checks meanwhile (they hold the slots).
+    async fn check_txs(&mut self, source: PeerId, id: gossipsub::MessageId, data: Vec<u8>) {
+        let slot = loop {
+            tokio::select! {
+                slot = self.tx_checks.clone().acquire_owned() => break slot,
+                Some(checked) = self.checked_rx.recv() => self.on_checked_txs(checked).await,
+            }
+        };
+        // The semaphore is never closed.
+        let Ok(slot) = slot else { return };
+        let validator = self.validator.clone();
+        let done = self.checked_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let verdict = validator.txs(&data);
+            // Fails only when the network task has stopped.
+            let _ = done.send(CheckedTxs {
+                source,
+                id,
+                verdict,
+                _slot: slot,
+            });
+        });
+    }
+
+    async fn on_checked_txs(&mut self, checked: CheckedTxs) {
+        let (acceptance, event, reason) = match checked.verdict {
+            Verdict::Accept(t) => (
+                gossipsub::MessageAcceptance::Accept,
+                Some(NetEvent::Txs(t)),
+                "",
+            ),
+            Verdict::Reject(r) => (gossipsub::MessageAcceptance::Reject, None, r),
+        };
+        self.validated(checked.source, checked.id, acceptance, reason, event)
+            .await;
+    }
+}
+
+/// A gossiped transaction batch, checked on the blocking pool.
+struct CheckedTxs {
+    source: PeerId,
+    id: gossipsub::MessageId,
+    verdict: Verdict<Vec<SignedTx>>,
+    /// Freed when the network task has taken the verdict.
+    _slot: OwnedSemaphorePermit,
 }
 
 /// Splits `/ip4/…/tcp/…/p2p/<PeerId>` into the peer and its address.
