@@ -417,3 +417,44 @@ fn evidence_is_kept_once_per_offence_and_served_in_pages() {
         "an oversized cursor"
     );
 }
+
+/// Reads at the tip come from the store's cache of the newest values once
+/// read; every commit must bring them up to date, and reads at older
+/// versions must still give what those versions held.
+#[test]
+fn reads_at_the_tip_follow_every_commit_and_old_versions_keep_their_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = TestChain::new(4, 4);
+    let store = Store::open(dir.path(), &chain.genesis).unwrap();
+    let accounts: Vec<_> = chain.account_keys.iter().map(|k| k.public()).collect();
+    let mut seen = Vec::new();
+    for height in 1..=6u64 {
+        // Read every account at the tip first, so the commit below must
+        // update what the store remembers.
+        for a in &accounts {
+            assert_eq!(
+                read_account(&store, a, height - 1).unwrap(),
+                read_account(&chain.state, a, height - 1).unwrap()
+            );
+        }
+        grow(&mut chain, &store, 1, 3);
+        for a in &accounts {
+            let at_tip = read_account(&store, a, height).unwrap();
+            assert_eq!(at_tip, read_account(&chain.state, a, height).unwrap());
+            seen.push((height, *a, at_tip));
+        }
+    }
+    // Balances and nonces moved: the reads above were not all the same.
+    assert!(seen
+        .windows(accounts.len() + 1)
+        .any(|w| w[0].2 != w[accounts.len()].2));
+    for (height, a, value) in &seen {
+        assert_eq!(&read_account(&store, a, *height).unwrap(), value);
+    }
+    // A reopened store (empty cache) reads the same.
+    drop(store);
+    let store = Store::open(dir.path(), &chain.genesis).unwrap();
+    for (height, a, value) in &seen {
+        assert_eq!(&read_account(&store, a, *height).unwrap(), value);
+    }
+}

@@ -24,6 +24,9 @@ use crate::state::{self, StateError, StateUpdate};
 use crate::types::{Block, CommitCertificate, Evidence, BLOCK_BYTES_CAP};
 use crate::verify::{check_certificate_matches, BlockError};
 
+mod latest;
+use latest::LatestValues;
+
 /// The on-disk format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -137,6 +140,10 @@ pub struct Store {
     genesis_root: Hash,
     genesis_time_ms: u64,
     tip: RwLock<Option<Tip>>,
+    /// Values at the tip, for a store that this process writes (`None` for
+    /// read-only and audit instances, whose database another process may
+    /// change).
+    latest: Option<LatestValues>,
 }
 
 fn db_options(create: bool) -> Options {
@@ -232,6 +239,7 @@ impl Store {
             genesis_root: Hash::ZERO,
             genesis_time_ms: genesis.genesis_time_ms,
             tip: RwLock::new(None),
+            latest: None,
         };
         match store.get_meta(META_FORMAT)? {
             None if mode == Mode::Write => store.initialise(genesis)?,
@@ -285,6 +293,9 @@ impl Store {
             store.check_tip(&tip)?;
         }
         *store.tip.get_mut().unwrap_or_else(|p| p.into_inner()) = tip;
+        if mode == Mode::Write {
+            store.latest = Some(LatestValues::new(tip.map_or(0, |t| t.height)));
+        }
         Ok(store)
     }
 
@@ -443,6 +454,15 @@ impl Store {
         };
         batch.put_cf(self.cf(CF_META), META_TIP, encode(&tip));
         self.write_synced(batch)?;
+        if let Some(latest) = &self.latest {
+            latest.committed(
+                tip.height,
+                blocks
+                    .iter()
+                    .flat_map(|(_, _, update)| update.batch.node_batch.values())
+                    .map(|((_, key), value)| (key, value)),
+            );
+        }
         *tip_guard = Some(tip);
         Ok(tip)
     }
@@ -765,6 +785,34 @@ impl Store {
         )
     }
 
+    /// The value of `key_hash` at `max_version`, from the database.
+    fn read_value(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
+        let start = value_key(&key_hash, max_version);
+        let mut iter = self.db.iterator_cf(
+            self.cf(CF_STATE_VALUES),
+            IteratorMode::From(&start, Direction::Reverse),
+        );
+        match iter.next() {
+            None => Ok(None),
+            Some(item) => {
+                let (k, v) = item?;
+                if k.len() != 40 || k[..32] != key_hash.0 {
+                    return Ok(None);
+                }
+                encoding::decode::<Option<OwnedValue>>(
+                    &v,
+                    crate::state::VALUE_BYTES_CAP + 16,
+                    "state value",
+                )
+                .map_err(|e| anyhow::anyhow!("corrupt state value: {e}"))
+            }
+        }
+    }
+
     /// Writes raw bytes into a column family, bypassing every check. Only for
     /// tests that tamper with a database to prove the checks catch it.
     #[doc(hidden)]
@@ -781,6 +829,9 @@ impl Store {
         match value {
             Some(v) => self.db.put_cf(cf, key, v)?,
             None => self.db.delete_cf(cf, key)?,
+        }
+        if let Some(latest) = &self.latest {
+            latest.clear();
         }
         Ok(())
     }
@@ -815,26 +866,18 @@ impl TreeReader for Store {
         max_version: Version,
         key_hash: KeyHash,
     ) -> anyhow::Result<Option<OwnedValue>> {
-        let start = value_key(&key_hash, max_version);
-        let mut iter = self.db.iterator_cf(
-            self.cf(CF_STATE_VALUES),
-            IteratorMode::From(&start, Direction::Reverse),
-        );
-        match iter.next() {
-            None => Ok(None),
-            Some(item) => {
-                let (k, v) = item?;
-                if k.len() != 40 || k[..32] != key_hash.0 {
-                    return Ok(None);
-                }
-                encoding::decode::<Option<OwnedValue>>(
-                    &v,
-                    crate::state::VALUE_BYTES_CAP + 16,
-                    "state value",
-                )
-                .map_err(|e| anyhow::anyhow!("corrupt state value: {e}"))
-            }
+        if let Some(found) = self
+            .latest
+            .as_ref()
+            .and_then(|l| l.get(max_version, &key_hash))
+        {
+            return Ok(found);
         }
+        let value = self.read_value(max_version, key_hash)?;
+        if let Some(latest) = &self.latest {
+            latest.remember(max_version, key_hash, value.clone());
+        }
+        Ok(value)
     }
 
     fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
