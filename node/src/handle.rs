@@ -34,8 +34,7 @@ pub struct NodeHandle {
 /// (each at most [`tally_rpc::methods::SUBMIT_BATCH_MAX`] transactions from
 /// RPC), enough to keep every core busy while the next batches wait.
 pub(crate) fn admission_slots() -> Arc<tokio::sync::Semaphore> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Arc::new(tokio::sync::Semaphore::new(2 * cores))
+    Arc::new(tokio::sync::Semaphore::new(2 * crate::cores()))
 }
 
 /// Runs `work` on the blocking pool holding one of `slots` for exactly as

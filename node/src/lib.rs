@@ -44,3 +44,22 @@ pub mod serve;
 pub mod sync;
 pub mod testnet;
 pub mod wire;
+
+/// Threads the node's work may use at once, when set by `tally start
+/// --threads`.
+static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Limits the node's parallel work (runtime workers, signature checks at
+/// once) to `threads`. Set once, before the node starts; later calls are
+/// ignored.
+pub fn set_threads(threads: usize) {
+    let _ = THREADS.set(threads.max(1));
+}
+
+/// How many cores the node spreads its work over: `set_threads`, or every
+/// core the process may use.
+pub fn cores() -> usize {
+    THREADS.get().copied().unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    })
+}

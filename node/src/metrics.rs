@@ -184,6 +184,11 @@ impl Metrics {
             ConstCounter::new(tally_ledger::crypto::signature_checks()),
         );
         r.register(
+            "synced_writes",
+            "Synced (fsync'd) database writes: block commits, signer records, locked blocks",
+            ConstCounter::new(tally_ledger::store::synced_writes()),
+        );
+        r.register(
             "sync_served_blocks",
             "Blocks served to peers",
             self.sync_served_blocks.clone(),
@@ -341,5 +346,6 @@ mod tests {
         let text = Metrics::new().render();
         assert!(text.contains("tally_process_cpu_seconds_total"), "{text}");
         assert!(text.contains("tally_signature_checks_total"), "{text}");
+        assert!(text.contains("tally_synced_writes_total"), "{text}");
     }
 }

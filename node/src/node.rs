@@ -266,7 +266,8 @@ pub async fn start(home: &NodeHome, overrides: Overrides) -> anyhow::Result<Runn
         rpc_stopped.stopped().await;
         Err(anyhow::anyhow!("the JSON-RPC server stopped"))
     });
-    info!(peer_id = %peer_id, p2p = %p2p_addr, rpc = %rpc_addr, role = ?home.config.role, "node started");
+    let metrics_at = metrics_addr.map_or_else(|| "off".to_string(), |a| a.to_string());
+    info!(peer_id = %peer_id, p2p = %p2p_addr, rpc = %rpc_addr, metrics = %metrics_at, role = ?home.config.role, "node started");
     Ok(RunningNode {
         handle,
         rpc_addr,

@@ -1,5 +1,6 @@
 //! `tally bench load` against four real `tally start` processes: a short
-//! run whose report adds up against the chain itself.
+//! run whose report adds up against the chain itself; and the command with
+//! a network of its own, as a sweep of puts.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -8,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::ProcNet;
-use tally_node::bench::load::{run, LoadSpec};
+use tally_node::bench::load::{run, BenchOp, LoadSpec};
 use tally_rpc::types::BlockId;
 use tally_rpc::LedgerApiClient;
 
@@ -29,6 +30,8 @@ async fn a_short_load_run_reports_what_the_chain_holds() {
         senders: None,
         json: Some(json.clone()),
         metrics: Vec::new(),
+        op: BenchOp::Transfer,
+        tx_bytes: None,
     };
     let report = run(&spec).await.unwrap();
 
@@ -84,4 +87,69 @@ async fn a_short_load_run_reports_what_the_chain_holds() {
         (written - report.committed_tps).abs() < 1e-6,
         "{written} in the file"
     );
+}
+
+/// `tally bench load` without `--rpc` starts its own network for each point
+/// of a sweep, loads it with puts of the asked size, and reports each node's
+/// own figures.
+#[test]
+fn a_sweep_of_puts_on_its_own_network_reports_every_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("sweep.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args([
+            "bench",
+            "load",
+            "--validators",
+            "1",
+            "--senders",
+            "10",
+            "--op",
+            "put",
+            "--tx-bytes",
+            "1024",
+            "--sweep",
+            "40,80",
+            "--duration",
+            "2",
+            "--warmup",
+            "1",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("throughput against latency"), "{stdout}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let points = v["points"].as_array().unwrap();
+    let offered: Vec<f64> = points
+        .iter()
+        .map(|p| p["offered_tps"].as_f64().unwrap())
+        .collect();
+    assert_eq!(offered, vec![40.0, 80.0]);
+    for p in points {
+        let num = |k: &str| p[k].as_f64().unwrap_or_else(|| panic!("{k} in {p}"));
+        assert!(num("committed_total") > 0.0, "{p}");
+        let refused: f64 = p["rejected"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_f64().unwrap())
+            .sum();
+        assert_eq!(num("sent"), num("accepted") + refused, "{p}");
+        assert_eq!(
+            num("accepted"),
+            num("committed_total") + num("uncommitted"),
+            "{p}"
+        );
+        let nodes = p["nodes"].as_array().unwrap();
+        assert_eq!(nodes.len(), 1, "{p}");
+        let node = &nodes[0];
+        for key in ["cpu_s", "rss_mb", "sig_checks_per_tx", "fsyncs_per_s"] {
+            assert!(node[key].as_f64().unwrap() > 0.0, "{key} in {node}");
+        }
+    }
 }

@@ -14,6 +14,7 @@ use rocksdb::{
     WriteOptions, DB,
 };
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use crate::encoding::{self, decode, encode};
@@ -48,6 +49,16 @@ const COLUMN_FAMILIES: [&str; 8] = [
     CF_META,
     CF_EVIDENCE,
 ];
+
+/// Synced writes (each an fsync of RocksDB's log) this process has made.
+static SYNCED_WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// How many synced writes this process's stores have made so far (block
+/// commits, signer records, locked blocks). The node exports it, so that a
+/// benchmark can report fsyncs per second.
+pub fn synced_writes() -> u64 {
+    SYNCED_WRITES.load(Ordering::Relaxed)
+}
 
 /// The most evidence records one page returns.
 pub const EVIDENCE_PAGE_MAX: usize = 100;
@@ -361,6 +372,7 @@ impl Store {
     }
 
     fn write_synced(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        SYNCED_WRITES.fetch_add(1, Ordering::Relaxed);
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         self.db.write_opt(batch, &opts)?;

@@ -1,7 +1,11 @@
 //! `tally bench`: the load generator ([`load`]), and the sync and audit
 //! benchmarks over a long generated chain.
 
+pub mod command;
 pub mod load;
+mod plan;
+pub mod procs;
+mod report;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -80,6 +80,10 @@ pub enum Command {
     Start {
         #[arg(long)]
         home: PathBuf,
+        /// Run the node's work on at most this many threads at once
+        /// (default: one per core).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        threads: Option<u16>,
         #[command(flatten)]
         log: LogArgs,
     },
@@ -111,39 +115,65 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Offer signed transfers at a rate (open loop) or as fast as the nodes
-    /// take them, and report committed tx/s, blocks, latency percentiles
-    /// and refusals. Transfers are signed before the timed window.
+    /// Offer signed transactions at a rate (open loop) or as fast as the
+    /// nodes take them, and report committed tx/s, blocks, latency
+    /// percentiles, refusals and each node's CPU, memory, fsyncs and
+    /// signature checks. Without --rpc it starts its own network of
+    /// `tally start` processes on 127.0.0.1. Transactions are signed before
+    /// the timed window.
     Load {
-        /// JSON-RPC addresses, comma-separated; senders are spread over them.
-        #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:26657")]
+        /// Load these running nodes (JSON-RPC addresses, comma-separated;
+        /// senders are spread over them) instead of starting a network.
+        #[arg(long, value_delimiter = ',', requires = "keys")]
         rpc: Vec<String>,
-        /// A testnet's accounts folder: every user*.pem key is a sender
-        /// (`tally testnet --accounts K` creates K funded ones).
+        /// With --rpc: the testnet's accounts folder; every user*.pem key is
+        /// a sender (`tally testnet --accounts K` creates K funded ones).
         #[arg(long)]
-        keys: PathBuf,
+        keys: Option<PathBuf>,
+        /// With --rpc: each node's metrics address (host:port),
+        /// comma-separated, to report its CPU, memory, fsyncs and signature
+        /// checks.
+        #[arg(long, value_delimiter = ',')]
+        metrics: Vec<String>,
+        /// Validators of the network to start (without --rpc).
+        #[arg(long, default_value_t = 4, conflicts_with = "rpc")]
+        validators: usize,
+        /// Read replicas of the network to start (without --rpc).
+        #[arg(long, default_value_t = 0, conflicts_with = "rpc")]
+        replicas: usize,
+        /// `tally start --threads` for the nodes it starts (default: every core).
+        #[arg(long, conflicts_with = "rpc")]
+        threads: Option<usize>,
         /// Offered transactions per second.
-        #[arg(long, conflicts_with = "max", required_unless_present = "max")]
+        #[arg(long, conflicts_with_all = ["max", "sweep"], required_unless_present_any = ["max", "sweep"])]
         rate: Option<u64>,
         /// Send as fast as the nodes take them.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "sweep")]
         max: bool,
+        /// Run at each of these offered rates (comma-separated), or without
+        /// rates at --max and then 10, 25, 50, 75 and 90 % of what it
+        /// committed, and print throughput against latency. Each point gets
+        /// a new network (without --rpc).
+        #[arg(long, num_args = 0.., value_delimiter = ',')]
+        sweep: Option<Vec<u64>>,
         /// Seconds measured, after the warm-up.
         #[arg(long, alias = "seconds", default_value_t = 20)]
         duration: u64,
         /// Seconds of load before the measured window.
         #[arg(long, default_value_t = 5)]
         warmup: u64,
-        /// Use at most this many senders (default: every key).
+        /// Senders (accounts) the load comes from.
+        #[arg(long, default_value_t = 1000)]
+        senders: usize,
+        /// What each transaction does.
+        #[arg(long, value_enum, default_value = "transfer")]
+        op: tally_node::bench::load::BenchOp,
+        /// With --op put: each transaction's encoded size in bytes.
         #[arg(long)]
-        senders: Option<usize>,
-        /// Also write the report as JSON to this file.
+        tx_bytes: Option<usize>,
+        /// Also write the report (a sweep: every point) as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Each node's metrics address (host:port), comma-separated, to
-        /// report its CPU, peak memory and signature checks per transaction.
-        #[arg(long, value_delimiter = ',')]
-        metrics: Vec<String>,
     },
     /// Build a long chain (or reuse the one in --dir) and time how fast a new
     /// replica catches it up from another node over 127.0.0.1.

@@ -119,26 +119,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 BenchCommand::Load {
                     rpc,
                     keys,
+                    metrics,
+                    validators,
+                    replicas,
+                    threads,
                     rate,
                     max: _,
+                    sweep,
                     duration,
                     warmup,
                     senders,
+                    op,
+                    tx_bytes,
                     json,
-                    metrics,
                 },
         } => {
-            let spec = tally_node::bench::load::LoadSpec {
+            let command = tally_node::bench::command::LoadCommand {
                 rpc,
                 keys,
+                metrics,
+                validators,
+                replicas,
+                threads,
                 rate,
+                sweep,
                 duration: Duration::from_secs(duration),
                 warmup: Duration::from_secs(warmup),
                 senders,
+                op,
+                tx_bytes,
                 json,
-                metrics,
             };
-            runtime()?.block_on(tally_node::bench::load::run(&spec))?;
+            runtime()?.block_on(tally_node::bench::command::run(&command))?;
         }
         Command::Bench {
             command: BenchCommand::Sync { chain },
@@ -173,7 +185,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (common, q) = query_request(command)?;
             runtime()?.block_on(tally_node::client::query(&common.rpc, q, common.json))?;
         }
-        Command::Start { home, log } => start_node(&home, &log)?,
+        Command::Start { home, threads, log } => start_node(&home, threads.map(usize::from), &log)?,
         Command::Devnet {
             validators,
             replicas,

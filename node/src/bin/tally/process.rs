@@ -21,7 +21,16 @@ pub fn init_logs(args: &LogArgs, default: &str) {
 }
 
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+    runtime_with(None)
+}
+
+/// A runtime with `threads` workers (default: one per core).
+fn runtime_with(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(t) = threads {
+        builder.worker_threads(t);
+    }
+    builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")
@@ -48,10 +57,13 @@ async fn stop_signal() {
 /// Runs the node in `home` until SIGINT or SIGTERM (a clean stop) or until
 /// one of its tasks dies (an error, so the process exits non-zero and a
 /// supervisor restarts it).
-pub fn start_node(home: &Path, log: &LogArgs) -> anyhow::Result<()> {
+pub fn start_node(home: &Path, threads: Option<usize>, log: &LogArgs) -> anyhow::Result<()> {
     init_logs(log, "info,libp2p_gossipsub=error");
     let loaded = tally_node::home::load(home)?;
-    let runtime = runtime()?;
+    if let Some(t) = threads {
+        tally_node::set_threads(t);
+    }
+    let runtime = runtime_with(threads)?;
     let result = runtime.block_on(async move {
         let mut node =
             tally_node::node::start(&loaded, tally_node::node::Overrides::default()).await?;
