@@ -74,7 +74,28 @@ pub struct MempoolConfig {
 pub struct ConsensusConfig {
     /// With no transactions pending, propose a block this often.
     pub empty_block_interval_ms: u64,
+    /// As round 0's proposer, with fewer transactions than this pending,
+    /// wait up to `block_fill_wait_ms` for more before proposing: fewer,
+    /// fuller blocks under load. 1 proposes as soon as anything is pending.
+    #[serde(default = "default_block_fill_min_txs")]
+    pub block_fill_min_txs: u32,
+    /// The longest such wait, from when the block could be proposed (or the
+    /// first transaction arrived). At most `empty_block_interval_ms`.
+    #[serde(default = "default_block_fill_wait_ms")]
+    pub block_fill_wait_ms: u64,
 }
+
+fn default_block_fill_min_txs() -> u32 {
+    DEFAULT_BLOCK_FILL_MIN_TXS
+}
+
+fn default_block_fill_wait_ms() -> u64 {
+    DEFAULT_BLOCK_FILL_WAIT_MS
+}
+
+/// Chosen from `tally bench load --sweep` (docs/performance.md).
+pub const DEFAULT_BLOCK_FILL_MIN_TXS: u32 = 1;
+pub const DEFAULT_BLOCK_FILL_WAIT_MS: u64 = 0;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -154,6 +175,8 @@ impl NodeConfig {
             },
             consensus: ConsensusConfig {
                 empty_block_interval_ms: 1_000,
+                block_fill_min_txs: DEFAULT_BLOCK_FILL_MIN_TXS,
+                block_fill_wait_ms: DEFAULT_BLOCK_FILL_WAIT_MS,
             },
             metrics: MetricsConfig::default(),
         }
@@ -192,7 +215,7 @@ impl NodeConfig {
     /// Every key's range: what a node cannot run with is refused, naming
     /// the key and the values it may take.
     pub fn validate(&self) -> Result<(), FieldError> {
-        let ranges: [(&str, u64, u64, u64); 10] = [
+        let ranges: [(&str, u64, u64, u64); 12] = [
             (
                 "p2p.max_connections",
                 self.p2p.max_connections.into(),
@@ -255,6 +278,21 @@ impl NodeConfig {
                 self.consensus.empty_block_interval_ms,
                 10,
                 60_000,
+            ),
+            (
+                "consensus.block_fill_min_txs",
+                self.consensus.block_fill_min_txs.into(),
+                1,
+                tally_ledger::genesis::BLOCK_TXS_MAX_CAP,
+            ),
+            // Every validator's round-0 propose timeout includes the
+            // empty-block interval, so a fill wait within it never makes
+            // peers give up on the proposer.
+            (
+                "consensus.block_fill_wait_ms",
+                self.consensus.block_fill_wait_ms,
+                0,
+                self.consensus.empty_block_interval_ms,
             ),
         ];
         for (name, value, min, max) in ranges {
@@ -562,6 +600,14 @@ mod tests {
         check(&c, "metrics.listen", Some("not host:port"));
         c.metrics.listen = Some("127.0.0.1:0".into());
         check(&c, "metrics.listen", None);
+
+        let mut c = sample();
+        c.consensus.block_fill_wait_ms = c.consensus.empty_block_interval_ms + 1;
+        check(&c, "consensus.block_fill_wait_ms", Some("out of range"));
+        c.consensus.block_fill_wait_ms = c.consensus.empty_block_interval_ms;
+        check(&c, "consensus.block_fill_wait_ms", None);
+        c.consensus.block_fill_min_txs = 0;
+        check(&c, "consensus.block_fill_min_txs", Some("out of range"));
 
         let mut c = sample();
         c.rpc.cors_origins = vec!["https://app.example.com:8080".into(); 100];

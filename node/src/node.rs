@@ -222,6 +222,10 @@ pub async fn start(home: &NodeHome, overrides: Overrides) -> anyhow::Result<Runn
             empty_block_interval: Duration::from_millis(
                 home.config.consensus.empty_block_interval_ms,
             ),
+            fill: crate::node_core::BlockFill {
+                min_txs: home.config.consensus.block_fill_min_txs as usize,
+                wait_ms: home.config.consensus.block_fill_wait_ms,
+            },
             metrics: metrics.clone(),
         },
         net_tx.clone(),

@@ -17,8 +17,8 @@ use tally_ledger::types::{
 use tally_ledger::verify::{ChainRules, Parent, BLOCK_TIME_DRIFT_MS};
 use tally_ledger::Hash;
 use tally_node::node_core::{
-    CoreEnv, CoreSetup, Effect, Event, NodeCore, Notice, Now, Signed, SignerView, SigningPause,
-    Timer,
+    BlockFill, CoreEnv, CoreSetup, Effect, Event, NodeCore, Notice, Now, Signed, SignerView,
+    SigningPause, Timer,
 };
 use tally_node::wire::ConsensusMsg;
 
@@ -56,8 +56,8 @@ impl CoreEnv for Env {
         self.txs.iter().take(max_txs).cloned().collect()
     }
 
-    fn mempool_is_empty(&self) -> bool {
-        self.txs.is_empty()
+    fn mempool_len(&self) -> usize {
+        self.txs.len()
     }
 }
 
@@ -79,6 +79,7 @@ impl Env {
                 rules: self.rules(),
                 me: Some(me),
                 empty_block_interval_ms: 0,
+                fill: BlockFill::default(),
                 pause,
             },
             self.chain.height(),
@@ -548,6 +549,7 @@ fn a_pool_of_transactions_that_cannot_go_in_a_block_waits_like_an_empty_one() {
             rules: env.rules(),
             me: Some(me),
             empty_block_interval_ms: 1_000,
+            fill: BlockFill::default(),
             pause: None,
         },
         0,
@@ -568,5 +570,118 @@ fn a_pool_of_transactions_that_cannot_go_in_a_block_waits_like_an_empty_one() {
             },
             propose_timer(1, 0, PROPOSE_MS + 1_000),
         ]
+    );
+}
+
+/// With fewer than the fill minimum pending, round 0's proposer waits for
+/// more, at most the fill wait: it proposes as soon as the minimum is
+/// reached, or with what it has when the wait ends. One timer covers the
+/// wait however many batches arrive.
+#[test]
+fn a_proposer_waits_a_bounded_time_to_fill_its_block() {
+    let fill = BlockFill {
+        min_txs: 5,
+        wait_ms: 50,
+    };
+    let at = |env: &Env, later: u64| Now {
+        mono_ms: env.now().mono_ms + later,
+        wall_ms: env.now().wall_ms + later,
+    };
+    let proposed = |fx: &[Effect]| {
+        fx.iter().find_map(|e| match e {
+            Effect::SignProposal(p) => Some(*p),
+            _ => None,
+        })
+    };
+    let build_timers = |fx: &[Effect]| {
+        fx.iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Effect::SetTimer {
+                        timer: Timer::BuildBlock { .. },
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    for reach_minimum in [true, false] {
+        let mut env = Env::new();
+        env.txs = (0..3).map(|_| env.chain.transfer(1, 0, 1)).collect();
+        let me = env.proposer(0);
+        let mut core = NodeCore::new(
+            CoreSetup {
+                rules: env.rules(),
+                me: Some(me),
+                empty_block_interval_ms: 1_000,
+                fill,
+                pause: None,
+            },
+            0,
+            env.now(),
+        );
+        let fx = core
+            .handle(Event::Restart(Box::default()), env.now(), &env)
+            .unwrap();
+        assert_eq!(proposed(&fx), None, "{fx:?}");
+        assert!(
+            fx.contains(&Effect::SetTimer {
+                after_ms: 50,
+                timer: Timer::BuildBlock {
+                    height: 1,
+                    round: 0
+                },
+            }),
+            "{fx:?}"
+        );
+        // A fourth transaction: still short, and no second timer.
+        env.txs.push(env.chain.transfer(1, 0, 1));
+        let fx = core.handle(Event::TxsArrived, at(&env, 10), &env).unwrap();
+        assert_eq!((proposed(&fx), build_timers(&fx)), (None, 0), "{fx:?}");
+        let fx = if reach_minimum {
+            env.txs.push(env.chain.transfer(1, 0, 1));
+            core.handle(Event::TxsArrived, at(&env, 20), &env).unwrap()
+        } else {
+            let timer = Timer::BuildBlock {
+                height: 1,
+                round: 0,
+            };
+            core.handle(Event::Timer(timer), at(&env, 50), &env)
+                .unwrap()
+        };
+        let Some(p) = proposed(&fx) else {
+            panic!("no proposal: {fx:?}");
+        };
+        assert_eq!((p.height, p.round), (1, 0));
+    }
+}
+
+/// With the fill minimum already pending, the proposer does not wait.
+#[test]
+fn a_full_enough_pool_is_proposed_at_once() {
+    let mut env = Env::new();
+    env.txs = (0..5).map(|_| env.chain.transfer(1, 0, 1)).collect();
+    let me = env.proposer(0);
+    let mut core = NodeCore::new(
+        CoreSetup {
+            rules: env.rules(),
+            me: Some(me),
+            empty_block_interval_ms: 1_000,
+            fill: BlockFill {
+                min_txs: 5,
+                wait_ms: 50,
+            },
+            pause: None,
+        },
+        0,
+        env.now(),
+    );
+    let fx = core
+        .handle(Event::Restart(Box::default()), env.now(), &env)
+        .unwrap();
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::SignProposal(_))),
+        "{fx:?}"
     );
 }

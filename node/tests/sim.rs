@@ -48,8 +48,8 @@ use tally_ledger::verify::{ChainRules, Parent, Placement, BLOCK_TIME_MS_MAX};
 use tally_ledger::Hash;
 use tally_node::candidates::CANDIDATES_MAX;
 use tally_node::node_core::{
-    should_sync, signing_pause, CoreEnv, CoreSetup, Effect, Event, NodeCore, Notice, Now,
-    SignerView, Timer,
+    should_sync, signing_pause, BlockFill, CoreEnv, CoreSetup, Effect, Event, NodeCore, Notice,
+    Now, SignerView, Timer,
 };
 use tally_node::wire::ConsensusMsg;
 
@@ -239,8 +239,8 @@ impl CoreEnv for Env<'_> {
         self.pending().take(max_txs).cloned().collect()
     }
 
-    fn mempool_is_empty(&self) -> bool {
-        self.pending().next().is_none()
+    fn mempool_len(&self) -> usize {
+        self.pending().count()
     }
 
     /// As the node's mempool: the simulation's transactions are validly
@@ -457,6 +457,7 @@ impl Sim {
                 rules: self.rules.clone(),
                 me: Some(n.validator),
                 empty_block_interval_ms: 0,
+                fill: BlockFill::default(),
                 pause: signing_pause(accounted, tip),
             },
             tip,

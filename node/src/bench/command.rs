@@ -29,6 +29,7 @@ pub struct LoadCommand {
     pub validators: usize,
     pub replicas: usize,
     pub threads: Option<usize>,
+    pub block_fill: Option<(u32, u64)>,
     /// Offered rate; `None` is `--max`.
     pub rate: Option<u64>,
     /// `--sweep`: these rates, or (empty) fractions of the maximum.
@@ -113,6 +114,7 @@ async fn run_point(cmd: &LoadCommand, rate: Option<u64>) -> anyhow::Result<LoadR
         replicas: cmd.replicas,
         accounts: cmd.senders,
         threads: cmd.threads,
+        block_fill: cmd.block_fill,
     };
     let binary = std::env::current_exe().context("cannot find this program to start nodes")?;
     eprintln!(

@@ -26,6 +26,9 @@ pub struct NetSpec {
     pub accounts: usize,
     /// `tally start --threads` for every node.
     pub threads: Option<usize>,
+    /// `consensus.block_fill_min_txs` and `block_fill_wait_ms` for every
+    /// node (default: the config's defaults).
+    pub block_fill: Option<(u32, u64)>,
 }
 
 /// One started node.
@@ -73,7 +76,7 @@ impl BenchNet {
             .map(|i| (format!("node{i}"), true))
             .chain((0..spec.replicas).map(|i| (format!("replica{i}"), false)));
         for (name, validator) in names {
-            let node = this.spawn(binary, &name, spec.threads)?;
+            let node = this.spawn(binary, &name, spec)?;
             eprintln!(
                 "  started {name}: rpc {}  metrics {}",
                 node.rpc_url, node.metrics
@@ -97,12 +100,7 @@ impl BenchNet {
         self.validators.iter().chain(&self.replicas)
     }
 
-    fn spawn(
-        &mut self,
-        binary: &Path,
-        name: &str,
-        threads: Option<usize>,
-    ) -> anyhow::Result<StartedNode> {
+    fn spawn(&mut self, binary: &Path, name: &str, spec: &NetSpec) -> anyhow::Result<StartedNode> {
         let home = self.dir.path().join("net").join(name);
         let path = home.join("config.toml");
         let mut config = NodeConfig::load(&path)?;
@@ -110,6 +108,10 @@ impl BenchNet {
         config.rpc.listen = "127.0.0.1:0".into();
         config.metrics.listen = Some("127.0.0.1:0".into());
         config.p2p.persistent_peers = self.nodes().map(|n| n.p2p.clone()).collect();
+        if let Some((min_txs, wait_ms)) = spec.block_fill {
+            config.consensus.block_fill_min_txs = min_txs;
+            config.consensus.block_fill_wait_ms = wait_ms;
+        }
         std::fs::write(&path, config.to_toml())
             .with_context(|| format!("cannot write {}", path.display()))?;
         let log_path = self.dir.path().join(format!("{name}.log"));
@@ -121,7 +123,7 @@ impl BenchNet {
             .arg("--home")
             .arg(&home)
             .args(["--log-format", "json"]);
-        if let Some(t) = threads {
+        if let Some(t) = spec.threads {
             command.arg("--threads").arg(t.to_string());
         }
         let child = command

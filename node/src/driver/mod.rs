@@ -115,6 +115,8 @@ pub struct DriverSetup {
     pub validator_key: Option<Keypair>,
     pub mempool: MempoolLimits,
     pub empty_block_interval: Duration,
+    /// How full a proposer waits for its block to be, and how long.
+    pub fill: crate::node_core::BlockFill,
     pub metrics: Arc<Metrics>,
 }
 
@@ -167,8 +169,8 @@ impl CoreEnv for NodeEnv<'_> {
         self.mempool.candidates(max_txs, max_bytes)
     }
 
-    fn mempool_is_empty(&self) -> bool {
-        self.mempool.is_empty()
+    fn mempool_len(&self) -> usize {
+        self.mempool.len()
     }
 
     fn tx_verified(&self, tx: &SignedTx) -> bool {
@@ -276,6 +278,7 @@ impl Driver {
                 rules: rules.clone(),
                 me: my_index,
                 empty_block_interval_ms: setup.empty_block_interval.as_millis() as u64,
+                fill: setup.fill,
                 pause,
             },
             tip,

@@ -32,6 +32,48 @@ impl NodeCore {
             })
     }
 
+    /// The proposer may build its block: builds it now, or waits (a
+    /// [`Timer::BuildBlock`]) for transactions when none are pending (up to
+    /// the empty-block interval since the last commit) or for a fuller
+    /// block when fewer than the fill minimum are (up to the fill wait).
+    pub(super) fn request_build<E: CoreEnv>(
+        &mut self,
+        height: u64,
+        round: u32,
+        now: Now,
+        env: &E,
+        fx: &mut Vec<Effect>,
+    ) -> Result<Vec<Output>, CoreError> {
+        let pending = env.mempool_len();
+        let wait_ms = if pending == 0 {
+            self.fill_deadline_ms = None;
+            self.empty_block_interval_ms
+                .saturating_sub(self.since_commit_ms(now))
+        } else if pending >= self.fill.min_txs || round > 0 {
+            // Later rounds propose at once: peers' propose timeouts there
+            // leave no room for a wait.
+            0
+        } else {
+            let deadline = *self
+                .fill_deadline_ms
+                .get_or_insert(now.mono_ms.saturating_add(self.fill.wait_ms));
+            deadline.saturating_sub(now.mono_ms)
+        };
+        if wait_ms == 0 {
+            return self.build_block(height, round, now, env, fx);
+        }
+        self.waiting_build = Some((height, round));
+        let at = now.mono_ms.saturating_add(wait_ms);
+        if self.build_timer_at.is_none_or(|t| at < t) {
+            self.build_timer_at = Some(at);
+            fx.push(Effect::SetTimer {
+                after_ms: wait_ms,
+                timer: Timer::BuildBlock { height, round },
+            });
+        }
+        Ok(Vec::new())
+    }
+
     /// Builds the block to propose from the mempool: transactions are
     /// executed in order and those that fail are evicted with their reason
     /// (a later nonce waits: the ones before it may still be on their way).
@@ -44,6 +86,8 @@ impl NodeCore {
         fx: &mut Vec<Effect>,
     ) -> Result<Vec<Output>, CoreError> {
         self.waiting_build = None;
+        self.fill_deadline_ms = None;
+        self.build_timer_at = None;
         let parent = env.tip();
         let (Some(me), true) = (self.me, height == parent.height.saturating_add(1)) else {
             return Ok(Vec::new());
@@ -77,6 +121,7 @@ impl NodeCore {
         let waited = self.since_commit_ms(now);
         if included.is_empty() && waited < self.empty_block_interval_ms {
             self.waiting_build = Some((height, round));
+            self.build_timer_at = Some(now.mono_ms + (self.empty_block_interval_ms - waited));
             fx.push(Effect::SetTimer {
                 after_ms: self.empty_block_interval_ms - waited,
                 timer: Timer::BuildBlock { height, round },

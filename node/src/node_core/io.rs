@@ -30,7 +30,11 @@ pub trait CoreEnv {
     fn last_commit(&self) -> Option<CommitCertificate>;
     /// Transactions to try in a proposal, in order, within the bounds.
     fn proposal_txs(&self, max_txs: usize, max_bytes: usize) -> Vec<SignedTx>;
-    fn mempool_is_empty(&self) -> bool;
+    /// Transactions pending in the mempool.
+    fn mempool_len(&self) -> usize;
+    fn mempool_is_empty(&self) -> bool {
+        self.mempool_len() == 0
+    }
     /// True when this node already verified `tx`'s signature (it holds the
     /// same signed bytes in its mempool); validation then skips it.
     fn tx_verified(&self, _tx: &SignedTx) -> bool {

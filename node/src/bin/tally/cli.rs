@@ -144,6 +144,12 @@ pub enum BenchCommand {
         /// `tally start --threads` for the nodes it starts (default: every core).
         #[arg(long, conflicts_with = "rpc")]
         threads: Option<usize>,
+        /// consensus.block_fill_min_txs for the nodes it starts.
+        #[arg(long, conflicts_with = "rpc", requires = "block_fill_wait_ms")]
+        block_fill_min_txs: Option<u32>,
+        /// consensus.block_fill_wait_ms for the nodes it starts.
+        #[arg(long, conflicts_with = "rpc", requires = "block_fill_min_txs")]
+        block_fill_wait_ms: Option<u64>,
         /// Offered transactions per second.
         #[arg(long, conflicts_with_all = ["max", "sweep"], required_unless_present_any = ["max", "sweep"])]
         rate: Option<u64>,
