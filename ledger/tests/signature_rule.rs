@@ -1,7 +1,8 @@
 //! The signature rule is ZIP-215, whatever crate checks it.
 //!
-//! Tally's verifier must accept exactly what the verifier it replaced
-//! (`ed25519-consensus`) accepts, alone and in batches, on random and on
+//! Tally's verifier must accept exactly what two other ZIP-215 verifiers
+//! accept (`ed25519-consensus`, which it replaced, alone and in batches, and
+//! `ed25519-zebra` alone), alone and in batches, on random and on
 //! adversarial inputs: small-order and mixed-order points, non-canonical
 //! point encodings, non-canonical scalars. It must also give the ZIP-215
 //! results of the public ed25519 edge-case vectors (speccheck `cases.txt`).
@@ -23,14 +24,25 @@ fn theirs_alone(key: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
         .is_ok()
 }
 
+fn zebra_alone(key: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
+    ed25519_zebra::VerificationKey::try_from(*key)
+        .and_then(|vk| vk.verify(&ed25519_zebra::Signature::from_bytes(sig), msg))
+        .is_ok()
+}
+
 type Case = ([u8; 32], Vec<u8>, [u8; 64]);
 
+/// Tally's batch check; also asserts that its batch equation alone (before
+/// the single checks that name culprits) gives the same verdict.
 fn ours_batch(cases: &[Case]) -> bool {
     let mut batch = BatchVerifier::new();
     for (key, msg, sig) in cases {
         batch.add_signed_bytes(PublicKey(*key), msg.clone(), Signature(*sig));
     }
-    batch.verify().is_ok()
+    let equation = batch.batch_equation_holds().expect("randomness");
+    let verdict = batch.verify().is_ok();
+    assert_eq!(equation, verdict, "the batch equation alone");
+    verdict
 }
 
 fn theirs_batch(cases: &[Case]) -> bool {
@@ -59,6 +71,11 @@ fn ordinary(n: u8) -> Case {
 fn agree(case: &Case, what: &str) -> bool {
     let (key, msg, sig) = case;
     let alone = theirs_alone(key, msg, sig);
+    assert_eq!(
+        zebra_alone(key, msg, sig),
+        alone,
+        "{what}: the two references"
+    );
     assert_eq!(ours_alone(key, msg, sig), alone, "{what}: alone");
     let one = std::slice::from_ref(case);
     assert_eq!(theirs_batch(one), alone, "{what}: their batch of one");
