@@ -344,6 +344,35 @@ fn a_locked_block_and_a_run_of_blocks_survive_a_reopen() {
     assert_eq!(store.locked_block().unwrap().unwrap().hash(), next.hash());
 }
 
+/// The precommit's signer record and the body of the block it locks on go
+/// to disk in one synced write; a record without a body leaves the last
+/// body in place.
+#[test]
+fn a_signer_record_and_its_lock_body_are_written_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = TestChain::new(4, 4);
+    let tx = chain.transfer(1, 2, 5);
+    let (first, _) = chain.build_block(vec![tx]).unwrap();
+    {
+        let store = Store::open(dir.path(), &chain.genesis).unwrap();
+        let before = tally_ledger::store::synced_writes();
+        store
+            .save_signer_state_and_locked_block(b"record one", Some(&first))
+            .unwrap();
+        assert!(tally_ledger::store::synced_writes() > before);
+        store
+            .save_signer_state_and_locked_block(b"record two", None)
+            .unwrap();
+        let too_big = vec![0u8; (1 << 20) + 1];
+        assert!(store
+            .save_signer_state_and_locked_block(&too_big, None)
+            .is_err());
+    }
+    let store = Store::open(dir.path(), &chain.genesis).unwrap();
+    assert_eq!(store.signer_state().unwrap().unwrap(), b"record two");
+    assert_eq!(store.locked_block().unwrap().unwrap().hash(), first.hash());
+}
+
 #[test]
 fn evidence_is_kept_once_per_offence_and_served_in_pages() {
     use tally_ledger::crypto::Domain;

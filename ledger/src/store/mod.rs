@@ -797,6 +797,36 @@ impl Store {
         )
     }
 
+    /// Persists the signer's safety state and, when given, the body of the
+    /// block it is locking on, in one synced write: the precommit that
+    /// takes a lock is released only once both are durable, at the cost of
+    /// one fsync instead of two.
+    pub fn save_signer_state_and_locked_block(
+        &self,
+        bytes: &[u8],
+        locked: Option<&Block>,
+    ) -> Result<(), StoreError> {
+        if bytes.len() > META_BYTES_MAX {
+            return Err(StoreError::Rejected(format!(
+                "signer state is {} bytes, more than {META_BYTES_MAX}",
+                bytes.len()
+            )));
+        }
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META), META_SIGNER, bytes);
+        if let Some(block) = locked {
+            let body = encode(block);
+            if body.len() > BLOCK_BYTES_CAP {
+                return Err(StoreError::Rejected(format!(
+                    "locked block is {} bytes, more than {BLOCK_BYTES_CAP}",
+                    body.len()
+                )));
+            }
+            batch.put_cf(self.cf(CF_META), META_LOCKED_BLOCK, body);
+        }
+        self.write_synced(batch)
+    }
+
     /// The value of `key_hash` at `max_version`, from the database.
     fn read_value(
         &self,

@@ -20,7 +20,7 @@
 //! the task, and committing verified runs of blocks.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -189,13 +189,39 @@ fn now_ms() -> u64 {
 const TICK: Duration = Duration::from_millis(1000);
 
 /// The running driver.
+/// Where the signer keeps its safety state: the store, with the body of a
+/// block about to be locked on riding in the same synced write as the
+/// precommit's record (see [`Store::save_signer_state_and_locked_block`]).
+#[derive(Debug, Clone)]
+pub struct SignerRecords {
+    store: Arc<Store>,
+    /// Set just before the precommit that takes a lock is signed; written
+    /// (and taken) with the signer's next record.
+    locking: Arc<Mutex<Option<Block>>>,
+}
+
+impl tally_ledger::signer_state::SignerStateStore for SignerRecords {
+    fn load_signer_state(&self) -> Result<Option<Vec<u8>>, String> {
+        self.store.signer_state().map_err(|e| e.to_string())
+    }
+
+    fn save_signer_state(&self, bytes: &[u8]) -> Result<(), String> {
+        let locking = self.locking.lock().map_err(|e| e.to_string())?.take();
+        self.store
+            .save_signer_state_and_locked_block(bytes, locking.as_ref())
+            .map_err(|e| e.to_string())
+    }
+}
+
 pub struct Driver {
     /// The one definition of a valid block (shared with the core and the
     /// audit); sync checks answers with it.
     rules: Arc<ChainRules>,
     store: Arc<Store>,
     core: NodeCore,
-    signer: Option<Signer<Arc<Store>>>,
+    signer: Option<Signer<SignerRecords>>,
+    /// The lock body waiting for the precommit's record ([`SignerRecords`]).
+    locking: Arc<Mutex<Option<Block>>>,
     my_index: Option<u32>,
     mempool: Mempool,
     net: mpsc::Sender<NetCommand>,
@@ -245,16 +271,16 @@ impl Driver {
     ) -> Result<Self, DriverError> {
         let rules = Arc::new(ChainRules::new(&setup.genesis)?);
         let tip = setup.store.height();
+        let locking = Arc::new(Mutex::new(None));
+        let records = SignerRecords {
+            store: setup.store.clone(),
+            locking: locking.clone(),
+        };
         let (my_index, signer) = match setup.validator_key {
             Some(key) => {
                 let index = rules.set.index_of(&key.public());
                 let signer = match index {
-                    Some(i) => Some(Signer::new(
-                        key,
-                        &setup.genesis.chain_id,
-                        i,
-                        setup.store.clone(),
-                    )?),
+                    Some(i) => Some(Signer::new(key, &setup.genesis.chain_id, i, records)?),
                     None => None,
                 };
                 (index, signer)
@@ -298,6 +324,7 @@ impl Driver {
             store: setup.store,
             core,
             signer,
+            locking,
             my_index,
             mempool,
             net,
@@ -451,7 +478,11 @@ impl Driver {
     fn carry_out(&mut self, effect: Effect) -> Result<Option<Event>, DriverError> {
         Ok(match effect {
             Effect::PersistLockedBlock(block) => {
-                self.store.save_locked_block(&block)?;
+                // Written with the precommit's record, which the core asks
+                // for next; never later than the precommit is released.
+                if let Ok(mut slot) = self.locking.lock() {
+                    *slot = Some(*block);
+                }
                 None
             }
             Effect::SignVote { vote, polka } => {
@@ -459,6 +490,11 @@ impl Driver {
                     return Ok(None);
                 };
                 let result = signer.sign_vote_with_polka(&vote, &polka);
+                // A lock body the signer did not write (it refused the
+                // vote) must not ride with a later, unrelated record.
+                if let Ok(mut slot) = self.locking.lock() {
+                    slot.take();
+                }
                 Some(Event::vote_signed(vote, index, result))
             }
             Effect::SignProposal(proposal) => {
