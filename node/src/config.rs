@@ -94,8 +94,8 @@ fn default_block_fill_wait_ms() -> u64 {
 }
 
 /// Chosen from `tally bench load --sweep` (docs/performance.md).
-pub const DEFAULT_BLOCK_FILL_MIN_TXS: u32 = 1;
-pub const DEFAULT_BLOCK_FILL_WAIT_MS: u64 = 0;
+pub const DEFAULT_BLOCK_FILL_MIN_TXS: u32 = 2_000;
+pub const DEFAULT_BLOCK_FILL_WAIT_MS: u64 = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -285,14 +285,14 @@ impl NodeConfig {
                 1,
                 tally_ledger::genesis::BLOCK_TXS_MAX_CAP,
             ),
-            // Every validator's round-0 propose timeout includes the
-            // empty-block interval, so a fill wait within it never makes
-            // peers give up on the proposer.
+            // The core never waits past the empty-block interval after the
+            // last commit (every validator's round-0 propose timeout
+            // includes it), whatever this says.
             (
                 "consensus.block_fill_wait_ms",
                 self.consensus.block_fill_wait_ms,
                 0,
-                self.consensus.empty_block_interval_ms,
+                60_000,
             ),
         ];
         for (name, value, min, max) in ranges {
@@ -528,6 +528,7 @@ mod tests {
             ("mempool.max_bytes", 1024, 16 << 30),
             ("mempool.future_nonce_window", 1, 10_000),
             ("consensus.empty_block_interval_ms", 10, 60_000),
+            ("consensus.block_fill_min_txs", 1, 100_000),
         ];
         let base = toml::Value::try_from(sample()).unwrap();
         for &(path, min, max) in table {
@@ -602,12 +603,10 @@ mod tests {
         check(&c, "metrics.listen", None);
 
         let mut c = sample();
-        c.consensus.block_fill_wait_ms = c.consensus.empty_block_interval_ms + 1;
+        c.consensus.block_fill_wait_ms = 60_001;
         check(&c, "consensus.block_fill_wait_ms", Some("out of range"));
-        c.consensus.block_fill_wait_ms = c.consensus.empty_block_interval_ms;
+        c.consensus.block_fill_wait_ms = 60_000;
         check(&c, "consensus.block_fill_wait_ms", None);
-        c.consensus.block_fill_min_txs = 0;
-        check(&c, "consensus.block_fill_min_txs", Some("out of range"));
 
         let mut c = sample();
         c.rpc.cors_origins = vec!["https://app.example.com:8080".into(); 100];

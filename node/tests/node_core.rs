@@ -685,3 +685,54 @@ fn a_full_enough_pool_is_proposed_at_once() {
         "{fx:?}"
     );
 }
+
+/// A fill wait never runs past the empty-block interval after the last
+/// commit: peers' round-0 propose timeouts include that interval and no
+/// more, so a transaction sent just before it ends cannot push the proposal
+/// out of round 0.
+#[test]
+fn a_fill_wait_ends_with_the_empty_block_interval() {
+    let mut env = Env::new();
+    let me = env.proposer(0);
+    let mut core = NodeCore::new(
+        CoreSetup {
+            rules: env.rules(),
+            me: Some(me),
+            empty_block_interval_ms: 1_000,
+            fill: BlockFill {
+                min_txs: 5,
+                wait_ms: 1_000,
+            },
+            pause: None,
+        },
+        0,
+        env.now(),
+    );
+    core.handle(Event::Restart(Box::default()), env.now(), &env)
+        .unwrap();
+    // The first transaction arrives 990 ms after the last commit.
+    env.txs.push(env.chain.transfer(1, 0, 1));
+    let late = Now {
+        mono_ms: env.now().mono_ms + 990,
+        wall_ms: env.now().wall_ms + 990,
+    };
+    let fx = core.handle(Event::TxsArrived, late, &env).unwrap();
+    assert!(
+        !fx.iter().any(|e| matches!(e, Effect::SignProposal(_))),
+        "{fx:?}"
+    );
+    // When the interval ends, the proposer proposes what it has.
+    let end = Now {
+        mono_ms: env.now().mono_ms + 1_000,
+        wall_ms: env.now().wall_ms + 1_000,
+    };
+    let timer = Timer::BuildBlock {
+        height: 1,
+        round: 0,
+    };
+    let fx = core.handle(Event::Timer(timer), end, &env).unwrap();
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::SignProposal(_))),
+        "{fx:?}"
+    );
+}

@@ -15,6 +15,9 @@ use std::sync::Mutex;
 /// about 150 bytes with the map's overhead: some 15 MB when full. When full,
 /// the cache starts again empty.
 pub(super) const LATEST_ENTRIES_MAX: usize = 100_000;
+/// Bytes of values held at most (records may be up to the genesis's value
+/// limit each): past it, the cache starts again empty too.
+pub(super) const LATEST_BYTES_MAX: usize = 32 << 20;
 
 #[derive(Debug)]
 pub(super) struct LatestValues {
@@ -25,6 +28,8 @@ pub(super) struct LatestValues {
 struct Inner {
     version: Version,
     values: HashMap<KeyHash, Option<OwnedValue>>,
+    /// Bytes of the values held.
+    bytes: usize,
 }
 
 impl LatestValues {
@@ -34,6 +39,7 @@ impl LatestValues {
             inner: Mutex::new(Inner {
                 version,
                 values: HashMap::new(),
+                bytes: 0,
             }),
         }
     }
@@ -59,8 +65,7 @@ impl LatestValues {
         if inner.version != version {
             return;
         }
-        inner.make_room();
-        inner.values.insert(key, value);
+        inner.insert(key, value);
     }
 
     /// After a commit: the tip is now `version`, and `writes` are the
@@ -73,14 +78,15 @@ impl LatestValues {
         let mut inner = self.lock();
         inner.version = version;
         for (key, value) in writes {
-            inner.make_room();
-            inner.values.insert(*key, value.clone());
+            inner.insert(*key, value.clone());
         }
     }
 
     /// Forgets everything (after a write that bypassed the commit path).
     pub(super) fn clear(&self) {
-        self.lock().values.clear();
+        let mut inner = self.lock();
+        inner.values.clear();
+        inner.bytes = 0;
     }
 
     #[cfg(test)]
@@ -90,10 +96,16 @@ impl LatestValues {
 }
 
 impl Inner {
-    fn make_room(&mut self) {
-        if self.values.len() >= LATEST_ENTRIES_MAX {
+    fn insert(&mut self, key: KeyHash, value: Option<OwnedValue>) {
+        let size = value.as_ref().map_or(0, Vec::len);
+        if self.values.len() >= LATEST_ENTRIES_MAX || self.bytes + size > LATEST_BYTES_MAX {
             self.values.clear();
+            self.bytes = 0;
         }
+        if let Some(old) = self.values.insert(key, value) {
+            self.bytes -= old.map_or(0, |v| v.len());
+        }
+        self.bytes += size;
     }
 }
 
@@ -155,5 +167,16 @@ mod tests {
         assert!(c.len() > 0);
         c.clear();
         assert_eq!(c.len(), 0);
+        // Large values: bounded by bytes as well.
+        for i in 0..100u8 {
+            c.remember(0, key(i), Some(vec![0; 1 << 20]));
+            assert!(c.lock().bytes <= LATEST_BYTES_MAX);
+        }
+        assert!(c.len() <= LATEST_BYTES_MAX >> 20);
+        // An overwrite counts the new size, not both.
+        c.clear();
+        c.remember(0, key(1), Some(vec![0; 10]));
+        c.remember(0, key(1), Some(vec![0; 4]));
+        assert_eq!(c.lock().bytes, 4);
     }
 }

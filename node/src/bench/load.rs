@@ -47,7 +47,8 @@ pub struct LoadSpec {
     /// A testnet's accounts folder: every `user*.pem` is a sender.
     pub keys: PathBuf,
     /// Offered transactions per second; `None` sends as fast as the nodes
-    /// take them (at most [`MAX_OUTSTANDING`] uncommitted).
+    /// take them (at most [`MAX_OUTSTANDING`] uncommitted); 0 sends nothing
+    /// and measures what an idle network costs.
     pub rate: Option<u64>,
     /// The measured window, after the warm-up.
     pub duration: Duration,
@@ -76,10 +77,6 @@ pub(super) struct Commits {
 /// Runs the load and prints (and returns) the report.
 pub async fn run(spec: &LoadSpec) -> anyhow::Result<LoadReport> {
     anyhow::ensure!(!spec.rpc.is_empty(), "give at least one --rpc address");
-    anyhow::ensure!(
-        spec.rate != Some(0),
-        "--rate 0 offers nothing; give a rate or --max"
-    );
     let clients = spec
         .rpc
         .iter()
@@ -131,7 +128,8 @@ pub async fn run(spec: &LoadSpec) -> anyhow::Result<LoadReport> {
     let end = window_start + spec.duration;
     let mut last_progress = started;
     let mut at_window_start: Option<Vec<Scrape>> = None;
-    while Instant::now() < end && next < plan.len() {
+    // `--rate 0` sends nothing and measures the idle network.
+    while Instant::now() < end && (next < plan.len() || plan.is_empty()) {
         if at_window_start.is_none() && Instant::now() >= window_start {
             at_window_start = Some(scrape_all(&spec.metrics).await?);
         }

@@ -165,6 +165,13 @@ pub struct Network {
     /// Holds at most as many results as there are slots: each keeps its
     /// slot until the network task takes it.
     checked_rx: mpsc::UnboundedReceiver<CheckedTxs>,
+    /// Checks finish in any order but are handed on in the order the
+    /// batches arrived (a sender's nonces stay in order): the number of the
+    /// next batch to check, of the next to hand on, and the finished ones
+    /// waiting for their turn (each holding its slot, so at most as many).
+    tx_check_seq: u64,
+    tx_check_next: u64,
+    tx_checks_done: BTreeMap<u64, CheckedTxs>,
     store: Arc<Store>,
     events: mpsc::Sender<NetEvent>,
     commands: mpsc::Receiver<NetCommand>,
@@ -360,6 +367,9 @@ impl Network {
             tx_checks: crate::handle::admission_slots(),
             checked_tx,
             checked_rx,
+            tx_check_seq: 0,
+            tx_check_next: 0,
+            tx_checks_done: BTreeMap::new(),
             store,
             events: events_tx,
             commands: commands_rx,
@@ -632,10 +642,16 @@ impl Network {
         let Ok(slot) = slot else { return };
         let validator = self.validator.clone();
         let done = self.checked_tx.clone();
+        let seq = self.tx_check_seq;
+        self.tx_check_seq += 1;
         tokio::task::spawn_blocking(move || {
-            let verdict = validator.txs(&data);
+            // A check that panicked would hold every later batch back.
+            let verdict =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| validator.txs(&data)))
+                    .unwrap_or(Verdict::Reject("transaction batch check failed"));
             // Fails only when the network task has stopped.
             let _ = done.send(CheckedTxs {
+                seq,
                 source,
                 id,
                 verdict,
@@ -644,22 +660,30 @@ impl Network {
         });
     }
 
+    /// Takes a finished check, and hands on every finished one whose turn
+    /// has come, in arrival order.
     async fn on_checked_txs(&mut self, checked: CheckedTxs) {
-        let (acceptance, event, reason) = match checked.verdict {
-            Verdict::Accept(t) => (
-                gossipsub::MessageAcceptance::Accept,
-                Some(NetEvent::Txs(t)),
-                "",
-            ),
-            Verdict::Reject(r) => (gossipsub::MessageAcceptance::Reject, None, r),
-        };
-        self.validated(checked.source, checked.id, acceptance, reason, event)
-            .await;
+        self.tx_checks_done.insert(checked.seq, checked);
+        while let Some(checked) = self.tx_checks_done.remove(&self.tx_check_next) {
+            self.tx_check_next += 1;
+            let (acceptance, event, reason) = match checked.verdict {
+                Verdict::Accept(t) => (
+                    gossipsub::MessageAcceptance::Accept,
+                    Some(NetEvent::Txs(t)),
+                    "",
+                ),
+                Verdict::Reject(r) => (gossipsub::MessageAcceptance::Reject, None, r),
+            };
+            self.validated(checked.source, checked.id, acceptance, reason, event)
+                .await;
+        }
     }
 }
 
 /// A gossiped transaction batch, checked on the blocking pool.
 struct CheckedTxs {
+    /// Its place in arrival order.
+    seq: u64,
     source: PeerId,
     id: gossipsub::MessageId,
     verdict: Verdict<Vec<SignedTx>>,

@@ -54,9 +54,15 @@ impl NodeCore {
             // leave no room for a wait.
             0
         } else {
+            // Never past the empty-block interval after the last commit:
+            // peers' round-0 propose timeouts include that interval, not
+            // more.
+            let latest = self
+                .last_commit_ms
+                .saturating_add(self.empty_block_interval_ms);
             let deadline = *self
                 .fill_deadline_ms
-                .get_or_insert(now.mono_ms.saturating_add(self.fill.wait_ms));
+                .get_or_insert(now.mono_ms.saturating_add(self.fill.wait_ms).min(latest));
             deadline.saturating_sub(now.mono_ms)
         };
         if wait_ms == 0 {
@@ -74,6 +80,13 @@ impl NodeCore {
         Ok(Vec::new())
     }
 
+    /// Forgets any wait to build: a new height or a restart.
+    pub(super) fn stop_waiting_to_build(&mut self) {
+        self.waiting_build = None;
+        self.fill_deadline_ms = None;
+        self.build_timer_at = None;
+    }
+
     /// Builds the block to propose from the mempool: transactions are
     /// executed in order and those that fail are evicted with their reason
     /// (a later nonce waits: the ones before it may still be on their way).
@@ -85,9 +98,7 @@ impl NodeCore {
         env: &E,
         fx: &mut Vec<Effect>,
     ) -> Result<Vec<Output>, CoreError> {
-        self.waiting_build = None;
-        self.fill_deadline_ms = None;
-        self.build_timer_at = None;
+        self.stop_waiting_to_build();
         let parent = env.tip();
         let (Some(me), true) = (self.me, height == parent.height.saturating_add(1)) else {
             return Ok(Vec::new());

@@ -252,8 +252,12 @@ impl NodeCore {
                 kind,
             }),
             Event::Timer(Timer::BuildBlock { height, round }) => {
-                if self.waiting_build == Some((height, round)) {
+                // A timer that has fired is no longer pending, whether or
+                // not the wait it served is still on.
+                if self.build_timer_at.is_some_and(|t| now.mono_ms >= t) {
                     self.build_timer_at = None;
+                }
+                if self.waiting_build == Some((height, round)) {
                     self.request_build(height, round, now, env, &mut fx)?
                 } else {
                     Vec::new()
@@ -319,7 +323,7 @@ impl NodeCore {
             height,
         );
         self.own_messages.clear();
-        self.waiting_build = None;
+        self.stop_waiting_to_build();
         self.waiting_validation.clear();
         self.committing = None;
         self.deferred.clear();
@@ -468,6 +472,10 @@ impl NodeCore {
                 fx.push(Effect::Notice(Notice::SignerRefused(e.to_string())));
             }
         }
+        // The lock body rides with the precommit's record; a vote not
+        // signed wrote neither, so the next precommit for that block must
+        // carry the body again.
+        self.kept_lock = None;
     }
 
     fn on_committed<E: CoreEnv>(&mut self, now: Now, env: &E, fx: &mut Vec<Effect>) -> Vec<Output> {
@@ -476,7 +484,7 @@ impl NodeCore {
         self.last_commit_ms = now.mono_ms;
         self.last_progress_ms = now.mono_ms;
         self.own_messages.clear();
-        self.waiting_build = None;
+        self.stop_waiting_to_build();
         self.waiting_validation.clear();
         self.offences.retain(|o| o.0 > tip);
         self.candidates.advance(tip.saturating_add(1));

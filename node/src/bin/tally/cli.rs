@@ -150,7 +150,8 @@ pub enum BenchCommand {
         /// consensus.block_fill_wait_ms for the nodes it starts.
         #[arg(long, conflicts_with = "rpc", requires = "block_fill_min_txs")]
         block_fill_wait_ms: Option<u64>,
-        /// Offered transactions per second.
+        /// Offered transactions per second (0: none, to measure an idle
+        /// network).
         #[arg(long, conflicts_with_all = ["max", "sweep"], required_unless_present_any = ["max", "sweep"])]
         rate: Option<u64>,
         /// Send as fast as the nodes take them.
