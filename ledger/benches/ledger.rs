@@ -49,20 +49,9 @@ fn signatures(c: &mut Criterion) {
     g.finish();
 }
 
-fn transfers(chain: &mut TestChain, n: usize) -> Vec<SignedTx> {
-    let accounts = chain.account_keys.len();
-    (0..n)
-        .map(|i| {
-            let from = 1 + i % (accounts - 1);
-            let to = 1 + (i + 1) % (accounts - 1);
-            chain.transfer(from, to, 1)
-        })
-        .collect()
-}
-
 fn transactions(c: &mut Criterion) {
     let mut chain = TestChain::new(4, 101);
-    let tx = transfers(&mut chain, 1).remove(0);
+    let tx = chain.transfers(1).remove(0);
     let bytes = encode(&tx);
     let mut g = c.benchmark_group("tx");
     g.throughput(Throughput::Elements(1));
@@ -85,7 +74,7 @@ fn transactions(c: &mut Criterion) {
 
 fn blocks(c: &mut Criterion) {
     let mut chain = TestChain::new(4, 1001);
-    let txs = transfers(&mut chain, 1000);
+    let txs = chain.transfers(1000);
     let mut g = c.benchmark_group("block_1000_transfers");
     g.sample_size(20);
     g.throughput(Throughput::Elements(1000));
@@ -113,7 +102,7 @@ fn blocks(c: &mut Criterion) {
                 let dir = tempfile::tempdir().unwrap();
                 let mut chain = TestChain::new(4, 1001);
                 let store = Store::open(dir.path(), &chain.genesis).unwrap();
-                let txs = transfers(&mut chain, 1000);
+                let txs = chain.transfers(1000);
                 let (block, cert, _) = chain.push(txs).unwrap();
                 let update = execute_block(
                     &store,
@@ -145,7 +134,7 @@ fn blocks(c: &mut Criterion) {
             let store = Store::open(dir.path(), &chain.genesis).unwrap();
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let txs = transfers(&mut chain, 1000);
+                let txs = chain.transfers(1000);
                 let (block, cert, _) = chain.push(txs).unwrap();
                 let start = Instant::now();
                 let update = execute_block(

@@ -14,7 +14,6 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 
 use tally_ledger::state::{read_account, AccountState, MemoryTreeStore};
 use tally_ledger::testkit::TestChain;
-use tally_ledger::types::SignedTx;
 use tally_ledger::verify::Placement;
 use tally_ledger::PublicKey;
 use tally_node::mempool::{check_signatures, AccountView, Mempool, MempoolLimits};
@@ -31,21 +30,9 @@ impl AccountView for Tip<'_> {
     }
 }
 
-/// `n` transfers from as many senders as the chain has, in nonce order.
-fn transfers(chain: &mut TestChain, n: usize) -> Vec<SignedTx> {
-    let accounts = chain.account_keys.len();
-    (0..n)
-        .map(|i| {
-            let from = 1 + i % (accounts - 1);
-            let to = 1 + (i + 1) % (accounts - 1);
-            chain.transfer(from, to, 1)
-        })
-        .collect()
-}
-
 fn admission(c: &mut Criterion) {
     let mut chain = TestChain::new(4, 257);
-    let txs = transfers(&mut chain, 256);
+    let txs = chain.transfers(256);
     let limits = MempoolLimits {
         max_txs: 50_000,
         max_bytes: 64 << 20,
@@ -79,7 +66,7 @@ fn admission(c: &mut Criterion) {
 
 fn proposal(c: &mut Criterion) {
     let mut chain = TestChain::new(4, 1001);
-    let txs = transfers(&mut chain, 1000);
+    let txs = chain.transfers(1000);
     let (block, _) = chain.build_block(txs).unwrap();
     let size = tally_ledger::encoding::encode(&block).len();
     let at = Placement {

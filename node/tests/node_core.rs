@@ -73,6 +73,22 @@ impl Env {
         Arc::new(self.chain.rules.clone())
     }
 
+    /// A core for validator `me` at genesis, with this empty-block interval
+    /// and block fill.
+    fn proposer_core(&self, me: u32, empty_block_interval_ms: u64, fill: BlockFill) -> NodeCore {
+        NodeCore::new(
+            CoreSetup {
+                rules: self.rules(),
+                me: Some(me),
+                empty_block_interval_ms,
+                fill,
+                pause: None,
+            },
+            0,
+            self.now(),
+        )
+    }
+
     fn core(&self, me: u32, pause: Option<SigningPause>) -> NodeCore {
         NodeCore::new(
             CoreSetup {
@@ -544,17 +560,7 @@ fn a_pool_of_transactions_that_cannot_go_in_a_block_waits_like_an_empty_one() {
     .sign(key);
     env.txs = vec![gapped];
     let me = env.proposer(0);
-    let mut core = NodeCore::new(
-        CoreSetup {
-            rules: env.rules(),
-            me: Some(me),
-            empty_block_interval_ms: 1_000,
-            fill: BlockFill::default(),
-            pause: None,
-        },
-        0,
-        env.now(),
-    );
+    let mut core = env.proposer_core(me, 1_000, BlockFill::default());
     let fx = core
         .handle(Event::Restart(Box::default()), env.now(), &env)
         .unwrap();
@@ -610,17 +616,7 @@ fn a_proposer_waits_a_bounded_time_to_fill_its_block() {
         let mut env = Env::new();
         env.txs = (0..3).map(|_| env.chain.transfer(1, 0, 1)).collect();
         let me = env.proposer(0);
-        let mut core = NodeCore::new(
-            CoreSetup {
-                rules: env.rules(),
-                me: Some(me),
-                empty_block_interval_ms: 1_000,
-                fill,
-                pause: None,
-            },
-            0,
-            env.now(),
-        );
+        let mut core = env.proposer_core(me, 1_000, fill);
         let fx = core
             .handle(Event::Restart(Box::default()), env.now(), &env)
             .unwrap();
@@ -663,19 +659,13 @@ fn a_full_enough_pool_is_proposed_at_once() {
     let mut env = Env::new();
     env.txs = (0..5).map(|_| env.chain.transfer(1, 0, 1)).collect();
     let me = env.proposer(0);
-    let mut core = NodeCore::new(
-        CoreSetup {
-            rules: env.rules(),
-            me: Some(me),
-            empty_block_interval_ms: 1_000,
-            fill: BlockFill {
-                min_txs: 5,
-                wait_ms: 50,
-            },
-            pause: None,
+    let mut core = env.proposer_core(
+        me,
+        1_000,
+        BlockFill {
+            min_txs: 5,
+            wait_ms: 50,
         },
-        0,
-        env.now(),
     );
     let fx = core
         .handle(Event::Restart(Box::default()), env.now(), &env)
@@ -694,19 +684,13 @@ fn a_full_enough_pool_is_proposed_at_once() {
 fn a_fill_wait_ends_with_the_empty_block_interval() {
     let mut env = Env::new();
     let me = env.proposer(0);
-    let mut core = NodeCore::new(
-        CoreSetup {
-            rules: env.rules(),
-            me: Some(me),
-            empty_block_interval_ms: 1_000,
-            fill: BlockFill {
-                min_txs: 5,
-                wait_ms: 1_000,
-            },
-            pause: None,
+    let mut core = env.proposer_core(
+        me,
+        1_000,
+        BlockFill {
+            min_txs: 5,
+            wait_ms: 1_000,
         },
-        0,
-        env.now(),
     );
     core.handle(Event::Restart(Box::default()), env.now(), &env)
         .unwrap();

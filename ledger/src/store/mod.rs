@@ -157,8 +157,37 @@ pub struct Store {
     latest: Option<LatestValues>,
 }
 
-fn db_options(create: bool) -> Options {
+/// Memory RocksDB may use, for every column family together: memtables
+/// (written, not yet flushed) and the cache of read blocks. Without these
+/// bounds each of the eight column families has its own 64 MiB memtables
+/// and its own block cache, and a node under load grows past 400 MB.
+const MEMTABLES_BYTES: usize = 64 << 20;
+const MEMTABLE_BYTES_PER_COLUMN: usize = 16 << 20;
+const BLOCK_CACHE_BYTES: usize = 32 << 20;
+
+/// Refuses to write more than `max` bytes of `what`.
+fn within(bytes: &[u8], max: usize, what: &str) -> Result<(), StoreError> {
+    if bytes.len() > max {
+        return Err(StoreError::Rejected(format!(
+            "{what} is {} bytes, more than {max}",
+            bytes.len()
+        )));
+    }
+    Ok(())
+}
+
+/// One block cache for a database's column families.
+fn block_cache() -> rocksdb::Cache {
+    rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES)
+}
+
+fn db_options(create: bool, cache: &rocksdb::Cache) -> Options {
     let mut opts = Options::default();
+    opts.set_db_write_buffer_size(MEMTABLES_BYTES);
+    opts.set_write_buffer_size(MEMTABLE_BYTES_PER_COLUMN);
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    opts.set_block_based_table_factory(&table);
     opts.create_if_missing(create);
     opts.create_missing_column_families(create);
     // A torn or corrupt WAL is an error, never silently truncated: every
@@ -193,10 +222,11 @@ impl Store {
     /// Opens (creating if needed) the database at `path` for `genesis`. A new
     /// database is initialised with the genesis state in one synced batch.
     pub fn open(path: &Path, genesis: &Genesis) -> Result<Self, StoreError> {
+        let cache = block_cache();
         let cfs = COLUMN_FAMILIES
             .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, db_options(true)));
-        let db = DB::open_cf_descriptors(&db_options(true), path, cfs).map_err(|e| {
+            .map(|name| ColumnFamilyDescriptor::new(*name, db_options(true, &cache)));
+        let db = DB::open_cf_descriptors(&db_options(true, &cache), path, cfs).map_err(|e| {
             StoreError::Open {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
@@ -208,11 +238,16 @@ impl Store {
     /// Opens the database read-only (for `audit` beside a running node, or
     /// inspection). Nothing is created or written.
     pub fn open_read_only(path: &Path, genesis: &Genesis) -> Result<Self, StoreError> {
-        let db = DB::open_cf_for_read_only(&db_options(false), path, COLUMN_FAMILIES, false)
-            .map_err(|e| StoreError::Open {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+        let db = DB::open_cf_for_read_only(
+            &db_options(false, &block_cache()),
+            path,
+            COLUMN_FAMILIES,
+            false,
+        )
+        .map_err(|e| StoreError::Open {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         Self::from_db(db, path, genesis, Mode::ReadOnly)
     }
 
@@ -227,7 +262,7 @@ impl Store {
         scratch: &Path,
         genesis: &Genesis,
     ) -> Result<Self, StoreError> {
-        let mut opts = db_options(false);
+        let mut opts = db_options(false, &block_cache());
         // Keep every file open: the primary may compact and delete files
         // this instance still reads.
         opts.set_max_open_files(-1);
@@ -762,12 +797,7 @@ impl Store {
         max: usize,
         what: &str,
     ) -> Result<(), StoreError> {
-        if bytes.len() > max {
-            return Err(StoreError::Rejected(format!(
-                "{what} is {} bytes, more than {max}",
-                bytes.len()
-            )));
-        }
+        within(bytes, max, what)?;
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_META), key, bytes);
         self.write_synced(batch)
@@ -806,22 +836,12 @@ impl Store {
         bytes: &[u8],
         locked: Option<&Block>,
     ) -> Result<(), StoreError> {
-        if bytes.len() > META_BYTES_MAX {
-            return Err(StoreError::Rejected(format!(
-                "signer state is {} bytes, more than {META_BYTES_MAX}",
-                bytes.len()
-            )));
-        }
+        within(bytes, META_BYTES_MAX, "signer state")?;
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_META), META_SIGNER, bytes);
         if let Some(block) = locked {
             let body = encode(block);
-            if body.len() > BLOCK_BYTES_CAP {
-                return Err(StoreError::Rejected(format!(
-                    "locked block is {} bytes, more than {BLOCK_BYTES_CAP}",
-                    body.len()
-                )));
-            }
+            within(&body, BLOCK_BYTES_CAP, "locked block")?;
             batch.put_cf(self.cf(CF_META), META_LOCKED_BLOCK, body);
         }
         self.write_synced(batch)

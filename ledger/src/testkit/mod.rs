@@ -151,6 +151,15 @@ impl TestChain {
         self.tx(from, Op::Transfer { to, amount })
     }
 
+    /// `n` transfers of 1, round-robin over the member accounts (each to the
+    /// next), each sender's in nonce order: load for benchmarks.
+    pub fn transfers(&mut self, n: usize) -> Vec<SignedTx> {
+        let members = self.account_keys.len() - 1;
+        (0..n)
+            .map(|i| self.transfer(1 + i % members, 1 + (i + 1) % members, 1))
+            .collect()
+    }
+
     /// Builds the next block over `txs` (executing them) without committing.
     pub fn build_block(&self, txs: Vec<SignedTx>) -> Result<(Block, StateUpdate), BlockExecError> {
         let height = self.height() + 1;

@@ -205,7 +205,8 @@ pub(super) fn build_report(
         p90: pct(0.90),
         p99: pct(0.99),
         max: latencies.last().copied().unwrap_or(0.0),
-        mean: latencies.iter().sum::<f64>() / latencies.len().max(1) as f64,
+        // An empty sum is -0.0; no latencies means a mean of 0.
+        mean: latencies.iter().sum::<f64>().max(0.0) / latencies.len().max(1) as f64,
     };
     let heights = commits.blocks.iter().map(|(h, _, _)| *h);
     LoadReport {

@@ -68,6 +68,20 @@ impl NodeCore {
         if wait_ms == 0 {
             return self.build_block(height, round, now, env, fx);
         }
+        self.wait_to_build(height, round, now, wait_ms, fx);
+        Ok(Vec::new())
+    }
+
+    /// Waits `wait_ms` before trying to build again, with one timer: a new
+    /// one only if it fires before the one already set.
+    fn wait_to_build(
+        &mut self,
+        height: u64,
+        round: u32,
+        now: Now,
+        wait_ms: u64,
+        fx: &mut Vec<Effect>,
+    ) {
         self.waiting_build = Some((height, round));
         let at = now.mono_ms.saturating_add(wait_ms);
         if self.build_timer_at.is_none_or(|t| at < t) {
@@ -77,7 +91,6 @@ impl NodeCore {
                 timer: Timer::BuildBlock { height, round },
             });
         }
-        Ok(Vec::new())
     }
 
     /// Forgets any wait to build: a new height or a restart.
@@ -131,12 +144,13 @@ impl NodeCore {
         // end.
         let waited = self.since_commit_ms(now);
         if included.is_empty() && waited < self.empty_block_interval_ms {
-            self.waiting_build = Some((height, round));
-            self.build_timer_at = Some(now.mono_ms + (self.empty_block_interval_ms - waited));
-            fx.push(Effect::SetTimer {
-                after_ms: self.empty_block_interval_ms - waited,
-                timer: Timer::BuildBlock { height, round },
-            });
+            self.wait_to_build(
+                height,
+                round,
+                now,
+                self.empty_block_interval_ms - waited,
+                fx,
+            );
             return Ok(Vec::new());
         }
         let update = exec.finish(height)?;
