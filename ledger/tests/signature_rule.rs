@@ -7,9 +7,8 @@
 //! point encodings, non-canonical scalars. It must also give the ZIP-215
 //! results of the public ed25519 edge-case vectors (speccheck `cases.txt`).
 
-use curve25519_dalek::{constants, scalar::Scalar};
+use curve25519_dalek::constants;
 use proptest::prelude::*;
-use sha2::{Digest, Sha512};
 use tally_ledger::crypto::{BatchVerifier, Keypair, PublicKey, Signature};
 
 fn ours_alone(key: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
@@ -137,26 +136,11 @@ fn small_order_and_noncanonical_encodings() -> Vec<[u8; 32]> {
     out
 }
 
-/// A signature by secret scalar `a` whose R and A carry torsion
-/// components: valid under the cofactored (ZIP-215) equation only.
-fn mixed_order(a: Scalar, torsion_r: usize, torsion_a: usize, msg: &[u8]) -> Case {
-    let t = constants::EIGHT_TORSION;
-    let big_a = (constants::ED25519_BASEPOINT_POINT * a + t[torsion_a]).compress();
-    let r = Scalar::from_bytes_mod_order([7u8; 32]);
-    let big_r = (constants::ED25519_BASEPOINT_POINT * r + t[torsion_r]).compress();
-    let k = Scalar::from_bytes_mod_order_wide(
-        &Sha512::new()
-            .chain_update(big_r.as_bytes())
-            .chain_update(big_a.as_bytes())
-            .chain_update(msg)
-            .finalize()
-            .into(),
-    );
-    let s = r + k * a;
-    let mut sig = [0u8; 64];
-    sig[..32].copy_from_slice(big_r.as_bytes());
-    sig[32..].copy_from_slice(s.as_bytes());
-    (big_a.to_bytes(), msg.to_vec(), sig)
+/// A signature by the secret `a` whose R and A carry torsion components:
+/// valid under the cofactored (ZIP-215) equation only.
+fn mixed_order(a: [u8; 32], torsion_r: usize, torsion_a: usize, msg: &[u8]) -> Case {
+    let (key, sig) = tally_ledger::testkit::mixed_order_signature(a, torsion_r, torsion_a, msg);
+    (key.0, msg.to_vec(), sig.0)
 }
 
 #[test]
@@ -192,7 +176,7 @@ fn adversarial_points_and_scalars_get_the_same_verdict() {
         "{accepted} accepted, {refused} refused"
     );
 
-    let a = Scalar::from_bytes_mod_order([5u8; 32]);
+    let a = [5u8; 32];
     for tr in 0..8 {
         for ta in 0..8 {
             let case = mixed_order(a, tr, ta, &msg);

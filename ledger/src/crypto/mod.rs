@@ -415,8 +415,7 @@ impl BatchVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use curve25519_dalek::{constants, edwards::CompressedEdwardsY, scalar::Scalar};
-    use sha2::{Digest, Sha512};
+    use curve25519_dalek::edwards::CompressedEdwardsY;
 
     const CHAIN: &str = "test-chain";
 
@@ -454,31 +453,6 @@ mod tests {
         // Non-canonical s (s + l): ledger/tests/signature_rule.rs.
     }
 
-    /// Signs with a raw secret scalar `a`, adding `torsion` to R. The result
-    /// is valid under cofactored (ZIP-215) rules but not cofactorless ones
-    /// when `torsion` is non-zero.
-    fn sign_with_torsion(a: Scalar, torsion_index: usize, msg: &[u8]) -> (PublicKey, Signature) {
-        let big_a = (constants::ED25519_BASEPOINT_POINT * a).compress();
-        let r = Scalar::from_bytes_mod_order([7u8; 32]);
-        let big_r = (constants::ED25519_BASEPOINT_POINT * r
-            + constants::EIGHT_TORSION[torsion_index])
-            .compress();
-        let bytes = signing_bytes(Domain::Tx, CHAIN, msg);
-        let k = Scalar::from_bytes_mod_order_wide(
-            &Sha512::new()
-                .chain_update(big_r.as_bytes())
-                .chain_update(big_a.as_bytes())
-                .chain_update(&bytes)
-                .finalize()
-                .into(),
-        );
-        let s = r + k * a;
-        let mut sig = [0u8; 64];
-        sig[..32].copy_from_slice(big_r.as_bytes());
-        sig[32..].copy_from_slice(s.as_bytes());
-        (PublicKey(big_a.to_bytes()), Signature(sig))
-    }
-
     fn single_ok(pk: &PublicKey, msg: &[u8], sig: &Signature) -> bool {
         pk.verify(Domain::Tx, CHAIN, msg, sig).is_ok()
     }
@@ -511,9 +485,13 @@ mod tests {
         let k = key(9);
         cases.push(("ordinary", k.public(), k.sign(Domain::Tx, CHAIN, msg)));
 
-        let a = Scalar::from_bytes_mod_order([3u8; 32]);
         for t in 1..8 {
-            let (pk, sig) = sign_with_torsion(a, t, msg);
+            let (pk, sig) = crate::testkit::mixed_order_signature(
+                [3u8; 32],
+                t,
+                0,
+                &signing_bytes(Domain::Tx, CHAIN, msg),
+            );
             cases.push(("mixed-order R", pk, sig));
         }
 

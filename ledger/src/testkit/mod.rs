@@ -295,3 +295,36 @@ fn seed(kind: u8, i: usize) -> [u8; 32] {
     s[1..9].copy_from_slice(&(i as u64).to_le_bytes());
     s
 }
+
+/// A signature over exactly `signed_bytes` by the secret scalar made from
+/// `secret`, whose R and key carry the small-order components
+/// `EIGHT_TORSION[torsion_r]` and `EIGHT_TORSION[torsion_a]`: valid under
+/// the cofactored (ZIP-215) equations, not under cofactorless ones when
+/// either index is non-zero. For tests of the signature rule.
+pub fn mixed_order_signature(
+    secret: [u8; 32],
+    torsion_r: usize,
+    torsion_a: usize,
+    signed_bytes: &[u8],
+) -> (PublicKey, crate::crypto::Signature) {
+    use curve25519_dalek::{constants, scalar::Scalar};
+    use sha2::Digest;
+    let t = constants::EIGHT_TORSION;
+    let a = Scalar::from_bytes_mod_order(secret);
+    let big_a = (constants::ED25519_BASEPOINT_POINT * a + t[torsion_a % 8]).compress();
+    let r = Scalar::from_bytes_mod_order([7u8; 32]);
+    let big_r = (constants::ED25519_BASEPOINT_POINT * r + t[torsion_r % 8]).compress();
+    let k = Scalar::from_bytes_mod_order_wide(
+        &sha2::Sha512::new()
+            .chain_update(big_r.as_bytes())
+            .chain_update(big_a.as_bytes())
+            .chain_update(signed_bytes)
+            .finalize()
+            .into(),
+    );
+    let s = r + k * a;
+    let mut sig = [0u8; 64];
+    sig[..32].copy_from_slice(big_r.as_bytes());
+    sig[32..].copy_from_slice(s.as_bytes());
+    (PublicKey(big_a.to_bytes()), crate::crypto::Signature(sig))
+}
