@@ -720,3 +720,55 @@ fn a_fill_wait_ends_with_the_empty_block_interval() {
         "{fx:?}"
     );
 }
+
+/// A build timer that fired after its wait was over (a block arrived by
+/// sync and the core restarted at the next height) must not keep later
+/// waits from setting their own: here, the lone validator's empty-block
+/// timer at the next height.
+#[test]
+fn a_wait_that_ended_elsewhere_does_not_hold_back_the_next_timer() {
+    let mut env = Env {
+        chain: TestChain::new(1, 2),
+        txs: Vec::new(),
+    };
+    let mut core = env.proposer_core(0, 1_000, BlockFill::default());
+    let t0 = env.now();
+    let fx = core
+        .handle(Event::Restart(Box::default()), t0, &env)
+        .unwrap();
+    let timer_at = |fx: &[Effect], height: u64| {
+        fx.iter().any(|e| {
+            matches!(e, Effect::SetTimer {
+                timer: Timer::BuildBlock { height: h, round: 0 },
+                ..
+            } if *h == height)
+        })
+    };
+    assert!(timer_at(&fx, 1), "{fx:?}");
+    // Height 1 arrives by block sync; the core restarts at height 2.
+    let (block, _) = env.chain.build_block(vec![]).unwrap();
+    let cert = env.chain.certify(&block, 0, &[0]);
+    env.commit(&block, &cert);
+    let later = Now {
+        mono_ms: t0.mono_ms + 500,
+        wall_ms: t0.wall_ms + 500,
+    };
+    let fx = core
+        .handle(Event::Restart(Box::default()), later, &env)
+        .unwrap();
+    // The old timer fires for a wait that is over.
+    let old = Timer::BuildBlock {
+        height: 1,
+        round: 0,
+    };
+    let fired = Now {
+        mono_ms: t0.mono_ms + 1_000,
+        wall_ms: t0.wall_ms + 1_000,
+    };
+    let mut fx2 = core.handle(Event::Timer(old), fired, &env).unwrap();
+    fx2.extend(fx);
+    assert!(
+        timer_at(&fx2, 2) || fx2.iter().any(|e| matches!(e, Effect::SignProposal(_))),
+        "height 2 neither waits with a timer nor proposes: {fx2:?}"
+    );
+}
