@@ -127,10 +127,10 @@ pub struct RunningNode {
     tasks: Tasks,
 }
 
-/// Starts a node from a loaded home.
 /// Commit notifications kept for receivers that fall behind.
 const COMMITS_KEPT: usize = 64;
 
+/// Starts a node from a loaded home.
 pub async fn start(home: &NodeHome, overrides: Overrides) -> anyhow::Result<RunningNode> {
     let store = Arc::new(
         Store::open(&home.data_dir(), &home.genesis).with_context(|| {
