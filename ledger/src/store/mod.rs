@@ -7,11 +7,9 @@
 //! that the tip it records can be read back and verified (the second half of
 //! the pair assertion made before writing).
 
-use jmt::storage::{LeafNode, Node, NodeKey, TreeReader};
-use jmt::{KeyHash, OwnedValue, Version};
+use jmt::{KeyHash, Version};
 use rocksdb::{
-    ColumnFamilyDescriptor, DBRecoveryMode, Direction, IteratorMode, Options, WriteBatch,
-    WriteOptions, DB,
+    ColumnFamilyDescriptor, DBRecoveryMode, IteratorMode, Options, WriteBatch, WriteOptions, DB,
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,21 +62,6 @@ pub fn synced_writes() -> u64 {
 pub const EVIDENCE_PAGE_MAX: usize = 100;
 /// Bound on one stored evidence record (two votes).
 const EVIDENCE_BYTES_MAX: usize = 4096;
-
-/// Where an offence sits in the evidence column: height, round, step and
-/// validator, so each offence has one record and pages run by height.
-fn evidence_key(e: &Evidence) -> [u8; 17] {
-    let v = &e.first.vote;
-    let mut key = [0u8; 17];
-    key[..8].copy_from_slice(&v.height.to_be_bytes());
-    key[8..12].copy_from_slice(&v.round.to_be_bytes());
-    key[12] = match v.kind {
-        crate::types::VoteKind::Prevote => 0,
-        crate::types::VoteKind::Precommit => 1,
-    };
-    key[13..].copy_from_slice(&e.validator_index().to_be_bytes());
-    key
-}
 
 const META_FORMAT: &[u8] = b"format_version";
 const META_GENESIS: &[u8] = b"genesis_hash";
@@ -638,58 +621,6 @@ impl Store {
             .transpose()
     }
 
-    /// Calls `f` with every key of the state as of `version` and its value
-    /// then (`None` if it was deleted), in key-hash order.
-    pub fn for_each_state_value(
-        &self,
-        version: Version,
-        mut f: impl FnMut(KeyHash, Option<OwnedValue>) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        let mut current: Option<(KeyHash, Option<OwnedValue>)> = None;
-        for item in self
-            .db
-            .iterator_cf(self.cf(CF_STATE_VALUES), IteratorMode::Start)
-        {
-            let (k, v) = item?;
-            let (key_hash, value_version) = match <[u8; 40]>::try_from(&k[..]) {
-                Ok(k) => {
-                    let mut hash = [0u8; 32];
-                    hash.copy_from_slice(&k[..32]);
-                    let mut ver = [0u8; 8];
-                    ver.copy_from_slice(&k[32..]);
-                    (KeyHash(hash), u64::from_be_bytes(ver))
-                }
-                Err(_) => {
-                    return Err(StoreError::Corrupt(format!(
-                        "state value key 0x{} is not 40 bytes",
-                        hex::encode(&k)
-                    )))
-                }
-            };
-            if current.as_ref().is_some_and(|(h, _)| *h != key_hash) {
-                if let Some((h, value)) = current.take() {
-                    f(h, value)?;
-                }
-            }
-            if value_version > version {
-                continue;
-            }
-            let value = encoding::decode::<Option<OwnedValue>>(
-                &v,
-                crate::state::VALUE_BYTES_CAP + 16,
-                "state value",
-            )
-            .map_err(|e| {
-                StoreError::Corrupt(format!("state value {}: {e}", hex::encode(key_hash.0)))
-            })?;
-            current = Some((key_hash, value));
-        }
-        if let Some((h, value)) = current {
-            f(h, value)?;
-        }
-        Ok(())
-    }
-
     /// The number of entries in the block-hash and transaction indexes.
     pub fn index_counts(&self) -> Result<(u64, u64), StoreError> {
         let count = |cf: &str| -> Result<u64, StoreError> {
@@ -708,171 +639,6 @@ impl Store {
         Ok(self
             .db
             .get_cf(self.cf(CF_CERTIFICATES), height_key(height))?)
-    }
-
-    /// The signer's persisted safety state (see the consensus signer).
-    pub fn signer_state(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        self.get_meta(META_SIGNER)
-    }
-
-    /// Persists the signer's safety state with a synced write; returns only
-    /// once it is durable.
-    pub fn save_signer_state(&self, bytes: &[u8]) -> Result<(), StoreError> {
-        self.put_meta_synced(META_SIGNER, bytes, META_BYTES_MAX, "signer state")
-    }
-
-    /// Records an equivocation once per offence (validator, height, round,
-    /// step): true if it was new. Not synced: evidence is a report, not a
-    /// safety record, and a lost one is found again from the votes.
-    pub fn record_evidence(&self, evidence: &Evidence) -> Result<bool, StoreError> {
-        let key = evidence_key(evidence);
-        let cf = self.cf(CF_EVIDENCE);
-        if self.db.get_pinned_cf(cf, key)?.is_some() {
-            return Ok(false);
-        }
-        self.db.put_cf(cf, key, encode(evidence))?;
-        Ok(true)
-    }
-
-    /// Up to `limit` (at most [`EVIDENCE_PAGE_MAX`]) offences in
-    /// (height, round, step, validator) order, starting at `cursor` (a
-    /// height's big-endian bytes, or the cursor a previous page returned),
-    /// and the cursor of the next page when there is one.
-    pub fn evidence(
-        &self,
-        cursor: &[u8],
-        limit: usize,
-    ) -> Result<(Vec<Evidence>, Option<Vec<u8>>), StoreError> {
-        if cursor.len() > 17 {
-            return Err(StoreError::Rejected(format!(
-                "an evidence cursor is at most 17 bytes, this one is {}",
-                cursor.len()
-            )));
-        }
-        let limit = limit.clamp(1, EVIDENCE_PAGE_MAX);
-        let mut out = Vec::new();
-        let iter = self.db.iterator_cf(
-            self.cf(CF_EVIDENCE),
-            IteratorMode::From(cursor, Direction::Forward),
-        );
-        for item in iter {
-            let (key, value) = item?;
-            if out.len() == limit {
-                return Ok((out, Some(key.to_vec())));
-            }
-            let evidence = decode::<Evidence>(&value, EVIDENCE_BYTES_MAX, "evidence")
-                .map_err(|e| StoreError::Corrupt(format!("evidence record: {e}")))?;
-            out.push(evidence);
-        }
-        Ok((out, None))
-    }
-
-    /// The height up to which this validator committed blocks without
-    /// signing at them (through block sync, or decided without it): with
-    /// the signer's own record, what it has accounted for.
-    pub fn signer_passed(&self) -> Result<Option<u64>, StoreError> {
-        match self.get_meta(META_SIGNER_PASSED)? {
-            None => Ok(None),
-            Some(bytes) => decode::<u64>(&bytes, 8, "signer passed height")
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt(format!("signer passed height: {e}"))),
-        }
-    }
-
-    /// Records [`Store::signer_passed`], synced.
-    pub fn save_signer_passed(&self, height: u64) -> Result<(), StoreError> {
-        self.put_meta_synced(
-            META_SIGNER_PASSED,
-            &encode(&height),
-            8,
-            "signer passed height",
-        )
-    }
-
-    /// Writes one metadata entry of at most `max` bytes, synced.
-    fn put_meta_synced(
-        &self,
-        key: &[u8],
-        bytes: &[u8],
-        max: usize,
-        what: &str,
-    ) -> Result<(), StoreError> {
-        within(bytes, max, what)?;
-        let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(CF_META), key, bytes);
-        self.write_synced(batch)
-    }
-
-    /// The body of the block this validator last locked on (see
-    /// [`Store::save_locked_block`]), if any.
-    pub fn locked_block(&self) -> Result<Option<Block>, StoreError> {
-        match self.get_meta(META_LOCKED_BLOCK)? {
-            None => Ok(None),
-            Some(bytes) => Block::decode(&bytes, BLOCK_BYTES_CAP)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt(format!("locked block: {e}"))),
-        }
-    }
-
-    /// Keeps the body of a block this validator is about to lock on (before
-    /// it signs the precommit), synced: after a restart it still holds the
-    /// block its lock names and can propose it again. Without it, validators
-    /// locked on a block nobody holds any more could never move on.
-    pub fn save_locked_block(&self, block: &Block) -> Result<(), StoreError> {
-        self.put_meta_synced(
-            META_LOCKED_BLOCK,
-            &encode(block),
-            BLOCK_BYTES_CAP,
-            "locked block",
-        )
-    }
-
-    /// Persists the signer's safety state and, when given, the body of the
-    /// block it is locking on, in one synced write: the precommit that
-    /// takes a lock is released only once both are durable, at the cost of
-    /// one fsync instead of two.
-    pub fn save_signer_state_and_locked_block(
-        &self,
-        bytes: &[u8],
-        locked: Option<&Block>,
-    ) -> Result<(), StoreError> {
-        within(bytes, META_BYTES_MAX, "signer state")?;
-        let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(CF_META), META_SIGNER, bytes);
-        if let Some(block) = locked {
-            let body = encode(block);
-            within(&body, BLOCK_BYTES_CAP, "locked block")?;
-            batch.put_cf(self.cf(CF_META), META_LOCKED_BLOCK, body);
-        }
-        self.write_synced(batch)
-    }
-
-    /// The value of `key_hash` at `max_version`, from the database.
-    fn read_value(
-        &self,
-        max_version: Version,
-        key_hash: KeyHash,
-    ) -> anyhow::Result<Option<OwnedValue>> {
-        let start = value_key(&key_hash, max_version);
-        let mut iter = self.db.iterator_cf(
-            self.cf(CF_STATE_VALUES),
-            IteratorMode::From(&start, Direction::Reverse),
-        );
-        match iter.next() {
-            None => Ok(None),
-            Some(item) => {
-                let (k, v) = item?;
-                if k.len() != 40 || k[..32] != key_hash.0 {
-                    return Ok(None);
-                }
-                encoding::decode::<Option<OwnedValue>>(
-                    &v,
-                    crate::state::VALUE_BYTES_CAP + 16,
-                    "state value",
-                )
-                .map_err(|e| anyhow::anyhow!("corrupt state value: {e}"))
-            }
-        }
     }
 
     /// Writes raw bytes into a column family, bypassing every check. Only for
@@ -899,52 +665,5 @@ impl Store {
     }
 }
 
-impl crate::signer_state::SignerStateStore for Store {
-    fn load_signer_state(&self) -> Result<Option<Vec<u8>>, String> {
-        self.signer_state().map_err(|e| e.to_string())
-    }
-
-    fn save_signer_state(&self, bytes: &[u8]) -> Result<(), String> {
-        Store::save_signer_state(self, bytes).map_err(|e| e.to_string())
-    }
-}
-
-impl TreeReader for Store {
-    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
-        match self
-            .db
-            .get_pinned_cf(self.cf(CF_STATE_NODES), encode(node_key))?
-        {
-            None => Ok(None),
-            Some(b) => Ok(Some(
-                encoding::decode(&b, NODE_BYTES_MAX, "state tree node")
-                    .map_err(|e| anyhow::anyhow!("corrupt state tree node: {e}"))?,
-            )),
-        }
-    }
-
-    fn get_value_option(
-        &self,
-        max_version: Version,
-        key_hash: KeyHash,
-    ) -> anyhow::Result<Option<OwnedValue>> {
-        if let Some(found) = self
-            .latest
-            .as_ref()
-            .and_then(|l| l.get(max_version, &key_hash))
-        {
-            return Ok(found);
-        }
-        let value = self.read_value(max_version, key_hash)?;
-        if let Some(latest) = &self.latest {
-            latest.remember(max_version, key_hash, value.clone());
-        }
-        Ok(value)
-    }
-
-    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
-        // Only used when restoring a tree from a snapshot, which Tally does
-        // not do; scanning every node would be the only correct answer.
-        anyhow::bail!("restoring the state tree from a snapshot is not supported")
-    }
-}
+mod records;
+mod tree;

@@ -28,26 +28,28 @@ use tracing::{debug, error, info, warn};
 
 use tally_consensus::Signer;
 use tally_ledger::genesis::Genesis;
-use tally_ledger::state::{read_account, AccountState};
 use tally_ledger::store::{Store, Tip, EVIDENCE_PAGE_MAX};
-use tally_ledger::types::{Block, CommitCertificate, Evidence, SignedTx};
-use tally_ledger::verify::{ChainRules, Parent};
-use tally_ledger::{Hash, Keypair, PublicKey};
+use tally_ledger::types::{Block, Evidence, SignedTx};
+use tally_ledger::verify::ChainRules;
+use tally_ledger::{Hash, Keypair};
 
-use crate::mempool::{AccountView, Mempool, MempoolError, MempoolLimits, PoolStatus};
+use crate::mempool::{Mempool, MempoolError, MempoolLimits, PoolStatus};
 use crate::metrics::Metrics;
 use crate::network::{NetCommand, NetEvent};
 pub use crate::node_core::SigningPause;
 use crate::node_core::{
-    signing_pause, CoreEnv, CoreError, CoreSetup, Effect, Event, NodeCore, Notice, Now, SignerView,
-    Timer,
+    signing_pause, CoreError, CoreSetup, Effect, Event, NodeCore, Notice, Now, SignerView, Timer,
 };
 use crate::sync::{PeerView, Sync};
 use crate::wire::{ConsensusMsg, Status};
 
 mod block_sync;
+mod env;
+mod events;
 pub use block_sync::CheckedBlocks;
 use block_sync::SyncMeter;
+pub use env::SignerRecords;
+use env::{NodeEnv, StoreView};
 
 /// A committed block, as announced to subscribers (devnet output, RPC).
 #[derive(Debug, Clone)]
@@ -120,64 +122,6 @@ pub struct DriverSetup {
     pub metrics: Arc<Metrics>,
 }
 
-struct StoreView<'a> {
-    store: &'a Store,
-    version: u64,
-}
-
-impl AccountView for StoreView<'_> {
-    fn account(&self, key: &PublicKey) -> Option<AccountState> {
-        match read_account(self.store, key, self.version) {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(error = %e, "state read failed");
-                None
-            }
-        }
-    }
-}
-
-/// What the core reads: the store at its tip, and the mempool.
-struct NodeEnv<'a> {
-    store: &'a Store,
-    mempool: &'a Mempool,
-}
-
-impl CoreEnv for NodeEnv<'_> {
-    type State = Store;
-
-    fn state(&self) -> &Store {
-        self.store
-    }
-
-    fn tip(&self) -> Parent {
-        self.store.parent_of_next()
-    }
-
-    fn last_commit(&self) -> Option<CommitCertificate> {
-        let tip = self.store.tip()?;
-        match self.store.certificate(tip.height) {
-            Ok(cert) => cert,
-            Err(e) => {
-                warn!(error = %e, height = tip.height, "the tip's certificate cannot be read");
-                None
-            }
-        }
-    }
-
-    fn proposal_txs(&self, max_txs: usize, max_bytes: usize) -> Vec<SignedTx> {
-        self.mempool.candidates(max_txs, max_bytes)
-    }
-
-    fn mempool_len(&self) -> usize {
-        self.mempool.len()
-    }
-
-    fn tx_verified(&self, tx: &SignedTx) -> bool {
-        self.mempool.contains(&tx.hash())
-    }
-}
-
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -189,30 +133,6 @@ fn now_ms() -> u64 {
 const TICK: Duration = Duration::from_millis(1000);
 
 /// The running driver.
-/// Where the signer keeps its safety state: the store, with the body of a
-/// block about to be locked on riding in the same synced write as the
-/// precommit's record (see [`Store::save_signer_state_and_locked_block`]).
-#[derive(Debug, Clone)]
-pub struct SignerRecords {
-    store: Arc<Store>,
-    /// Set just before the precommit that takes a lock is signed; written
-    /// (and taken) with the signer's next record.
-    locking: Arc<Mutex<Option<Block>>>,
-}
-
-impl tally_ledger::signer_state::SignerStateStore for SignerRecords {
-    fn load_signer_state(&self) -> Result<Option<Vec<u8>>, String> {
-        self.store.signer_state().map_err(|e| e.to_string())
-    }
-
-    fn save_signer_state(&self, bytes: &[u8]) -> Result<(), String> {
-        let locking = self.locking.lock().map_err(|e| e.to_string())?.take();
-        self.store
-            .save_signer_state_and_locked_block(bytes, locking.as_ref())
-            .map_err(|e| e.to_string())
-    }
-}
-
 pub struct Driver {
     /// The one definition of a valid block (shared with the core and the
     /// audit); sync checks answers with it.
@@ -646,117 +566,6 @@ impl Driver {
             height: tip.height,
             block_hash: tip.block_hash,
         }));
-        Ok(())
-    }
-
-    fn on_net_event(&mut self, event: NetEvent) -> Result<(), DriverError> {
-        match event {
-            NetEvent::Consensus(ConsensusMsg::Vote(v)) => self.feed(Event::Vote(v))?,
-            NetEvent::Consensus(ConsensusMsg::Proposal { proposal, block }) => {
-                self.feed(Event::Proposal { proposal, block })?
-            }
-            NetEvent::Txs(txs) => {
-                let view = StoreView {
-                    store: &self.store,
-                    version: self.store.height(),
-                };
-                for tx in txs {
-                    if let Err(e) = self.mempool.admit_verified(tx, &view) {
-                        if !matches!(e, MempoolError::Duplicate(_)) {
-                            self.metrics.rejected(e.kind());
-                        }
-                    }
-                }
-                self.after_txs_arrived()?;
-            }
-            NetEvent::Status { peer, status, seq } => {
-                if let Some(p) = self
-                    .sync
-                    .on_status(peer, status.height, seq, Instant::now())
-                {
-                    self.penalised(peer, p, "it reported a lower height than before");
-                }
-                self.feed(Event::PeerHeight(status.height))?;
-                if status.height > self.store.height() {
-                    self.request_blocks();
-                }
-            }
-            NetEvent::Blocks {
-                peer,
-                from,
-                to,
-                blocks,
-            } => self.on_blocks(peer, from, to, blocks),
-            NetEvent::BlocksFailed {
-                peer,
-                from,
-                to,
-                reason,
-            } => {
-                debug!(%peer, from, to, %reason, "block request failed");
-                self.sync.on_failed(peer, from, Instant::now());
-                self.request_blocks();
-            }
-            NetEvent::Listening(_) => {}
-        }
-        Ok(())
-    }
-
-    fn after_txs_arrived(&mut self) -> Result<(), DriverError> {
-        self.metrics.mempool_txs.set(self.mempool.len() as i64);
-        self.metrics.mempool_bytes.set(self.mempool.bytes() as i64);
-        self.feed(Event::TxsArrived)
-    }
-
-    fn on_request(&mut self, request: NodeRequest) -> Result<(), DriverError> {
-        match request {
-            NodeRequest::SubmitTxs { txs, reply } => {
-                let view = StoreView {
-                    store: &self.store,
-                    version: self.store.height(),
-                };
-                let mut results = Vec::with_capacity(txs.len());
-                for (tx, check) in txs {
-                    let result = self.mempool.admit_checked(tx.clone(), check, &view);
-                    match &result {
-                        Ok(_) => self.outgoing_txs.push(tx),
-                        Err(e) => self.metrics.rejected(e.kind()),
-                    }
-                    results.push(result);
-                }
-                let _ = reply.send(results);
-                self.after_txs_arrived()?;
-            }
-            NodeRequest::TxStatus { hash, reply } => {
-                let _ = reply.send((self.mempool.status(&hash), self.mempool.get(&hash).cloned()));
-            }
-            NodeRequest::Status { reply } => {
-                let tip = self.store.tip();
-                let now = Instant::now();
-                let height = tip.map_or(0, |t| t.height);
-                let (pending, requests) = self.sync.pending();
-                let _ = reply.send(NodeStatus {
-                    height,
-                    block_hash: tip.map(|t| t.block_hash),
-                    round: self.core.round(),
-                    step: self.core.machine().step(),
-                    peers_max_height: self.sync.target(now),
-                    catching_up: self.sync.catching_up(height, now),
-                    sync_blocks_per_second: self.meter.rate,
-                    sync_pending_blocks: pending,
-                    sync_requests: requests,
-                    peers: self.sync.peers(now),
-                    mempool_txs: self.mempool.len(),
-                    mempool_bytes: self.mempool.bytes(),
-                    signing_paused: self.core.pause().cloned(),
-                    signer_fault: self.core.signer_fault().map(str::to_string),
-                });
-            }
-            NodeRequest::Evidence { reply } => {
-                let (page, _) = self.store.evidence(&[], EVIDENCE_PAGE_MAX)?;
-                let _ = reply.send(page);
-            }
-        }
         Ok(())
     }
 

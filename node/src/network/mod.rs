@@ -20,7 +20,7 @@ use libp2p::{
     allow_block_list, connection_limits, gossipsub, identify, identity, noise, request_response,
     tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm,
 };
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, info, warn};
 
 use tally_ledger::genesis::Genesis;
@@ -32,6 +32,7 @@ use crate::metrics::Metrics;
 
 mod admission;
 mod blocks;
+mod intake;
 use crate::serve::{ServeLimiter, SERVE_REQUESTS_MAX};
 use crate::wire::{
     self, BlocksRequest, BlocksResponse, ConsensusMsg, Status, SYNC_RESPONSE_SOFT_BYTES,
@@ -39,6 +40,7 @@ use crate::wire::{
 pub use admission::message_id;
 use admission::{Validator, Verdict};
 use blocks::Served;
+use intake::CheckedTxs;
 
 /// Redial backoff bounds for persistent peers.
 const REDIAL_MIN: Duration = Duration::from_millis(500);
@@ -627,68 +629,6 @@ impl Network {
             self.deliver(e).await;
         }
     }
-
-    /// Checks a gossiped transaction batch on the blocking pool; the verdict
-    /// comes back through `checked_rx`. Waits for a free slot, taking
-    /// finished checks meanwhile (they hold the slots).
-    async fn check_txs(&mut self, source: PeerId, id: gossipsub::MessageId, data: Vec<u8>) {
-        let slot = loop {
-            tokio::select! {
-                slot = self.tx_checks.clone().acquire_owned() => break slot,
-                Some(checked) = self.checked_rx.recv() => self.on_checked_txs(checked).await,
-            }
-        };
-        // The semaphore is never closed.
-        let Ok(slot) = slot else { return };
-        let validator = self.validator.clone();
-        let done = self.checked_tx.clone();
-        let seq = self.tx_check_seq;
-        self.tx_check_seq += 1;
-        tokio::task::spawn_blocking(move || {
-            // A check that panicked would hold every later batch back.
-            let verdict =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| validator.txs(&data)))
-                    .unwrap_or(Verdict::Reject("transaction batch check failed"));
-            // Fails only when the network task has stopped.
-            let _ = done.send(CheckedTxs {
-                seq,
-                source,
-                id,
-                verdict,
-                _slot: slot,
-            });
-        });
-    }
-
-    /// Takes a finished check, and hands on every finished one whose turn
-    /// has come, in arrival order.
-    async fn on_checked_txs(&mut self, checked: CheckedTxs) {
-        self.tx_checks_done.insert(checked.seq, checked);
-        while let Some(checked) = self.tx_checks_done.remove(&self.tx_check_next) {
-            self.tx_check_next += 1;
-            let (acceptance, event, reason) = match checked.verdict {
-                Verdict::Accept(t) => (
-                    gossipsub::MessageAcceptance::Accept,
-                    Some(NetEvent::Txs(t)),
-                    "",
-                ),
-                Verdict::Reject(r) => (gossipsub::MessageAcceptance::Reject, None, r),
-            };
-            self.validated(checked.source, checked.id, acceptance, reason, event)
-                .await;
-        }
-    }
-}
-
-/// A gossiped transaction batch, checked on the blocking pool.
-struct CheckedTxs {
-    /// Its place in arrival order.
-    seq: u64,
-    source: PeerId,
-    id: gossipsub::MessageId,
-    verdict: Verdict<Vec<SignedTx>>,
-    /// Freed when the network task has taken the verdict.
-    _slot: OwnedSemaphorePermit,
 }
 
 /// Splits `/ip4/…/tcp/…/p2p/<PeerId>` into the peer and its address.

@@ -1,0 +1,97 @@
+//! What the driver lends to others: the store and mempool as the core and
+//! the mempool read them, and the signer's store.
+
+use std::sync::{Arc, Mutex};
+
+use tracing::warn;
+
+use tally_ledger::state::{read_account, AccountState};
+use tally_ledger::store::Store;
+use tally_ledger::types::{Block, CommitCertificate, SignedTx};
+use tally_ledger::verify::Parent;
+use tally_ledger::PublicKey;
+
+use crate::mempool::{AccountView, Mempool};
+use crate::node_core::CoreEnv;
+
+pub(super) struct StoreView<'a> {
+    pub(super) store: &'a Store,
+    pub(super) version: u64,
+}
+
+impl AccountView for StoreView<'_> {
+    fn account(&self, key: &PublicKey) -> Option<AccountState> {
+        match read_account(self.store, key, self.version) {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "state read failed");
+                None
+            }
+        }
+    }
+}
+
+/// What the core reads: the store at its tip, and the mempool.
+pub(super) struct NodeEnv<'a> {
+    pub(super) store: &'a Store,
+    pub(super) mempool: &'a Mempool,
+}
+
+impl CoreEnv for NodeEnv<'_> {
+    type State = Store;
+
+    fn state(&self) -> &Store {
+        self.store
+    }
+
+    fn tip(&self) -> Parent {
+        self.store.parent_of_next()
+    }
+
+    fn last_commit(&self) -> Option<CommitCertificate> {
+        let tip = self.store.tip()?;
+        match self.store.certificate(tip.height) {
+            Ok(cert) => cert,
+            Err(e) => {
+                warn!(error = %e, height = tip.height, "the tip's certificate cannot be read");
+                None
+            }
+        }
+    }
+
+    fn proposal_txs(&self, max_txs: usize, max_bytes: usize) -> Vec<SignedTx> {
+        self.mempool.candidates(max_txs, max_bytes)
+    }
+
+    fn mempool_len(&self) -> usize {
+        self.mempool.len()
+    }
+
+    fn tx_verified(&self, tx: &SignedTx) -> bool {
+        self.mempool.contains(&tx.hash())
+    }
+}
+
+/// Where the signer keeps its safety state: the store, with the body of a
+/// block about to be locked on riding in the same synced write as the
+/// precommit's record (see [`Store::save_signer_state_and_locked_block`]).
+#[derive(Debug, Clone)]
+pub struct SignerRecords {
+    pub(super) store: Arc<Store>,
+    /// Set just before the precommit that takes a lock is signed; written
+    /// (and taken) with the signer's next record.
+    pub(super) locking: Arc<Mutex<Option<Block>>>,
+}
+
+impl tally_ledger::signer_state::SignerStateStore for SignerRecords {
+    fn load_signer_state(&self) -> Result<Option<Vec<u8>>, String> {
+        self.store.signer_state().map_err(|e| e.to_string())
+    }
+
+    fn save_signer_state(&self, bytes: &[u8]) -> Result<(), String> {
+        let locking = self.locking.lock().map_err(|e| e.to_string())?.take();
+        self.store
+            .save_signer_state_and_locked_block(bytes, locking.as_ref())
+            .map_err(|e| e.to_string())
+    }
+}
