@@ -35,6 +35,13 @@ pub fn encode<T: BorshSerialize + ?Sized>(value: &T) -> Vec<u8> {
     out
 }
 
+/// The length of `value`'s encoding, counted without building it.
+pub fn encoded_len<T: BorshSerialize + ?Sized>(value: &T) -> usize {
+    // Invariant: as in `encode`, counting cannot fail for Tally types.
+    #[allow(clippy::expect_used)]
+    borsh::object_length(value).expect("borsh length counting is infallible for Tally types")
+}
+
 /// Decodes `bytes` as a `T`, refusing inputs over `max_len` bytes before
 /// looking at them and refusing trailing bytes after the value.
 pub fn decode<T: BorshDeserialize>(

@@ -139,18 +139,18 @@ pub fn verify_tx_signatures(
 }
 
 /// Like [`verify_tx_signatures`], but skips the transactions `verified`
-/// names: ones this node has already verified byte for byte (a
-/// transaction's hash covers its signature, so the same hash is the same
-/// signed bytes). Returns how many signatures it checked.
+/// names by their index in `txs`: ones this node has already verified byte
+/// for byte (a transaction's hash covers its signature, so the same hash is
+/// the same signed bytes). Returns how many signatures it checked.
 pub fn verify_tx_signatures_except(
     txs: &[SignedTx],
     chain_id: &str,
-    verified: impl Fn(&SignedTx) -> bool,
+    verified: impl Fn(usize) -> bool,
 ) -> Result<usize, (usize, SignatureError)> {
     let mut batch = BatchVerifier::with_capacity(txs.len());
     let mut positions = Vec::with_capacity(txs.len());
     for (index, tx) in txs.iter().enumerate() {
-        if verified(tx) {
+        if verified(index) {
             continue;
         }
         positions.push(index);

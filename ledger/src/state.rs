@@ -12,12 +12,13 @@ use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
 pub use jmt::storage::TreeReader as StateReader;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::crypto::PublicKey;
 use crate::encoding::{self, DecodeError};
 use crate::hash::Hash;
-use crate::types::{Role, TX_BYTES_CAP};
+use crate::types::{Block, Role, TX_BYTES_CAP};
 
 /// SHA-256 as the state tree's hash function.
 #[derive(Debug, Clone, Default)]
@@ -99,6 +100,24 @@ pub struct StateUpdate {
     pub version: Version,
     pub root: Hash,
     pub batch: TreeUpdateBatch,
+    /// The block's transaction hashes in order, when the code that checked
+    /// or built the block computed them: committing the block reuses them
+    /// instead of hashing every transaction again. Empty when not known;
+    /// read them with [`StateUpdate::tx_hashes_of`].
+    pub tx_hashes: Vec<Hash>,
+}
+
+impl StateUpdate {
+    /// The hashes of `block`'s transactions: the ones this update carries
+    /// when they are the block's (one for each transaction), else computed
+    /// now.
+    pub fn tx_hashes_of(&self, block: &Block) -> Cow<'_, [Hash]> {
+        if self.tx_hashes.len() == block.txs.len() {
+            Cow::Borrowed(&self.tx_hashes)
+        } else {
+            Cow::Owned(block.tx_hashes())
+        }
+    }
 }
 
 /// Reads `key` as of `version` (the newest value at or below it).
@@ -138,6 +157,7 @@ pub fn compute_update<R: TreeReader>(
         version,
         root: Hash(root.0),
         batch,
+        tx_hashes: Vec::new(),
     })
 }
 

@@ -7,12 +7,10 @@ use crate::execution::{
     check_tx_static, execute_verified_block, verify_tx_signatures_except, BlockExecError, TxError,
 };
 use crate::genesis::{Genesis, Params};
-use crate::hash::Hash;
+use crate::hash::{merkle_root, Hash};
 use crate::proposer::ProposerSchedule;
 use crate::state::{StateReader, StateUpdate};
-use crate::types::{
-    last_commit_hash, Block, CommitCertificate, SignedTx, ValidatorSet, ValidatorSetError,
-};
+use crate::types::{last_commit_hash, Block, CommitCertificate, ValidatorSet, ValidatorSetError};
 
 /// Why a commit certificate is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -227,6 +225,19 @@ impl ChainRules {
         encoded_len: usize,
         at: &Placement,
     ) -> Result<(), BlockError> {
+        self.check_block_hashed(block, None, encoded_len, at)
+    }
+
+    /// [`ChainRules::check_block`] with the block's transaction hashes
+    /// already computed (`tx_hashes`, one for each transaction, in order),
+    /// so the caller can reuse them; `None` computes them.
+    pub fn check_block_hashed(
+        &self,
+        block: &Block,
+        tx_hashes: Option<&[Hash]>,
+        encoded_len: usize,
+        at: &Placement,
+    ) -> Result<(), BlockError> {
         let h = &block.header;
         let parent = &at.parent;
         if encoded_len as u64 > self.params.block_bytes_max {
@@ -261,7 +272,10 @@ impl ChainRules {
                 found: block.txs.len(),
             });
         }
-        let tx_root = block.compute_tx_root();
+        let tx_root = match tx_hashes {
+            Some(hashes) if hashes.len() == block.txs.len() => merkle_root(hashes),
+            _ => block.compute_tx_root(),
+        };
         if h.tx_root != tx_root {
             return Err(BlockError::TxRoot {
                 expected: tx_root,
@@ -346,13 +360,14 @@ impl ChainRules {
     /// [`ChainRules::check_signatures`], except that the signature of a
     /// transaction `verified` names (one this node already verified, byte
     /// for byte: a transaction's hash covers its signature) is not checked
-    /// again. Its stateless rules still are. Returns the number of
-    /// signatures verified.
+    /// again (`verified` takes the transaction's index in the block). Its
+    /// stateless rules still are. Returns the number of signatures
+    /// verified.
     pub fn check_signatures_except(
         &self,
         block: &Block,
         cert: Option<&CommitCertificate>,
-        verified: impl Fn(&SignedTx) -> bool,
+        verified: impl Fn(usize) -> bool,
     ) -> Result<usize, ContentError> {
         let chain_id = self.chain_id.as_str();
         let mut signatures = 0;
@@ -421,19 +436,23 @@ impl ChainRules {
     }
 
     /// [`ChainRules::check_proposed`] with the transaction signatures this
-    /// node already verified skipped (see
-    /// [`ChainRules::check_signatures_except`]).
+    /// node already verified skipped: `verified` takes a transaction's hash
+    /// (see [`ChainRules::check_signatures_except`]). Each transaction is
+    /// hashed once; the update carries the hashes on to the commit.
     pub fn check_proposed_except<R: StateReader>(
         &self,
         block: &Block,
         encoded_len: usize,
         at: &Placement,
         state: &R,
-        verified: impl Fn(&SignedTx) -> bool,
+        verified: impl Fn(&Hash) -> bool,
     ) -> Result<StateUpdate, InvalidBlock> {
-        self.check_block(block, encoded_len, at)?;
-        self.check_signatures_except(block, None, verified)?;
-        Ok(self.check_state(block, state)?)
+        let tx_hashes = block.tx_hashes();
+        self.check_block_hashed(block, Some(&tx_hashes), encoded_len, at)?;
+        self.check_signatures_except(block, None, |index| verified(&tx_hashes[index]))?;
+        let mut update = self.check_state(block, state)?;
+        update.tx_hashes = tx_hashes;
+        Ok(update)
     }
 }
 

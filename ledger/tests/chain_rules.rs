@@ -247,7 +247,7 @@ fn signatures_this_node_verified_are_skipped_but_every_other_rule_holds() {
     let mut chain = base_chain();
     let txs: Vec<_> = (0..3).map(|_| chain.transfer(1, 2, 1)).collect();
     let block = next_block(&chain, txs.clone());
-    let known = |tx: &tally_ledger::SignedTx| tx == &txs[0];
+    let known = |index: usize| block.txs[index] == txs[0];
     let before = tally_ledger::crypto::signature_checks();
     // Two transactions and the four last_commit signatures are checked.
     assert_eq!(
@@ -260,8 +260,11 @@ fn signatures_this_node_verified_are_skipped_but_every_other_rule_holds() {
     let mut forged = block.clone();
     forged.txs[2].signature.0[0] ^= 1;
     forged.header.tx_root = forged.compute_tx_root();
+    let known_in_forged = |index: usize| forged.txs[index] == txs[0];
     assert!(matches!(
-        chain.rules.check_signatures_except(&forged, None, known),
+        chain
+            .rules
+            .check_signatures_except(&forged, None, known_in_forged),
         Err(ContentError::Tx { index: 2, .. })
     ));
     // A known transaction is still held to the stateless rules.
@@ -271,7 +274,37 @@ fn signatures_this_node_verified_are_skipped_but_every_other_rule_holds() {
     assert!(matches!(
         chain
             .rules
-            .check_signatures_except(&other_chain, None, |tx| tx == &known_other),
+            .check_signatures_except(&other_chain, None, |index| other_chain.txs[index]
+                == known_other),
         Err(ContentError::Tx { index: 0, .. })
     ));
+}
+
+#[test]
+fn a_checked_proposal_hands_its_transaction_hashes_on_to_the_commit() {
+    let mut chain = base_chain();
+    let txs: Vec<_> = (0..3).map(|_| chain.transfer(1, 2, 1)).collect();
+    let block = next_block(&chain, txs);
+    let at = Placement {
+        parent: chain.parent_of_next(),
+        round: 0,
+        now_ms: Some(block.header.time_ms),
+    };
+    let asked = std::cell::RefCell::new(Vec::new());
+    let update = chain
+        .rules
+        .check_proposed_except(&block, encode(&block).len(), &at, &chain.state, |hash| {
+            asked.borrow_mut().push(*hash);
+            false
+        })
+        .unwrap();
+    // The hashes the check asked about, and the ones the commit reuses,
+    // are the block's own, in order.
+    assert_eq!(asked.into_inner(), block.tx_hashes());
+    assert_eq!(update.tx_hashes, block.tx_hashes());
+    assert_eq!(update.tx_hashes_of(&block).as_ref(), block.tx_hashes());
+    // An update that carries none (sync, tools) still gives the right ones.
+    let bare = chain.rules.check_state(&block, &chain.state).unwrap();
+    assert!(bare.tx_hashes.is_empty());
+    assert_eq!(bare.tx_hashes_of(&block).as_ref(), block.tx_hashes());
 }

@@ -246,8 +246,8 @@ impl CoreEnv for Env<'_> {
     /// As the node's mempool: the simulation's transactions are validly
     /// signed, so the ones pending here count as verified (an adversary's
     /// altered copy has other bytes and is checked).
-    fn tx_verified(&self, tx: &SignedTx) -> bool {
-        self.pending().any(|p| p == tx)
+    fn tx_verified(&self, tx_hash: &Hash) -> bool {
+        self.pending().any(|p| &p.hash() == tx_hash)
     }
 }
 

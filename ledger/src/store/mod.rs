@@ -537,12 +537,12 @@ impl Store {
         batch.put_cf(self.cf(CF_BLOCK_HASHES), hash.0, height_key(height));
         batch.put_cf(self.cf(CF_CERTIFICATES), height_key(height), encode(cert));
         let txs = self.cf(CF_TXS);
-        for (index, tx) in block.txs.iter().enumerate() {
+        for (index, tx_hash) in update.tx_hashes_of(block).iter().enumerate() {
             let location = TxLocation {
                 height,
                 index: index as u32,
             };
-            batch.put_cf(txs, tx.hash().0, encode(&location));
+            batch.put_cf(txs, tx_hash.0, encode(&location));
         }
         self.put_state(batch, update);
         Ok(Tip {

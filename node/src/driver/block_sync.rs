@@ -202,12 +202,13 @@ impl Driver {
                     .map(|(u, r)| (&r.block, &r.cert, u))
                     .collect();
                 let tip = self.store.commit_blocks(&items)?;
-                let blocks: Vec<&Block> = run[..good.len()].iter().map(|r| &r.block).collect();
+                let blocks: Vec<(&Block, &StateUpdate)> =
+                    items.iter().map(|(b, _, u)| (*b, *u)).collect();
                 self.meter.blocks += blocks.len() as u64;
-                self.meter.txs += blocks.iter().map(|b| b.txs.len() as u64).sum::<u64>();
+                self.meter.txs += blocks.iter().map(|(b, _)| b.txs.len() as u64).sum::<u64>();
                 self.metrics.sync_blocks.inc_by(blocks.len() as u64);
                 debug!(
-                    from = blocks[0].height(),
+                    from = blocks[0].0.height(),
                     to = tip.height,
                     "committed synced blocks"
                 );
@@ -252,7 +253,7 @@ impl Driver {
                 round: r.cert.round,
                 now_ms: None,
             };
-            let size = tally_ledger::encoding::encode(block).len();
+            let size = tally_ledger::encoding::encoded_len(block);
             let checked = self
                 .rules
                 .check_block(block, size, &placement)

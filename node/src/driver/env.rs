@@ -9,7 +9,7 @@ use tally_ledger::state::{read_account, AccountState};
 use tally_ledger::store::Store;
 use tally_ledger::types::{Block, CommitCertificate, SignedTx};
 use tally_ledger::verify::Parent;
-use tally_ledger::PublicKey;
+use tally_ledger::{Hash, PublicKey};
 
 use crate::mempool::{AccountView, Mempool};
 use crate::node_core::CoreEnv;
@@ -67,8 +67,8 @@ impl CoreEnv for NodeEnv<'_> {
         self.mempool.len()
     }
 
-    fn tx_verified(&self, tx: &SignedTx) -> bool {
-        self.mempool.contains(&tx.hash())
+    fn tx_verified(&self, tx_hash: &Hash) -> bool {
+        self.mempool.contains(tx_hash)
     }
 }
 

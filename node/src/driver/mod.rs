@@ -28,6 +28,7 @@ use tracing::{debug, error, info, warn};
 
 use tally_consensus::Signer;
 use tally_ledger::genesis::Genesis;
+use tally_ledger::state::StateUpdate;
 use tally_ledger::store::{Store, Tip, EVIDENCE_PAGE_MAX};
 use tally_ledger::types::{Block, Evidence, SignedTx};
 use tally_ledger::verify::ChainRules;
@@ -439,7 +440,7 @@ impl Driver {
             } => {
                 let tip = self.store.commit_block(&block, &certificate, &update.0)?;
                 info!(height = tip.height, hash = %tip.block_hash.short(), round = certificate.round, txs = block.txs.len(), "committed block");
-                self.after_commit(&[&block], tip)?;
+                self.after_commit(&[(&block, &update.0)], tip)?;
                 Some(Event::Committed)
             }
             Effect::RecordEvidence(e) => {
@@ -533,7 +534,13 @@ impl Driver {
     /// What follows a commit of `blocks` (ending at `tip`): the signer's
     /// record of heights passed, metrics, the mempool, subscribers, and
     /// the new height announced.
-    fn after_commit(&mut self, blocks: &[&Block], tip: Tip) -> Result<(), DriverError> {
+    /// What follows a durable commit of `blocks` (each with the update it
+    /// was committed with): the mempool, metrics, notifications and status.
+    fn after_commit(
+        &mut self,
+        blocks: &[(&Block, &StateUpdate)],
+        tip: Tip,
+    ) -> Result<(), DriverError> {
         // Heights committed without this validator's signature are
         // accounted for, so a restart does not mistake them for a lost
         // signer state (not while paused: a restart must pause again).
@@ -550,13 +557,14 @@ impl Driver {
             store: &self.store,
             version: tip.height,
         };
-        for block in blocks {
+        for (block, update) in blocks {
+            let tx_hashes = update.tx_hashes_of(block);
             self.metrics.committed_txs.inc_by(block.txs.len() as u64);
-            self.mempool.update(&block.txs, &view);
+            self.mempool.update(&tx_hashes, &view);
             let _ = self.commits.send(Committed {
                 height: block.height(),
                 block_hash: block.hash(),
-                txs: block.tx_hashes(),
+                txs: tx_hashes.into_owned(),
                 time_ms: block.header.time_ms,
             });
         }

@@ -543,11 +543,12 @@ impl Mempool {
         }
     }
 
-    /// After a block: drops the committed transactions and re-checks the
-    /// rest against the new state (nonces used, senders revoked).
-    pub fn update(&mut self, committed: &[SignedTx], state: &impl AccountView) {
-        for tx in committed {
-            self.remove(&tx.hash());
+    /// After a block: drops the committed transactions (by their hashes)
+    /// and re-checks the rest against the new state (nonces used, senders
+    /// revoked).
+    pub fn update(&mut self, committed: &[Hash], state: &impl AccountView) {
+        for hash in committed {
+            self.remove(hash);
         }
         let senders: Vec<PublicKey> = self.by_sender.keys().copied().collect();
         for sender in senders {

@@ -155,7 +155,7 @@ fn update_drops_committed_and_evicts_with_a_reason() {
         .get_mut(&chain.account_keys[2].public())
         .unwrap()
         .active = false;
-    pool.update(std::slice::from_ref(&a), &view);
+    pool.update(&[a.hash()], &view);
     assert_eq!(pool.status(&a.hash()), None);
     assert_eq!(pool.status(&b.hash()), Some(PoolStatus::Pending));
     match pool.status(&c.hash()) {
@@ -252,7 +252,7 @@ fn a_gap_that_never_fills_is_evicted_with_its_age() {
         .get_mut(&chain.account_keys[1].public())
         .unwrap()
         .nonce = 1;
-    pool.update(std::slice::from_ref(&one), &view);
+    pool.update(&[one.hash()], &view);
     assert_eq!(pool.expire(t0 + Duration::from_secs(59)), 0);
     assert_eq!(pool.expire(t0 + Duration::from_secs(60)), 2);
     for t in [&three, &four] {

@@ -1,8 +1,9 @@
 //! The core's block work: building a proposal, judging a proposed block
 //! with the one validity rule, and committing a decided one.
 
-use tally_ledger::encoding::encode;
+use tally_ledger::encoding::encoded_len;
 use tally_ledger::execution::{ApplyError, BlockExecutor, TxError};
+use tally_ledger::hash::merkle_root;
 use tally_ledger::state::StateUpdate;
 use tally_ledger::types::{
     last_commit_hash, Block, CommitCertificate, Header, BLOCK_OVERHEAD_BYTES_MAX,
@@ -25,10 +26,10 @@ impl NodeCore {
         placement: &Placement,
         env: &E,
     ) -> Result<StateUpdate, InvalidBlock> {
-        let size = encode(block).len();
+        let size = encoded_len(block);
         self.rules
-            .check_proposed_except(block, size, placement, env.state(), |tx| {
-                env.tx_verified(tx)
+            .check_proposed_except(block, size, placement, env.state(), |tx_hash| {
+                env.tx_verified(tx_hash)
             })
     }
 
@@ -127,10 +128,14 @@ impl NodeCore {
         let mut exec =
             BlockExecutor::new(env.state(), Some(parent.height), &rules.chain_id, params);
         let mut included = Vec::with_capacity(txs.len());
+        let mut tx_hashes = Vec::with_capacity(txs.len());
         let mut evicted = Vec::new();
         for tx in txs {
             match exec.apply(&tx) {
-                Ok(()) => included.push(tx),
+                Ok(()) => {
+                    tx_hashes.push(tx.hash());
+                    included.push(tx);
+                }
                 Err(ApplyError::Tx(TxError::BadNonce { expected, found })) if found > expected => {}
                 Err(e) => evicted.push((tx.hash(), e.to_string())),
             }
@@ -153,7 +158,7 @@ impl NodeCore {
             );
             return Ok(Vec::new());
         }
-        let update = exec.finish(height)?;
+        let mut update = exec.finish(height)?;
         let Some(time_ms) = next_block_time(parent.time_ms, now.wall_ms) else {
             fx.push(Effect::Notice(Notice::CannotPropose {
                 height,
@@ -169,13 +174,13 @@ impl NodeCore {
             return Ok(Vec::new());
         };
         let last_commit = env.last_commit();
-        let mut block = Block {
+        let block = Block {
             header: Header {
                 chain_id: rules.chain_id.clone(),
                 height,
                 time_ms,
                 prev_hash: parent.hash,
-                tx_root: Hash::ZERO,
+                tx_root: merkle_root(&tx_hashes),
                 state_root: update.root,
                 validators_hash: rules.set.hash(),
                 proposer,
@@ -184,7 +189,7 @@ impl NodeCore {
             txs: included,
             last_commit,
         };
-        block.header.tx_root = block.compute_tx_root();
+        update.tx_hashes = tx_hashes;
         let block_hash = block.hash();
         debug!(height, round, txs = block.txs.len(), "built block");
         if let Offer::Refused(reason) = self.candidates.insert_own(round, block, update) {

@@ -35,9 +35,10 @@ pub trait CoreEnv {
     fn mempool_is_empty(&self) -> bool {
         self.mempool_len() == 0
     }
-    /// True when this node already verified `tx`'s signature (it holds the
-    /// same signed bytes in its mempool); validation then skips it.
-    fn tx_verified(&self, _tx: &SignedTx) -> bool {
+    /// True when this node already verified the signature of the
+    /// transaction with hash `tx_hash` (it holds the same signed bytes in its
+    /// mempool); validation then skips it.
+    fn tx_verified(&self, _tx_hash: &Hash) -> bool {
         false
     }
 }
