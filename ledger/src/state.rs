@@ -203,6 +203,70 @@ pub fn verify_state_proof(
         .map_err(|e| format!("state proof does not verify: {e}"))
 }
 
+/// The state after a block whose update is still being written: reads see
+/// the update's nodes and values first and `base` (the state before it)
+/// for the rest. With no update it is `base` itself. The node builds and
+/// checks the next block over it while the commit's synced write runs.
+#[derive(Debug)]
+pub struct PendingState<'a, R> {
+    base: &'a R,
+    update: Option<&'a StateUpdate>,
+}
+
+impl<R> Clone for PendingState<'_, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for PendingState<'_, R> {}
+
+impl<'a, R: TreeReader> PendingState<'a, R> {
+    /// `update` must be the one of the block after `base`'s newest version.
+    pub fn new(base: &'a R, update: Option<&'a StateUpdate>) -> Self {
+        Self { base, update }
+    }
+
+    pub fn base(&self) -> &'a R {
+        self.base
+    }
+}
+
+impl<R: TreeReader> TreeReader for PendingState<'_, R> {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        if let Some(node) = self
+            .update
+            .and_then(|u| u.batch.node_batch.nodes().get(node_key))
+        {
+            return Ok(Some(node.clone()));
+        }
+        self.base.get_node_option(node_key)
+    }
+
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
+        match self.update {
+            Some(u) if max_version >= u.version => {
+                if let Some(value) = u.batch.node_batch.values().get(&(u.version, key_hash)) {
+                    return Ok(value.clone());
+                }
+                // Not written by the pending block: as it was before it
+                // (the version the base's cache of newest values holds).
+                self.base
+                    .get_value_option(u.version.saturating_sub(1), key_hash)
+            }
+            _ => self.base.get_value_option(max_version, key_hash),
+        }
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        anyhow::bail!("restoring the state tree from a snapshot is not supported")
+    }
+}
+
 /// A state tree kept in memory: for tests, simulations and benchmarks.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryTreeStore {

@@ -487,3 +487,71 @@ fn reads_at_the_tip_follow_every_commit_and_old_versions_keep_their_values() {
         assert_eq!(&read_account(&store, a, *height).unwrap(), value);
     }
 }
+
+/// The next block is built and checked over a commit still being written:
+/// the state the overlay shows is the state the commit then writes.
+#[test]
+fn the_state_over_a_pending_commit_is_the_state_after_it() {
+    use tally_ledger::state::{get_with_proof, read, verify_state_proof, PendingState, StateKey};
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = TestChain::new(4, 4);
+    let store = Store::open(dir.path(), &chain.genesis).unwrap();
+    grow(&mut chain, &store, 3, 4);
+    let sender = chain.account_keys[1].public();
+    let put = chain.tx(
+        1,
+        Op::Put {
+            key: b"k".to_vec(),
+            value: b"v4".to_vec(),
+        },
+    );
+    let mut txs = vec![put, chain.transfer(1, 2, 7)];
+    txs.extend(chain.transfers(3));
+    let (block4, cert4, _) = chain.push(txs).unwrap();
+    let params = chain.genesis.params.clone();
+    let update4 = execute_block(&store, 4, chain.chain_id(), &params, &block4.txs).unwrap();
+    let before = read_account(&store, &sender, 3).unwrap().unwrap();
+
+    // Block 4 is decided but not written; its state shows through.
+    let pending = PendingState::new(&store, Some(&update4));
+    assert_eq!(root_at(&pending, 4).unwrap(), block4.header.state_root);
+    let after = read_account(&pending, &sender, 4).unwrap().unwrap();
+    let sent = block4.txs.iter().filter(|t| t.tx.sender == sender).count();
+    assert!(sent >= 2);
+    assert_eq!(after.nonce, before.nonce + sent as u64);
+    assert_eq!(read_account(&pending, &sender, 3).unwrap(), Some(before));
+    let record = StateKey::Record {
+        owner: sender,
+        key: b"k".to_vec(),
+    };
+    assert_eq!(read(&pending, &record, 4).unwrap(), Some(b"v4".to_vec()));
+    assert_eq!(read(&pending, &record, 3).unwrap(), None);
+    let (value, proof) = get_with_proof(&pending, &record, 4).unwrap();
+    verify_state_proof(&block4.header.state_root, &record, value.as_deref(), &proof).unwrap();
+    // An account block 4 did not touch reads as before it.
+    let admin = chain.account_keys[0].public();
+    assert_eq!(
+        read_account(&pending, &admin, 4).unwrap(),
+        read_account(&store, &admin, 3).unwrap()
+    );
+
+    // Block 5 executed over the overlay equals block 5 executed over the
+    // store once block 4 is written, root and writes alike.
+    let txs5 = chain.transfers(6);
+    let (block5, cert5, _) = chain.push(txs5).unwrap();
+    let over = execute_block(&pending, 5, chain.chain_id(), &params, &block5.txs).unwrap();
+    store.commit_block(&block4, &cert4, &update4).unwrap();
+    let after_write = execute_block(&store, 5, chain.chain_id(), &params, &block5.txs).unwrap();
+    assert_eq!(over.root, block5.header.state_root);
+    assert_eq!(over.root, after_write.root);
+    assert_eq!(
+        over.batch.node_batch.nodes(),
+        after_write.batch.node_batch.nodes()
+    );
+    assert_eq!(
+        over.batch.node_batch.values(),
+        after_write.batch.node_batch.values()
+    );
+    store.commit_block(&block5, &cert5, &over).unwrap();
+    assert_eq!(root_at(&store, 5).unwrap(), block5.header.state_root);
+}
