@@ -13,7 +13,7 @@ use rocksdb::{
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 use crate::encoding::{self, decode, encode};
 use crate::execution::genesis_state;
@@ -134,6 +134,10 @@ pub struct Store {
     genesis_root: Hash,
     genesis_time_ms: u64,
     tip: RwLock<Option<Tip>>,
+    /// Held for a whole commit, so commits run one at a time; the tip's own
+    /// lock is taken only to publish the new tip, so readers of the tip
+    /// never wait for a commit's synced write.
+    committing: Mutex<()>,
     /// Values at the tip, for a store that this process writes (`None` for
     /// read-only and audit instances, whose database another process may
     /// change).
@@ -268,6 +272,7 @@ impl Store {
             genesis_root: Hash::ZERO,
             genesis_time_ms: genesis.genesis_time_ms,
             tip: RwLock::new(None),
+            committing: Mutex::new(()),
             latest: None,
         };
         match store.get_meta(META_FORMAT)? {
@@ -472,8 +477,8 @@ impl Store {
         &self,
         blocks: &[(&Block, &CommitCertificate, &StateUpdate)],
     ) -> Result<Tip, StoreError> {
-        let mut tip_guard = self.tip.write().unwrap_or_else(|p| p.into_inner());
-        let mut tip = *tip_guard;
+        let _committing = self.committing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tip = self.tip();
         let mut batch = WriteBatch::default();
         for (block, cert, update) in blocks {
             let next = self.add_block(&mut batch, tip, block, cert, update)?;
@@ -484,6 +489,8 @@ impl Store {
         };
         batch.put_cf(self.cf(CF_META), META_TIP, encode(&tip));
         self.write_synced(batch)?;
+        // Readers see the new tip and its values together.
+        let mut tip_guard = self.tip.write().unwrap_or_else(|p| p.into_inner());
         if let Some(latest) = &self.latest {
             latest.committed(
                 tip.height,
