@@ -111,10 +111,11 @@ impl<B: Backend> LedgerRpc<B> {
     /// A transaction this node acknowledged must be found at every moment
     /// after the acknowledgement: pending, then committed or rejected. The
     /// store and the pool are two reads, and a commit can land between
-    /// them; the node writes the block to the store before its pool forgets
-    /// the transaction (see [`Backend::pool_state`]). So a pool that no
-    /// longer knows the transaction means the store has it by now, and the
-    /// store is read again. Reading the store first only saves a round trip
+    /// them; the node answers for a transaction of a block still being
+    /// written as pending, and forgets it only once the block is in the
+    /// store (see [`Backend::pool_state`]). So a pool that no longer knows
+    /// the transaction means the store has it by now, and the store is read
+    /// again. Reading the store first only saves a round trip
     /// to the node for committed transactions.
     async fn tx_lookup(&self, hash: Hash) -> RpcResult<Option<TxInfo>> {
         if let Some(info) = self.committed_info(hash)? {

@@ -188,6 +188,8 @@ impl Driver {
     /// commits each run in one atomic write; restarts consensus at the new
     /// height.
     pub(super) fn commit_synced(&mut self) -> Result<(), DriverError> {
+        // Synced blocks go on top of the tip on disk.
+        self.settle()?;
         let before = self.store.height();
         loop {
             let run = self.sync.take_ready(self.store.height());
@@ -212,6 +214,9 @@ impl Driver {
                     to = tip.height,
                     "committed synced blocks"
                 );
+                for (block, update) in &blocks {
+                    self.decided(block, update);
+                }
                 self.after_commit(&blocks, tip)?;
             }
             if let Some((index, reason)) = bad {

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use tracing::warn;
 
-use tally_ledger::state::{read_account, AccountState};
+use tally_ledger::state::{read_account, AccountState, PendingState};
 use tally_ledger::store::Store;
 use tally_ledger::types::{Block, CommitCertificate, SignedTx};
 use tally_ledger::verify::Parent;
@@ -14,14 +14,34 @@ use tally_ledger::{Hash, PublicKey};
 use crate::mempool::{AccountView, Mempool};
 use crate::node_core::CoreEnv;
 
+use super::writer::Writing;
+
+/// Accounts as of a version of the state the driver sees.
 pub(super) struct StoreView<'a> {
-    pub(super) store: &'a Store,
+    pub(super) state: PendingState<'a, Store>,
     pub(super) version: u64,
+}
+
+/// The state at the newest decided block: the store, with the block being
+/// written (if any) over it.
+pub(super) fn tip_state<'a>(
+    store: &'a Store,
+    writing: Option<&'a Writing>,
+) -> PendingState<'a, Store> {
+    PendingState::new(store, writing.map(|w| &*w.update))
+}
+
+/// Accounts at the newest decided block (see [`tip_state`]).
+pub(super) fn tip_view<'a>(store: &'a Store, writing: Option<&'a Writing>) -> StoreView<'a> {
+    StoreView {
+        state: tip_state(store, writing),
+        version: writing.map_or_else(|| store.height(), |w| w.tip.height),
+    }
 }
 
 impl AccountView for StoreView<'_> {
     fn account(&self, key: &PublicKey) -> Option<AccountState> {
-        match read_account(self.store, key, self.version) {
+        match read_account(&self.state, key, self.version) {
             Ok(a) => a,
             Err(e) => {
                 warn!(error = %e, "state read failed");
@@ -31,24 +51,52 @@ impl AccountView for StoreView<'_> {
     }
 }
 
-/// What the core reads: the store at its tip, and the mempool.
+/// What the core reads: the state at the newest decided block (the store,
+/// with the block being written over it), and the mempool.
 pub(super) struct NodeEnv<'a> {
     pub(super) store: &'a Store,
     pub(super) mempool: &'a Mempool,
+    pub(super) state: PendingState<'a, Store>,
+    pub(super) writing: Option<&'a Writing>,
 }
 
-impl CoreEnv for NodeEnv<'_> {
-    type State = Store;
+impl<'a> NodeEnv<'a> {
+    pub(super) fn new(
+        store: &'a Store,
+        mempool: &'a Mempool,
+        writing: Option<&'a Writing>,
+    ) -> Self {
+        NodeEnv {
+            store,
+            mempool,
+            state: tip_state(store, writing),
+            writing,
+        }
+    }
+}
 
-    fn state(&self) -> &Store {
-        self.store
+impl<'a> CoreEnv for NodeEnv<'a> {
+    type State = PendingState<'a, Store>;
+
+    fn state(&self) -> &PendingState<'a, Store> {
+        &self.state
     }
 
     fn tip(&self) -> Parent {
-        self.store.parent_of_next()
+        match self.writing {
+            Some(w) => Parent {
+                height: w.tip.height,
+                hash: w.tip.block_hash,
+                time_ms: w.tip.time_ms,
+            },
+            None => self.store.parent_of_next(),
+        }
     }
 
     fn last_commit(&self) -> Option<CommitCertificate> {
+        if let Some(w) = self.writing {
+            return Some((*w.certificate).clone());
+        }
         let tip = self.store.tip()?;
         match self.store.certificate(tip.height) {
             Ok(cert) => cert,

@@ -5,6 +5,17 @@
 use super::*;
 
 impl Driver {
+    /// The transaction `hash` if it is in the block being written.
+    fn writing_tx(&self, hash: &Hash) -> Option<SignedTx> {
+        let writing = self.writing.as_ref()?;
+        let index = writing
+            .update
+            .tx_hashes_of(&writing.block)
+            .iter()
+            .position(|h| h == hash)?;
+        writing.block.txs.get(index).cloned()
+    }
+
     pub(super) fn on_net_event(&mut self, event: NetEvent) -> Result<(), DriverError> {
         match event {
             NetEvent::Consensus(ConsensusMsg::Vote(v)) => self.feed(Event::Vote(v))?,
@@ -12,10 +23,7 @@ impl Driver {
                 self.feed(Event::Proposal { proposal, block })?
             }
             NetEvent::Txs(txs) => {
-                let view = StoreView {
-                    store: &self.store,
-                    version: self.store.height(),
-                };
+                let view = tip_view(&self.store, self.writing.as_ref());
                 for tx in txs {
                     if let Err(e) = self.mempool.admit_verified(tx, &view) {
                         if !matches!(e, MempoolError::Duplicate(_)) {
@@ -67,10 +75,7 @@ impl Driver {
     pub(super) fn on_request(&mut self, request: NodeRequest) -> Result<(), DriverError> {
         match request {
             NodeRequest::SubmitTxs { txs, reply } => {
-                let view = StoreView {
-                    store: &self.store,
-                    version: self.store.height(),
-                };
+                let view = tip_view(&self.store, self.writing.as_ref());
                 let mut results = Vec::with_capacity(txs.len());
                 for (tx, check) in txs {
                     let result = self.mempool.admit_checked(tx.clone(), check, &view);
@@ -84,7 +89,13 @@ impl Driver {
                 self.after_txs_arrived()?;
             }
             NodeRequest::TxStatus { hash, reply } => {
-                let _ = reply.send((self.mempool.status(&hash), self.mempool.get(&hash).cloned()));
+                let answer = match (self.mempool.status(&hash), self.writing_tx(&hash)) {
+                    // Out of the pool, in the block being written: pending
+                    // until the write is durable, when the store has it.
+                    (None, Some(tx)) => (Some(PoolStatus::Pending), Some(tx)),
+                    (status, _) => (status, self.mempool.get(&hash).cloned()),
+                };
+                let _ = reply.send(answer);
             }
             NodeRequest::Status { reply } => {
                 let tip = self.store.tip();

@@ -28,7 +28,7 @@ use tracing::{debug, error, info, warn};
 
 use tally_consensus::Signer;
 use tally_ledger::genesis::Genesis;
-use tally_ledger::state::StateUpdate;
+use tally_ledger::state::{PendingState, StateUpdate};
 use tally_ledger::store::{Store, Tip, EVIDENCE_PAGE_MAX};
 use tally_ledger::types::{Block, Evidence, SignedTx};
 use tally_ledger::verify::ChainRules;
@@ -47,10 +47,12 @@ use crate::wire::{ConsensusMsg, Status};
 mod block_sync;
 mod env;
 mod events;
+mod writer;
 pub use block_sync::CheckedBlocks;
 use block_sync::SyncMeter;
 pub use env::SignerRecords;
-use env::{NodeEnv, StoreView};
+use env::{tip_view, NodeEnv, StoreView};
+use writer::{CommitWriter, Writing};
 
 /// A committed block, as announced to subscribers (devnet output, RPC).
 #[derive(Debug, Clone)]
@@ -162,6 +164,13 @@ pub struct Driver {
     /// A commit done whose report to the core waits for the next turn of
     /// the loop (see [`Driver::apply`]).
     committed_pending: bool,
+    /// Makes decided blocks durable on its own thread.
+    writer: CommitWriter,
+    /// The decided block being written, if any: the core is already past
+    /// it, over its state in memory.
+    writing: Option<Writing>,
+    /// Wakes the loop when a write ends.
+    written_rx: Option<mpsc::UnboundedReceiver<u64>>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -182,6 +191,8 @@ pub enum DriverError {
     Genesis(#[from] tally_ledger::types::ValidatorSetError),
     #[error(transparent)]
     Core(#[from] CoreError),
+    #[error("cannot start the commit writer thread: {0}")]
+    Writer(#[from] std::io::Error),
 }
 
 impl Driver {
@@ -235,6 +246,8 @@ impl Driver {
             },
         );
         let (checked_tx, checked_rx) = mpsc::channel(crate::sync::MAX_REQUESTS * 2);
+        let (written_tx, written_rx) = mpsc::unbounded_channel();
+        let writer = CommitWriter::start(setup.store.clone(), written_tx)?;
         let mempool = Mempool::new(
             &setup.genesis.chain_id,
             setup.genesis.params.clone(),
@@ -268,6 +281,9 @@ impl Driver {
             commits,
             metrics: setup.metrics,
             committed_pending: false,
+            writer,
+            writing: None,
+            written_rx: Some(written_rx),
         })
     }
 
@@ -279,9 +295,10 @@ impl Driver {
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), DriverError> {
         self.restart()?;
-        let mut checked = match self.checked_rx.take() {
-            Some(rx) => rx,
-            None => return Ok(()),
+        let (Some(mut checked), Some(mut written)) =
+            (self.checked_rx.take(), self.written_rx.take())
+        else {
+            return Ok(());
         };
         let mut tick = tokio::time::interval(TICK);
         let mut flush = tokio::time::interval(Duration::from_millis(25));
@@ -307,6 +324,13 @@ impl Driver {
                     }
                 }
                 Some(c) = checked.recv() => self.on_checked(c)?,
+                // A wake-up for a write already settled (the next commit
+                // waited for it) is stale.
+                Some(height) = written.recv() => {
+                    if self.writing.as_ref().is_some_and(|w| w.tip.height == height) {
+                        self.settle()?;
+                    }
+                }
                 _ = tokio::time::sleep_until(next.into()) => self.fire_timers()?,
                 _ = tick.tick() => self.on_tick()?,
                 _ = flush.tick() => self.flush_txs(),
@@ -316,6 +340,8 @@ impl Driver {
                 }
             }
         }
+        // The block in hand is written before the node stops.
+        self.settle()?;
         info!(height = self.store.height(), "consensus driver stopped");
         Ok(())
     }
@@ -330,6 +356,8 @@ impl Driver {
     /// (Re)starts consensus at the height after the tip with what the
     /// signer remembers of it.
     fn restart(&mut self) -> Result<(), DriverError> {
+        // A restart starts after the tip on disk.
+        self.settle()?;
         // A full restart supersedes a commit report still due.
         self.committed_pending = false;
         let height = self.store.height() + 1;
@@ -348,10 +376,7 @@ impl Driver {
 
     /// Hands the core one event and carries out what it returns.
     fn feed(&mut self, event: Event) -> Result<(), DriverError> {
-        let env = NodeEnv {
-            store: &self.store,
-            mempool: &self.mempool,
-        };
+        let env = NodeEnv::new(&self.store, &self.mempool, self.writing.as_ref());
         let effects = self.core.handle(event, self.now(), &env)?;
         self.apply(effects)
     }
@@ -378,10 +403,7 @@ impl Driver {
                 }
                 committed = true;
             }
-            let env = NodeEnv {
-                store: &self.store,
-                mempool: &self.mempool,
-            };
+            let env = NodeEnv::new(&self.store, &self.mempool, self.writing.as_ref());
             let more = self.core.handle(event, self.now(), &env)?;
             for e in more.into_iter().rev() {
                 queue.push_front(e);
@@ -407,6 +429,12 @@ impl Driver {
                 None
             }
             Effect::SignVote { vote, polka } => {
+                // Nothing is signed for the next height before the block
+                // before it is durable: a signer record ahead of the disk
+                // would, after a crash, leave a validator unable to sign
+                // the height the disk lacks, and a lone validator (or a
+                // whole network that crashed at once) with no copy of it.
+                self.settle()?;
                 let (Some(index), Some(signer)) = (self.my_index, self.signer.as_mut()) else {
                     return Ok(None);
                 };
@@ -419,6 +447,8 @@ impl Driver {
                 Some(Event::vote_signed(vote, index, result))
             }
             Effect::SignProposal(proposal) => {
+                // As for votes (above).
+                self.settle()?;
                 let Some(signer) = self.signer.as_mut() else {
                     return Ok(None);
                 };
@@ -438,9 +468,15 @@ impl Driver {
                 certificate,
                 update,
             } => {
-                let tip = self.store.commit_block(&block, &certificate, &update.0)?;
-                info!(height = tip.height, hash = %tip.block_hash.short(), round = certificate.round, txs = block.txs.len(), "committed block");
-                self.after_commit(&[(&block, &update.0)], tip)?;
+                // One write at a time, in height order.
+                self.settle()?;
+                let update: Arc<StateUpdate> = Arc::from(update.0);
+                let block: Arc<Block> = Arc::from(block);
+                self.decided(&block, &update);
+                let writing = self.writer.write(block, Arc::new(certificate), update);
+                self.writing = Some(writing);
+                // The core goes on to the next height over the decided
+                // block's state while the writer makes it durable.
                 Some(Event::Committed)
             }
             Effect::RecordEvidence(e) => {
@@ -531,11 +567,38 @@ impl Driver {
         Ok(())
     }
 
-    /// What follows a commit of `blocks` (ending at `tip`): the signer's
-    /// record of heights passed, metrics, the mempool, subscribers, and
-    /// the new height announced.
+    /// Waits for the block being written, if any, and reports it
+    /// committed. A failed write stops the driver: the node must not go on
+    /// past a block it cannot store.
+    pub(super) fn settle(&mut self) -> Result<(), DriverError> {
+        let Some(writing) = self.writing.take() else {
+            return Ok(());
+        };
+        let tip = writing.wait()?;
+        let block = &writing.block;
+        info!(height = tip.height, hash = %tip.block_hash.short(), round = writing.certificate.round, txs = block.txs.len(), "committed block");
+        self.after_commit(&[(block, &writing.update)], tip)
+    }
+
+    /// What follows a decision, before the block is durable: the mempool
+    /// drops what the block committed (the next proposal is built from the
+    /// pool at once) and re-checks the rest against the block's state.
+    fn decided(&mut self, block: &Block, update: &StateUpdate) {
+        self.metrics
+            .block_interval_seconds
+            .observe(self.core.since_commit_ms(self.now()) as f64 / 1000.0);
+        let view = StoreView {
+            state: PendingState::new(&*self.store, Some(update)),
+            version: block.height(),
+        };
+        self.mempool.update(&update.tx_hashes_of(block), &view);
+        self.metrics.mempool_txs.set(self.mempool.len() as i64);
+        self.metrics.mempool_bytes.set(self.mempool.bytes() as i64);
+    }
+
     /// What follows a durable commit of `blocks` (each with the update it
-    /// was committed with): the mempool, metrics, notifications and status.
+    /// was committed with, ending at `tip`): the signer's record of heights
+    /// passed, metrics, subscribers, and the new height announced.
     fn after_commit(
         &mut self,
         blocks: &[(&Block, &StateUpdate)],
@@ -549,27 +612,16 @@ impl Driver {
                 self.store.save_signer_passed(tip.height)?;
             }
         }
-        self.metrics
-            .block_interval_seconds
-            .observe(self.core.since_commit_ms(self.now()) as f64 / 1000.0);
         self.metrics.height.set(tip.height as i64);
-        let view = StoreView {
-            store: &self.store,
-            version: tip.height,
-        };
         for (block, update) in blocks {
-            let tx_hashes = update.tx_hashes_of(block);
             self.metrics.committed_txs.inc_by(block.txs.len() as u64);
-            self.mempool.update(&tx_hashes, &view);
             let _ = self.commits.send(Committed {
                 height: block.height(),
                 block_hash: block.hash(),
-                txs: tx_hashes.into_owned(),
+                txs: update.tx_hashes_of(block).into_owned(),
                 time_ms: block.header.time_ms,
             });
         }
-        self.metrics.mempool_txs.set(self.mempool.len() as i64);
-        self.metrics.mempool_bytes.set(self.mempool.bytes() as i64);
         let _ = self.net.try_send(NetCommand::PublishStatus(Status {
             height: tip.height,
             block_hash: tip.block_hash,
