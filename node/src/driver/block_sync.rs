@@ -214,9 +214,13 @@ impl Driver {
                     to = tip.height,
                     "committed synced blocks"
                 );
-                for (block, update) in &blocks {
-                    self.decided(block, update);
-                }
+                // The run is on disk: one re-check of the pool at its end.
+                let tx_hashes: Vec<tally_ledger::Hash> = blocks
+                    .iter()
+                    .flat_map(|(b, u)| u.tx_hashes_of(b).into_owned())
+                    .collect();
+                self.observe_block_interval();
+                self.forget_committed(&tx_hashes, None, tip.height);
                 self.after_commit(&blocks, tip)?;
             }
             if let Some((index, reason)) = bad {

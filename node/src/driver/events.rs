@@ -7,13 +7,16 @@ use super::*;
 impl Driver {
     /// The transaction `hash` if it is in the block being written.
     fn writing_tx(&self, hash: &Hash) -> Option<SignedTx> {
+        self.writing.as_ref()?.tx(hash).cloned()
+    }
+
+    /// True when `tx` is in the block being written: a copy that arrives
+    /// meanwhile is a duplicate, not a transaction to refuse (its nonce is
+    /// used by itself), so no refusal is remembered against its hash.
+    fn being_written(&self, tx: &SignedTx) -> Option<Hash> {
         let writing = self.writing.as_ref()?;
-        let index = writing
-            .update
-            .tx_hashes_of(&writing.block)
-            .iter()
-            .position(|h| h == hash)?;
-        writing.block.txs.get(index).cloned()
+        let hash = tx.hash();
+        writing.tx(&hash).map(|_| hash)
     }
 
     pub(super) fn on_net_event(&mut self, event: NetEvent) -> Result<(), DriverError> {
@@ -25,6 +28,9 @@ impl Driver {
             NetEvent::Txs(txs) => {
                 let view = tip_view(&self.store, self.writing.as_ref());
                 for tx in txs {
+                    if self.being_written(&tx).is_some() {
+                        continue;
+                    }
                     if let Err(e) = self.mempool.admit_verified(tx, &view) {
                         if !matches!(e, MempoolError::Duplicate(_)) {
                             self.metrics.rejected(e.kind());
@@ -78,6 +84,10 @@ impl Driver {
                 let view = tip_view(&self.store, self.writing.as_ref());
                 let mut results = Vec::with_capacity(txs.len());
                 for (tx, check) in txs {
+                    if let Some(hash) = self.being_written(&tx) {
+                        results.push(Err(MempoolError::Duplicate(hash)));
+                        continue;
+                    }
                     let result = self.mempool.admit_checked(tx.clone(), check, &view);
                     match &result {
                         Ok(_) => self.outgoing_txs.push(tx),
@@ -89,11 +99,11 @@ impl Driver {
                 self.after_txs_arrived()?;
             }
             NodeRequest::TxStatus { hash, reply } => {
-                let answer = match (self.mempool.status(&hash), self.writing_tx(&hash)) {
-                    // Out of the pool, in the block being written: pending
-                    // until the write is durable, when the store has it.
-                    (None, Some(tx)) => (Some(PoolStatus::Pending), Some(tx)),
-                    (status, _) => (status, self.mempool.get(&hash).cloned()),
+                let answer = match self.writing_tx(&hash) {
+                    // In the block being written: pending until the write
+                    // is durable, when the store has it.
+                    Some(tx) => (Some(PoolStatus::Pending), Some(tx)),
+                    None => (self.mempool.status(&hash), self.mempool.get(&hash).cloned()),
                 };
                 let _ = reply.send(answer);
             }

@@ -584,14 +584,30 @@ impl Driver {
     /// drops what the block committed (the next proposal is built from the
     /// pool at once) and re-checks the rest against the block's state.
     fn decided(&mut self, block: &Block, update: &StateUpdate) {
+        self.observe_block_interval();
+        self.forget_committed(&update.tx_hashes_of(block), Some(update), block.height());
+    }
+
+    pub(super) fn observe_block_interval(&self) {
         self.metrics
             .block_interval_seconds
             .observe(self.core.since_commit_ms(self.now()) as f64 / 1000.0);
+    }
+
+    /// The mempool drops the committed `tx_hashes` and re-checks the rest
+    /// against the state at `version` (the store, with `pending`, the
+    /// update of a block not yet written, over it).
+    pub(super) fn forget_committed(
+        &mut self,
+        tx_hashes: &[Hash],
+        pending: Option<&StateUpdate>,
+        version: u64,
+    ) {
         let view = StoreView {
-            state: PendingState::new(&*self.store, Some(update)),
-            version: block.height(),
+            state: PendingState::new(&*self.store, pending),
+            version,
         };
-        self.mempool.update(&update.tx_hashes_of(block), &view);
+        self.mempool.update(tx_hashes, &view);
         self.metrics.mempool_txs.set(self.mempool.len() as i64);
         self.metrics.mempool_bytes.set(self.mempool.bytes() as i64);
     }

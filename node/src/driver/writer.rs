@@ -20,6 +20,7 @@
 //! [`Driver::settle`]: super::Driver
 //! [`PendingState`]: tally_ledger::state::PendingState
 
+use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 
@@ -27,7 +28,8 @@ use tokio::sync::mpsc;
 
 use tally_ledger::state::StateUpdate;
 use tally_ledger::store::{Store, StoreError, Tip};
-use tally_ledger::types::{Block, CommitCertificate};
+use tally_ledger::types::{Block, CommitCertificate, SignedTx};
+use tally_ledger::Hash;
 
 /// A block handed to the writer and not yet reported durable.
 #[derive(Debug)]
@@ -37,10 +39,17 @@ pub(super) struct Writing {
     pub(super) update: Arc<StateUpdate>,
     /// The tip once the write is done.
     pub(super) tip: Tip,
+    /// The block's transactions by hash (their index in the block).
+    txs: HashMap<Hash, usize>,
     result: std_mpsc::Receiver<Result<Tip, StoreError>>,
 }
 
 impl Writing {
+    /// The transaction `hash` if this block holds it.
+    pub(super) fn tx(&self, hash: &Hash) -> Option<&SignedTx> {
+        self.txs.get(hash).and_then(|&i| self.block.txs.get(i))
+    }
+
     /// Waits for the write to end (at once when the writer has reported
     /// it).
     pub(super) fn wait(&self) -> Result<Tip, StoreError> {
@@ -139,11 +148,18 @@ impl CommitWriter {
                 "the commit writer thread is not running".into(),
             )));
         }
+        let txs = update
+            .tx_hashes_of(&block)
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (*h, i))
+            .collect();
         Writing {
             block,
             certificate,
             update,
             tip,
+            txs,
             result,
         }
     }
