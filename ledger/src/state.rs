@@ -226,10 +226,6 @@ impl<'a, R: TreeReader> PendingState<'a, R> {
     pub fn new(base: &'a R, update: Option<&'a StateUpdate>) -> Self {
         Self { base, update }
     }
-
-    pub fn base(&self) -> &'a R {
-        self.base
-    }
 }
 
 impl<R: TreeReader> TreeReader for PendingState<'_, R> {

@@ -86,12 +86,6 @@ impl Drop for CommitWriter {
     }
 }
 
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Job(height {})", self.block.height())
-    }
-}
-
 impl CommitWriter {
     /// Starts the thread. After each write it wakes the driver through
     /// `written` with the height it wrote.
