@@ -63,11 +63,15 @@ pub struct LinkState {
 #[derive(Debug)]
 pub struct FaultProxy {
     addr: SocketAddr,
-    target: SocketAddr,
+    target: Target,
     state: watch::Sender<LinkState>,
     dropped: Arc<Dropped>,
     accept: JoinHandle<()>,
 }
+
+/// Where connections go; `None` closes them as they arrive (the node
+/// behind the link has not started yet).
+type Target = Arc<Mutex<Option<SocketAddr>>>;
 
 /// Bytes lost in black holes, and a wake-up for whoever waits on them.
 #[derive(Debug, Default)]
@@ -80,11 +84,25 @@ impl FaultProxy {
     /// Listens on 127.0.0.1 (a port the OS picks) and relays every
     /// connection to `target`.
     pub async fn start(target: SocketAddr) -> std::io::Result<Self> {
+        let proxy = Self::unrouted().await?;
+        proxy.set_target(target);
+        Ok(proxy)
+    }
+
+    /// Listens on 127.0.0.1 with nowhere to relay to yet: connections are
+    /// closed as they arrive until [`FaultProxy::set_target`].
+    pub async fn unrouted() -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (state, watcher) = watch::channel(LinkState::default());
         let dropped = Arc::new(Dropped::default());
-        let accept = tokio::spawn(accept_loop(listener, target, watcher, dropped.clone()));
+        let target = Target::default();
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            target.clone(),
+            watcher,
+            dropped.clone(),
+        ));
         Ok(Self {
             addr,
             target,
@@ -99,8 +117,14 @@ impl FaultProxy {
         self.addr
     }
 
-    pub fn target(&self) -> SocketAddr {
-        self.target
+    pub fn target(&self) -> Option<SocketAddr> {
+        *self.target.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Relays new connections to `target` (a restarted node listens on a
+    /// new port); connections already relayed keep their old target.
+    pub fn set_target(&self, target: SocketAddr) {
+        *self.target.lock().unwrap_or_else(|p| p.into_inner()) = Some(target);
     }
 
     pub fn state(&self) -> LinkState {
@@ -150,7 +174,7 @@ impl Drop for FaultProxy {
 
 async fn accept_loop(
     listener: TcpListener,
-    target: SocketAddr,
+    target: Target,
     state: watch::Receiver<LinkState>,
     dropped: Arc<Dropped>,
 ) {
@@ -165,15 +189,16 @@ async fn accept_loop(
                 continue;
             }
         };
-        if state.borrow().cut {
+        let to = *target.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(to) = to.filter(|_| !state.borrow().cut) else {
             drop(inbound);
             continue;
-        }
+        };
         let state = state.clone();
         let seed = seed.clone();
         let dropped = dropped.clone();
         tokio::spawn(async move {
-            let Ok(outbound) = TcpStream::connect(target).await else {
+            let Ok(outbound) = TcpStream::connect(to).await else {
                 return;
             };
             let _ = inbound.set_nodelay(true);
