@@ -179,7 +179,13 @@ pub struct Network {
     commands: mpsc::Receiver<NetCommand>,
     metrics: Arc<Metrics>,
     redial: BTreeMap<PeerId, Redial>,
+    /// Peers with a connection.
     connected: HashSet<PeerId>,
+    /// Connected peers whose identify announced this chain and genesis:
+    /// the peers that count.
+    members: HashSet<PeerId>,
+    /// What identify announces: `/tally/<chain id>/<genesis hash>/1`.
+    protocol_version: String,
     /// Block requests on their way: (peer, from, to).
     requests: HashMap<request_response::OutboundRequestId, (PeerId, u64, u64)>,
     /// Block requests from peers being served (read, then written out).
@@ -222,11 +228,15 @@ impl Network {
         let keypair =
             identity::Keypair::ed25519_from_bytes(setup.node_key_seed).map_err(setup_err)?;
         let local = keypair.public().to_peer_id();
-        let chain = &genesis.chain_id;
+        // Every protocol name carries the chain id and the genesis hash,
+        // so a node with another genesis (under the same chain id too)
+        // shares no topic or protocol with this one.
+        let net = &format!("{}/{}", genesis.chain_id, &genesis.hash().to_hex()[..16]);
+        let protocol_version = format!("/tally/{net}/1");
         let topics = Topics {
-            txs: gossipsub::IdentTopic::new(format!("/tally/{chain}/txs/1")),
-            consensus: gossipsub::IdentTopic::new(format!("/tally/{chain}/consensus/1")),
-            status: gossipsub::IdentTopic::new(format!("/tally/{chain}/status/1")),
+            txs: gossipsub::IdentTopic::new(format!("/tally/{net}/txs/1")),
+            consensus: gossipsub::IdentTopic::new(format!("/tally/{net}/consensus/1")),
+            status: gossipsub::IdentTopic::new(format!("/tally/{net}/status/1")),
         };
         let block_bytes_max = genesis.params.block_bytes_max as usize;
         let consensus_bytes_max = block_bytes_max + 64 * 1024;
@@ -291,7 +301,7 @@ impl Network {
                 .with_max_pending_incoming(Some(setup.max_connections)),
         );
         let sync_protocol =
-            StreamProtocol::try_from_owned(format!("/tally/{chain}/sync/1")).map_err(setup_err)?;
+            StreamProtocol::try_from_owned(format!("/tally/{net}/sync/1")).map_err(setup_err)?;
         let codec =
             request_response::cbor::codec::Codec::<BlocksRequest, BlocksResponse>::default()
                 .set_request_size_maximum(1024)
@@ -302,7 +312,7 @@ impl Network {
             request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
         );
         let identify = identify::Behaviour::new(identify::Config::new(
-            format!("/tally/{chain}/1"),
+            protocol_version.clone(),
             keypair.public(),
         ));
 
@@ -360,7 +370,7 @@ impl Network {
             swarm,
             topics,
             validator: Arc::new(Validator {
-                chain_id: chain.clone(),
+                chain_id: genesis.chain_id.clone(),
                 schedule: ProposerSchedule::new(&set),
                 set,
                 tx_batch_bytes_max,
@@ -378,6 +388,8 @@ impl Network {
             metrics,
             redial,
             connected: HashSet::new(),
+            members: HashSet::new(),
+            protocol_version,
             requests: HashMap::new(),
             serving: ServeLimiter::new(),
             served_tx,
@@ -525,23 +537,27 @@ impl Network {
                 peer_id, endpoint, ..
             } => {
                 if self.connected.insert(peer_id) {
-                    info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "peer connected");
+                    debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connection established");
                 }
-                if let Some(r) = self.redial.get_mut(&peer_id) {
-                    r.backoff = REDIAL_MIN;
-                }
-                self.metrics.peers.set(self.connected.len() as i64);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established,
                 ..
             } => {
-                if num_established == 0 && self.connected.remove(&peer_id) {
-                    info!(peer = %peer_id, "peer disconnected");
+                if num_established == 0 {
+                    self.connected.remove(&peer_id);
+                    if self.members.remove(&peer_id) {
+                        info!(peer = %peer_id, "peer disconnected");
+                    }
                 }
-                self.metrics.peers.set(self.connected.len() as i64);
+                self.metrics.peers.set(self.members.len() as i64);
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => self.on_identified(peer_id, &info.protocol_version),
             SwarmEvent::IncomingConnectionError {
                 error,
                 send_back_addr,
@@ -560,6 +576,26 @@ impl Network {
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event).await,
             _ => {}
         }
+    }
+
+    /// A peer counts once identify shows it runs this chain and genesis;
+    /// one that runs another is disconnected (it keeps its place on the
+    /// allow-list: its operator may fix its genesis).
+    fn on_identified(&mut self, peer: PeerId, version: &str) {
+        if version != self.protocol_version {
+            warn!(%peer, theirs = version, ours = %self.protocol_version,
+                "peer runs another chain or genesis; disconnecting");
+            self.metrics.invalid("another genesis");
+            let _ = self.swarm.disconnect_peer_id(peer);
+            return;
+        }
+        if self.members.insert(peer) {
+            info!(%peer, "peer connected");
+        }
+        if let Some(r) = self.redial.get_mut(&peer) {
+            r.backoff = REDIAL_MIN;
+        }
+        self.metrics.peers.set(self.members.len() as i64);
     }
 
     async fn on_gossip(
