@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod faults;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};

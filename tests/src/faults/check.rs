@@ -1,0 +1,232 @@
+//! The invariants of design.md section 12, checked after every scenario:
+//!
+//! - **I1** every node holds the same block hash at every height it holds;
+//! - **I2** every node's hash links and commit certificates are valid;
+//! - **I3** no validator signed two values for one height/round/step: no
+//!   node holds evidence (unless the scenario planted an equivocator), and
+//!   each validator's persisted signer state agrees with the chain (its
+//!   latest signature is at or above every commit it signed; where it
+//!   remembers a precommit of a committed round, the certificate carries
+//!   that very signature);
+//! - **I4** every transaction a client saw committed is at the height the
+//!   client saw, on every node;
+//! - **I5** the height grows again within a bound once the faults heal;
+//! - **I6** `tally audit` exits 0 on every node's data.
+
+use std::time::{Duration, Instant};
+
+use tally_consensus::signer::SIGNER_STATE_BYTES_MAX;
+use tally_consensus::{SignStep, SignerState};
+use tally_ledger::encoding::decode;
+use tally_ledger::store::Store;
+use tally_ledger::Hash;
+use tally_rpc::LedgerApiClient;
+
+use super::cluster::{Cluster, Run};
+use super::load::Acknowledged;
+
+/// Blocks every node must add after the heal (I5).
+const GROWTH: u64 = 3;
+
+/// What the scenario allows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Expect {
+    /// Validator indexes that were made to equivocate: evidence against
+    /// them is required, against anyone else it is a failure.
+    pub equivocators: &'static [u32],
+}
+
+/// Waits for every running node to add [`GROWTH`] blocks beyond the
+/// highest height any of them holds now (I5); returns how long it took.
+pub async fn recovers(cluster: &Cluster, limit: Duration) -> Duration {
+    let began = Instant::now();
+    let top = cluster
+        .heights()
+        .await
+        .into_iter()
+        .map(|(_, h)| h)
+        .max()
+        .unwrap_or(0);
+    let running: Vec<usize> = (0..cluster.nodes.len())
+        .filter(|i| cluster.nodes[*i].run() == Run::Running)
+        .collect();
+    let deadline = began + limit;
+    for &i in &running {
+        loop {
+            let h = cluster.height(i).await.unwrap_or(0);
+            if h >= top + GROWTH {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "I5: {} stayed at height {h}, short of {} for {limit:?} after the heal",
+                cluster.nodes[i].name,
+                top + GROWTH
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    began.elapsed()
+}
+
+/// I3 over RPC on the running nodes: the evidence each node holds is
+/// exactly against the expected equivocators (none, normally).
+pub async fn evidence(cluster: &Cluster, expect: Expect) {
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        let Some(client) = cluster.client(i) else {
+            continue;
+        };
+        let page = client
+            .get_evidence(None, None, Some(100))
+            .await
+            .unwrap_or_else(|e| panic!("{}: getEvidence failed: {e}", node.name));
+        for e in &page.evidence {
+            assert!(
+                expect.equivocators.contains(&e.validator_index),
+                "I3: {} holds evidence against validator {} at height {} round {} ({})",
+                node.name,
+                e.validator_index,
+                e.height.0,
+                e.round,
+                e.kind
+            );
+        }
+    }
+}
+
+/// I1, I2, I3 (signer state) and I4 on the stopped nodes' databases, then
+/// I6 with `tally audit`. Returns the common height checked.
+pub fn databases(cluster: &Cluster, acknowledged: &[Acknowledged]) -> u64 {
+    let genesis = &cluster.genesis;
+    let set = genesis.validator_set().expect("genesis set");
+    let stores: Vec<Store> = cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            Store::open_read_only(&n.home.join("data"), genesis)
+                .unwrap_or_else(|e| panic!("{}: the store does not open: {e}", n.name))
+        })
+        .collect();
+    let common = stores.iter().map(Store::height).min().unwrap_or(0);
+    assert!(common > 0, "the nodes committed nothing");
+
+    // I1 up to the lowest node; I2 over each node's whole chain.
+    for (i, store) in stores.iter().enumerate() {
+        let name = &cluster.nodes[i].name;
+        let mut prev = store.genesis_hash();
+        for h in 1..=store.height() {
+            let block = store
+                .block(h)
+                .expect("read")
+                .unwrap_or_else(|| panic!("I2: {name} lacks block {h}"));
+            assert_eq!(block.header.prev_hash, prev, "I2: {name}: hash link at {h}");
+            prev = block.hash();
+            let cert = store
+                .certificate(h)
+                .expect("read")
+                .unwrap_or_else(|| panic!("I2: {name} lacks the certificate of {h}"));
+            assert_eq!(
+                cert.block_hash,
+                block.hash(),
+                "I2: {name}: certificate of {h}"
+            );
+            tally_ledger::verify::verify_certificate(&cert, &set, &genesis.chain_id)
+                .unwrap_or_else(|e| panic!("I2: {name}: certificate of {h}: {e}"));
+            if h <= common && i > 0 {
+                let reference = stores[0].block(h).expect("read").map(|b| b.hash());
+                assert_eq!(
+                    Some(block.hash()),
+                    reference,
+                    "I1: {name} and {} differ at height {h}",
+                    cluster.nodes[0].name
+                );
+            }
+        }
+    }
+
+    // I3: each validator's signer state against the chain it signed.
+    for (i, store) in stores.iter().enumerate() {
+        if cluster.nodes[i].validator {
+            signer_agrees(&cluster.nodes[i].name, i as u32, store, &stores[0]);
+        }
+    }
+
+    // I4: what a client saw committed is where it saw it, everywhere.
+    for ack in acknowledged {
+        let hash = Hash::from_hex(&ack.hash).expect("tx hash");
+        for (i, store) in stores.iter().enumerate() {
+            let at = store.tx_location(&hash).expect("read").map(|l| l.height);
+            if at.is_none() && store.height() < ack.height {
+                // A node that never reached that height (a replica cut off
+                // at the end) cannot hold it; I1/I5 cover its lag.
+                continue;
+            }
+            assert_eq!(
+                at,
+                Some(ack.height),
+                "I4: {} lost tx {} acknowledged at height {}",
+                cluster.nodes[i].name,
+                ack.hash,
+                ack.height
+            );
+        }
+    }
+    drop(stores);
+
+    // I6.
+    for node in &cluster.nodes {
+        let out = std::process::Command::new(super::cluster::tally_binary())
+            .arg("audit")
+            .arg("--home")
+            .arg(&node.home)
+            .output()
+            .expect("tally audit runs");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "I6: tally audit of {} failed:\n{}{}",
+            node.name,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    common
+}
+
+/// The validator at `index` persisted a signer state that matches the
+/// chain: nothing it signed into a certificate is above its latest
+/// signature, and a precommit it remembers for a committed round is the one
+/// in the certificate.
+fn signer_agrees(name: &str, index: u32, own: &Store, reference: &Store) {
+    let Some(bytes) = own.signer_state().expect("read signer state") else {
+        panic!("I3: {name} has no signer state");
+    };
+    let state: SignerState = decode(&bytes, SIGNER_STATE_BYTES_MAX, "signer state")
+        .unwrap_or_else(|e| panic!("I3: {name}'s signer state does not decode: {e}"));
+    let last = state
+        .last()
+        .unwrap_or_else(|| panic!("I3: {name} never signed"));
+    let latest = (last.height, last.round, last.step);
+    for h in 1..=reference.height() {
+        let cert = reference
+            .certificate(h)
+            .expect("read")
+            .expect("certificate");
+        let Some(sig) = cert.signatures.iter().find(|s| s.validator_index == index) else {
+            continue;
+        };
+        assert!(
+            (h, cert.round, SignStep::Precommit) <= latest,
+            "I3: {name}'s signer state ends at {latest:?}, below its precommit in the certificate of {h}"
+        );
+        for record in &state.history {
+            if (record.height, record.round, record.step) == (h, cert.round, SignStep::Precommit) {
+                assert_eq!(
+                    record.signature, sig.signature,
+                    "I3: {name} signed two precommits at height {h} round {}",
+                    cert.round
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,503 @@
+//! A testnet of real `tally start` processes whose every peer link runs
+//! through a [`FaultProxy`]: node `a` dials node `b` at the address of the
+//! proxy `(a, b)`, which relays to wherever `b` listens now. Cutting,
+//! slowing or black-holing that proxy is a fault on the link; the nodes
+//! see nothing but real libp2p over real sockets.
+//!
+//! Each node binds port 0 for P2P and RPC (the OS picks); its addresses
+//! come from its "node started" log line, and the proxies towards it are
+//! re-routed on every start.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use jsonrpsee_http_client::{HttpClient, HttpClientBuilder};
+use tally_ledger::genesis::Genesis;
+use tally_node::config::NodeConfig;
+use tally_node::testnet::{generate, TestnetSpec};
+use tally_rpc::LedgerApiClient;
+
+use crate::proxy::{FaultProxy, Faults, LinkState};
+
+/// How long a node may take to print "node started", or to exit after
+/// SIGTERM.
+const START_STOP_LIMIT: Duration = Duration::from_secs(60);
+/// A client's wait for one RPC answer (a paused node never answers).
+const RPC_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    pub chain_id: String,
+    pub validators: usize,
+    pub replicas: usize,
+    /// Funded accounts (`user0.pem`…) for the load.
+    pub accounts: usize,
+}
+
+impl Default for ClusterSpec {
+    fn default() -> Self {
+        Self {
+            chain_id: "tally-faults".into(),
+            validators: 4,
+            replicas: 1,
+            accounts: 8,
+        }
+    }
+}
+
+/// Whether a node's process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    Down,
+    Running,
+    /// SIGSTOP: the process exists but runs nothing.
+    Paused,
+}
+
+/// One node of the cluster.
+#[derive(Debug)]
+pub struct Node {
+    pub name: String,
+    pub home: PathBuf,
+    pub log: PathBuf,
+    pub validator: bool,
+    pub peer_id: String,
+    child: Option<Child>,
+    paused: bool,
+}
+
+impl Node {
+    pub fn run(&self) -> Run {
+        match (&self.child, self.paused) {
+            (None, _) => Run::Down,
+            (Some(_), false) => Run::Running,
+            (Some(_), true) => Run::Paused,
+        }
+    }
+}
+
+/// The processes, their proxies and their folder. Dropping it kills every
+/// process; if the thread is panicking (a failed scenario), the folder
+/// with every node's log and data is kept and its path printed.
+#[derive(Debug)]
+pub struct Cluster {
+    dir: Option<tempfile::TempDir>,
+    pub genesis: Genesis,
+    pub nodes: Vec<Node>,
+    /// `(a, b)`: the proxy node `a` dials to reach node `b`.
+    links: BTreeMap<(usize, usize), FaultProxy>,
+    clients: Clients,
+    binary: PathBuf,
+}
+
+/// Each node's RPC client from its latest start (`None` while it is down),
+/// shared with the load so that it follows restarts.
+pub type Clients = Arc<RwLock<Vec<Option<HttpClient>>>>;
+
+/// The `tally` binary next to this test executable (`target/<profile>/`),
+/// or `TALLY_BIN`.
+pub fn tally_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("TALLY_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test> → target/<profile>/tally
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|p| p.join("tally"))
+        .unwrap_or_default();
+    assert!(
+        path.is_file(),
+        "no tally binary at {}: build it first (cargo build --release -p tally-node) \
+         or set TALLY_BIN",
+        path.display()
+    );
+    path
+}
+
+impl Cluster {
+    /// Generates the testnet (ports from the OS, short consensus timeouts,
+    /// an empty block at least every 100 ms) with `genesis_edit` applied,
+    /// and a proxy for every ordered pair of nodes. Nothing runs yet.
+    pub async fn create(spec: &ClusterSpec, genesis_edit: impl Fn(&mut Genesis)) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("tally-faults-")
+            .tempdir()
+            .expect("temp dir");
+        let net = dir.path().join("net");
+        let mut genesis = generate(
+            &TestnetSpec {
+                chain_id: spec.chain_id.clone(),
+                validators: spec.validators,
+                replicas: spec.replicas,
+                accounts: spec.accounts,
+                base_port: 20000,
+            },
+            &net,
+        )
+        .expect("testnet generates");
+        genesis.params.timeout_propose_ms = 400;
+        genesis.params.timeout_delta_ms = 200;
+        genesis_edit(&mut genesis);
+        std::fs::write(net.join("genesis.json"), genesis.to_json()).expect("write genesis");
+
+        let mut nodes = Vec::new();
+        for (i, v) in genesis.validators.iter().enumerate() {
+            nodes.push((format!("node{i}"), true, v.peer_id.clone()));
+        }
+        for (i, r) in genesis.replicas.iter().enumerate() {
+            nodes.push((format!("replica{i}"), false, r.peer_id.clone()));
+        }
+        let n = nodes.len();
+        let mut links = BTreeMap::new();
+        for a in 0..n {
+            for b in (0..n).filter(|b| *b != a) {
+                let proxy = FaultProxy::unrouted().await.expect("proxy binds");
+                links.insert((a, b), proxy);
+            }
+        }
+        let nodes: Vec<Node> = nodes
+            .into_iter()
+            .enumerate()
+            .map(|(a, (name, validator, peer_id))| {
+                let home = net.join(&name);
+                std::fs::write(home.join("genesis.json"), genesis.to_json())
+                    .expect("write genesis");
+                let path = home.join("config.toml");
+                let mut c = NodeConfig::load(&path).expect("config loads");
+                c.p2p.listen = "/ip4/127.0.0.1/tcp/0".into();
+                c.rpc.listen = "127.0.0.1:0".into();
+                c.consensus.empty_block_interval_ms = 100;
+                c.p2p.persistent_peers = (0..n)
+                    .filter(|b| *b != a)
+                    .map(|b| {
+                        let proxy = &links[&(a, b)];
+                        format!(
+                            "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+                            proxy.addr().port(),
+                            nodes_peer(&genesis, b)
+                        )
+                    })
+                    .collect();
+                std::fs::write(&path, c.to_toml()).expect("write config");
+                Node {
+                    log: dir.path().join(format!("{name}.log")),
+                    name,
+                    home,
+                    validator,
+                    peer_id,
+                    child: None,
+                    paused: false,
+                }
+            })
+            .collect();
+        Self {
+            dir: Some(dir),
+            genesis,
+            nodes,
+            links,
+            clients: Arc::new(RwLock::new(vec![None; n])),
+            binary: tally_binary(),
+        }
+    }
+
+    /// The folder holding `net/` (homes) and the nodes' logs.
+    pub fn dir(&self) -> &Path {
+        self.dir.as_ref().map_or(Path::new(""), |d| d.path())
+    }
+
+    pub fn accounts(&self) -> PathBuf {
+        self.dir().join("net").join("accounts")
+    }
+
+    pub fn validators(&self) -> usize {
+        self.nodes.iter().filter(|n| n.validator).count()
+    }
+
+    /// Node `i`'s RPC client from its latest start, while it is up.
+    pub fn client(&self, i: usize) -> Option<HttpClient> {
+        self.clients.read().unwrap_or_else(|p| p.into_inner())[i].clone()
+    }
+
+    /// Every node's client, following restarts.
+    pub fn clients(&self) -> Clients {
+        self.clients.clone()
+    }
+
+    fn set_client(&self, i: usize, client: Option<HttpClient>) {
+        self.clients.write().unwrap_or_else(|p| p.into_inner())[i] = client;
+    }
+
+    /// Starts node `i` and waits for its "node started" line; routes every
+    /// proxy towards it to the address it bound.
+    pub async fn start(&mut self, i: usize) {
+        assert_eq!(
+            self.nodes[i].run(),
+            Run::Down,
+            "{} runs",
+            self.nodes[i].name
+        );
+        let node = &mut self.nodes[i];
+        let (child, started) = launch(&self.binary, &node.name, &node.home, &node.log).await;
+        node.child = Some(child);
+        for ((_, b), proxy) in &self.links {
+            if *b == i {
+                proxy.set_target(started.p2p);
+            }
+        }
+        self.set_client(i, Some(started.client));
+    }
+
+    /// Each validator's P2P address through a proxy towards it, with its
+    /// PeerId: where an outsider would dial.
+    pub fn validator_addrs(&self) -> Vec<String> {
+        (0..self.validators())
+            .map(|b| {
+                let a = (b + 1) % self.nodes.len();
+                format!(
+                    "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+                    self.link(a, b).addr().port(),
+                    self.nodes[b].peer_id
+                )
+            })
+            .collect()
+    }
+
+    pub async fn start_all(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.start(i).await;
+        }
+    }
+
+    /// SIGKILL: no chance to flush or say goodbye.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.nodes[i].paused = false;
+        self.set_client(i, None);
+    }
+
+    /// SIGTERM, then waits for the exit; the status it exited with.
+    pub async fn terminate(&mut self, i: usize) -> ExitStatus {
+        self.set_client(i, None);
+        let node = &mut self.nodes[i];
+        let mut child = node.child.take().expect("the node runs");
+        if node.paused {
+            signal(&child, "-CONT");
+            node.paused = false;
+        }
+        signal(&child, "-TERM");
+        let deadline = Instant::now() + START_STOP_LIMIT;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "{} did not exit within {START_STOP_LIMIT:?} of SIGTERM",
+                    node.name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGSTOP: the process freezes; its sockets stay open.
+    pub fn pause(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        signal(node.child.as_ref().expect("the node runs"), "-STOP");
+        node.paused = true;
+    }
+
+    /// SIGCONT after [`Cluster::pause`].
+    pub fn resume(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        signal(node.child.as_ref().expect("the node runs"), "-CONT");
+        node.paused = false;
+    }
+
+    /// The proxy node `a` dials to reach node `b`.
+    pub fn link(&self, a: usize, b: usize) -> &FaultProxy {
+        &self.links[&(a, b)]
+    }
+
+    /// Cuts every link between nodes of different groups and heals every
+    /// link within a group. A node in no group is with the first.
+    pub fn partition(&self, groups: &[Vec<usize>]) {
+        let group_of = |n: usize| groups.iter().position(|g| g.contains(&n)).unwrap_or(0);
+        for ((a, b), proxy) in &self.links {
+            proxy.set_cut(group_of(*a) != group_of(*b));
+        }
+    }
+
+    /// Cuts (or heals) both directions between `a` and `b`.
+    pub fn cut_pair(&self, a: usize, b: usize, cut: bool) {
+        self.link(a, b).set_cut(cut);
+        self.link(b, a).set_cut(cut);
+    }
+
+    /// The same faults on every link, both ways, nothing cut.
+    pub fn slow_links(&self, faults: Faults) {
+        for proxy in self.links.values() {
+            proxy.set(LinkState {
+                forward: faults,
+                backward: faults,
+                cut: false,
+            });
+        }
+    }
+
+    /// Every link back to normal.
+    pub fn heal(&self) {
+        for proxy in self.links.values() {
+            proxy.heal();
+        }
+    }
+
+    /// Node `i`'s committed height, if it answers.
+    pub async fn height(&self, i: usize) -> Option<u64> {
+        let status = self.client(i)?.status().await.ok()?;
+        Some(status.latest_height.0)
+    }
+
+    /// The heights of the running nodes that answer.
+    pub async fn heights(&self) -> Vec<(usize, u64)> {
+        let mut out = Vec::new();
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].run() == Run::Running {
+                if let Some(h) = self.height(i).await {
+                    out.push((i, h));
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits until every node in `nodes` has committed `height`; panics
+    /// after `limit`.
+    pub async fn wait_height(&self, nodes: &[usize], height: u64, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        for &i in nodes {
+            while self.height(i).await.unwrap_or(0) < height {
+                assert!(
+                    Instant::now() < deadline,
+                    "{} did not reach height {height} within {limit:?}",
+                    self.nodes[i].name
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// What a started node printed in its "node started" line.
+#[derive(Debug)]
+pub struct Started {
+    pub p2p: SocketAddr,
+    pub client: HttpClient,
+}
+
+/// Runs `tally start --home home`, its log appended to `log`, and waits
+/// for its "node started" line.
+pub async fn launch(binary: &Path, name: &str, home: &Path, log: &Path) -> (Child, Started) {
+    let seen = std::fs::metadata(log).map_or(0, |m| m.len());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open log");
+    let mut child = Command::new(binary)
+        .arg("start")
+        .arg("--home")
+        .arg(home)
+        .args(["--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("tally start runs");
+    let deadline = Instant::now() + START_STOP_LIMIT;
+    loop {
+        let text = std::fs::read(log).unwrap_or_default();
+        let new = String::from_utf8_lossy(&text[(seen as usize).min(text.len())..]).to_string();
+        if let Some((p2p, rpc)) = started_line(&new) {
+            let client = HttpClientBuilder::default()
+                .request_timeout(RPC_TIMEOUT)
+                .build(format!("http://{rpc}"))
+                .expect("rpc client");
+            return (child, Started { p2p, client });
+        }
+        if let Some(status) = child.try_wait().ok().flatten() {
+            panic!("{name} exited ({status}) before starting:\n{new}");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{name} did not start within {START_STOP_LIMIT:?}:\n{new}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The P2P socket address and RPC address of a "node started" line.
+fn started_line(log: &str) -> Option<(SocketAddr, String)> {
+    for line in log.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let f = &v["fields"];
+        if f["message"] != "node started" {
+            continue;
+        }
+        let p2p = f["p2p"].as_str()?;
+        let port: u16 = p2p.rsplit('/').next()?.parse().ok()?;
+        let rpc = f["rpc"].as_str()?.to_string();
+        return Some((SocketAddr::from(([127, 0, 0, 1], port)), rpc));
+    }
+    None
+}
+
+fn nodes_peer(genesis: &Genesis, i: usize) -> String {
+    match genesis.validators.get(i) {
+        Some(v) => v.peer_id.clone(),
+        None => genesis.replicas[i - genesis.validators.len()]
+            .peer_id
+            .clone(),
+    }
+}
+
+/// Sends `sig` (such as "-STOP") to the process.
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {sig} {} failed", child.id());
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        if std::thread::panicking() {
+            if let Some(dir) = self.dir.take() {
+                let path = dir.keep();
+                eprintln!(
+                    "the failed scenario's logs and data folders are kept in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+}

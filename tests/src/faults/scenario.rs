@@ -1,0 +1,297 @@
+//! Scenarios as data: a list of [`Action`]s run in order against a
+//! [`Cluster`] under load, printed as a timeline with the seed that drew
+//! any random choice. After the last action every fault is healed and every
+//! node brought back, then the invariants are checked (see `check`).
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::proxy::Faults;
+
+use super::check::{self, Expect};
+use super::cluster::{Cluster, ClusterSpec, Run};
+use super::load::Load;
+
+/// How long the cluster may take to commit again after the heal (I5):
+/// a persistent peer's redial backs off to 30 s at most.
+const RECOVERY: Duration = Duration::from_secs(90);
+
+/// One step of a scenario.
+#[derive(Debug, Clone)]
+pub enum Action {
+    Wait(Duration),
+    /// SIGKILL.
+    Kill(usize),
+    /// SIGTERM; the node must exit with status 0.
+    Terminate(usize),
+    Start(usize),
+    /// SIGSTOP.
+    Pause(usize),
+    /// SIGCONT.
+    Resume(usize),
+    /// Cut every link between groups (a node in no group joins the first).
+    Partition(Vec<Vec<usize>>),
+    /// The same faults on every link.
+    SlowLinks(Faults),
+    /// Heal the link cut last by this action, then cut both directions
+    /// between two validators drawn from the seed.
+    CutRandomLink,
+    /// Every link back to normal.
+    Heal,
+    /// No running node commits for this long (first letting a block that
+    /// was already decided land).
+    Stalled(Duration),
+    /// Every running node commits `n` more blocks within the recovery
+    /// bound.
+    Progress(u64),
+    /// These nodes commit `n` more blocks within the recovery bound.
+    ProgressOf(Vec<usize>, u64),
+}
+
+/// A named list of actions on a cluster.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub spec: ClusterSpec,
+    pub actions: Vec<Action>,
+    pub expect: Expect,
+}
+
+impl Scenario {
+    pub fn new(name: &'static str, actions: Vec<Action>) -> Self {
+        Self {
+            name,
+            spec: ClusterSpec::default(),
+            actions,
+            expect: Expect::default(),
+        }
+    }
+}
+
+/// What a finished scenario measured.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub seed: u64,
+    /// The height every node holds at the end.
+    pub height: u64,
+    /// Transactions clients saw committed.
+    pub acknowledged: usize,
+    /// From the heal to [`check::recovers`]' growth on every node.
+    pub recovery: Duration,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "seed {}: height {}, {} transactions acknowledged, recovered in {:.1} s",
+            self.seed,
+            self.height,
+            self.acknowledged,
+            self.recovery.as_secs_f64()
+        )
+    }
+}
+
+/// The seed from `TALLY_FAULT_SEED`, or one from the clock.
+pub fn seed() -> u64 {
+    std::env::var("TALLY_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+                | 1
+        })
+}
+
+/// A small deterministic generator (xorshift) for the scenario's choices.
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+/// Runs `scenario`: starts the cluster and the load, plays the actions,
+/// heals, and checks every invariant. Panics (keeping the folder) on the
+/// first broken one.
+pub async fn run(scenario: &Scenario) -> Outcome {
+    let mut session = Session::begin(scenario).await;
+    for action in &scenario.actions {
+        session.play(action).await;
+    }
+    session.finish().await
+}
+
+/// A scenario under way: the cluster, its load and the timeline.
+#[derive(Debug)]
+pub struct Session {
+    pub cluster: Cluster,
+    name: &'static str,
+    expect: Expect,
+    load: Load,
+    seed: u64,
+    rng: Rng,
+    began: Instant,
+    cut: Option<(usize, usize)>,
+}
+
+impl Session {
+    /// Starts every node, waits for height 2 everywhere, starts the load.
+    pub async fn begin(scenario: &Scenario) -> Self {
+        let seed = seed();
+        println!("scenario {}: TALLY_FAULT_SEED={seed}", scenario.name);
+        let mut cluster = Cluster::create(&scenario.spec, |_| {}).await;
+        cluster.start_all().await;
+        let all: Vec<usize> = (0..cluster.nodes.len()).collect();
+        cluster.wait_height(&all, 2, RECOVERY).await;
+        let load = Load::start(
+            &cluster.accounts(),
+            scenario.spec.accounts,
+            &scenario.spec.chain_id,
+            cluster.clients(),
+            seed,
+        );
+        Self {
+            cluster,
+            name: scenario.name,
+            expect: scenario.expect,
+            load,
+            seed,
+            rng: Rng(seed),
+            began: Instant::now(),
+            cut: None,
+        }
+    }
+
+    /// Prints a line of the timeline.
+    pub fn say(&self, what: &str) {
+        println!("  [{:7.1} s] {what}", self.began.elapsed().as_secs_f64());
+    }
+
+    pub async fn play(&mut self, action: &Action) {
+        self.say(&format!("{action:?}"));
+        play(&mut self.cluster, action, &mut self.rng, &mut self.cut).await;
+    }
+
+    /// Heals every link, brings every node back, waits for the chain to
+    /// grow (I5), stops the load and the nodes, and checks the rest.
+    pub async fn finish(mut self) -> Outcome {
+        self.say("heal and restart");
+        let cluster = &mut self.cluster;
+        cluster.heal();
+        for i in 0..cluster.nodes.len() {
+            match cluster.nodes[i].run() {
+                Run::Down => cluster.start(i).await,
+                Run::Paused => cluster.resume(i),
+                Run::Running => {}
+            }
+        }
+        let recovery = check::recovers(cluster, RECOVERY).await;
+        let acknowledged = self.load.stop().await;
+        println!(
+            "  [{:7.1} s] recovered in {:.1} s; {} transactions acknowledged; checking",
+            self.began.elapsed().as_secs_f64(),
+            recovery.as_secs_f64(),
+            acknowledged.len()
+        );
+        check::evidence(cluster, self.expect).await;
+        for i in 0..cluster.nodes.len() {
+            let status = cluster.terminate(i).await;
+            assert!(
+                status.success(),
+                "{} exited with {status} after SIGTERM",
+                cluster.nodes[i].name
+            );
+        }
+        let height = check::databases(cluster, &acknowledged);
+        let outcome = Outcome {
+            seed: self.seed,
+            height,
+            acknowledged: acknowledged.len(),
+            recovery,
+        };
+        println!("scenario {}: passed; {outcome}", self.name);
+        outcome
+    }
+}
+
+async fn play(
+    cluster: &mut Cluster,
+    action: &Action,
+    rng: &mut Rng,
+    cut: &mut Option<(usize, usize)>,
+) {
+    match action {
+        Action::Wait(d) => tokio::time::sleep(*d).await,
+        Action::Kill(i) => cluster.kill(*i),
+        Action::Terminate(i) => {
+            let status = cluster.terminate(*i).await;
+            assert!(
+                status.success(),
+                "{} exited with {status} after SIGTERM",
+                cluster.nodes[*i].name
+            );
+        }
+        Action::Start(i) => cluster.start(*i).await,
+        Action::Pause(i) => cluster.pause(*i),
+        Action::Resume(i) => cluster.resume(*i),
+        Action::Partition(groups) => cluster.partition(groups),
+        Action::SlowLinks(faults) => cluster.slow_links(*faults),
+        Action::CutRandomLink => {
+            if let Some((a, b)) = cut.take() {
+                cluster.cut_pair(a, b, false);
+            }
+            let n = cluster.validators() as u64;
+            let a = rng.below(n) as usize;
+            let b = (a + 1 + rng.below(n - 1) as usize) % n as usize;
+            println!(
+                "             cut {} <-> {}",
+                cluster.nodes[a].name, cluster.nodes[b].name
+            );
+            cluster.cut_pair(a, b, true);
+            *cut = Some((a, b));
+        }
+        Action::Heal => cluster.heal(),
+        Action::Stalled(d) => stalled(cluster, *d).await,
+        Action::Progress(n) => {
+            let running: Vec<usize> = (0..cluster.nodes.len())
+                .filter(|i| cluster.nodes[*i].run() == Run::Running)
+                .collect();
+            progress(cluster, &running, *n).await;
+        }
+        Action::ProgressOf(nodes, n) => progress(cluster, nodes, *n).await,
+    }
+}
+
+/// Waits for `nodes` to commit `n` blocks beyond the highest height any
+/// running node holds now.
+async fn progress(cluster: &Cluster, nodes: &[usize], n: u64) {
+    let top = cluster.heights().await.into_iter().map(|(_, h)| h).max();
+    cluster
+        .wait_height(nodes, top.unwrap_or(0) + n, RECOVERY)
+        .await;
+}
+
+/// Asserts that no new block is decided during `d`: the highest height
+/// any running node holds stays put (after a second for a block decided
+/// before the fault to land; a lagging node may still fetch blocks below
+/// it).
+async fn stalled(cluster: &Cluster, d: Duration) {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let top = |hs: Vec<(usize, u64)>| hs.into_iter().map(|(_, h)| h).max().unwrap_or(0);
+    let before = top(cluster.heights().await);
+    tokio::time::sleep(d).await;
+    let after = top(cluster.heights().await);
+    assert_eq!(
+        after, before,
+        "a block was committed without a quorum (height {before} to {after})"
+    );
+}

@@ -1,0 +1,225 @@
+//! Fault injection on real processes: 4 validators and a replica as
+//! `tally start` processes, every peer link through a fault proxy, a load
+//! of signed transfers over JSON-RPC, a fault schedule, then the
+//! invariants of design.md section 12 on every node (see
+//! `tally_tests::faults::check`). docs/faults.md lists the scenarios.
+//!
+//! The shortened scenarios run with the suite; the full ones are ignored:
+//! `cargo test --release --workspace --test faults -- --ignored`. Each prints
+//! its seed (`TALLY_FAULT_SEED` replays it) and its timeline, and a failed
+//! one keeps its nodes' logs and data folders and prints where.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::time::Duration;
+
+use tally_rpc::LedgerApiClient;
+use tally_tests::faults::{run, Action, Outcome, Run, Scenario, Session};
+use tally_tests::proxy::Faults;
+
+use Action::*;
+
+/// One scenario at a time: five processes under load fill two cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+async fn scenario(name: &'static str, actions: Vec<Action>) -> Outcome {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    run(&Scenario::new(name, actions)).await
+}
+
+/// 1. Load and no faults.
+fn baseline(load: u64) -> Vec<Action> {
+    vec![Wait(secs(load)), Progress(1)]
+}
+
+/// 2. Each validator in turn SIGKILLed for `down`, then restarted.
+fn kill_each(down: u64) -> Vec<Action> {
+    (0..4)
+        .flat_map(|v| [Kill(v), Wait(secs(down)), Start(v), Progress(2)])
+        .collect()
+}
+
+/// 4. Two of four validators killed: no block without a quorum; then back.
+fn quorum_lost(down: u64) -> Vec<Action> {
+    vec![
+        Kill(2),
+        Kill(3),
+        Stalled(secs(down)),
+        Start(2),
+        Start(3),
+        Progress(3),
+    ]
+}
+
+/// 7. A 2|2 partition (no quorum anywhere), then 1|3 (the three go on).
+fn partitions(each: u64) -> Vec<Action> {
+    vec![
+        Partition(vec![vec![0, 1], vec![2, 3]]),
+        Stalled(secs(each)),
+        Partition(vec![vec![0], vec![1, 2, 3]]),
+        ProgressOf(vec![1, 2, 3], 3),
+        Wait(secs(each)),
+    ]
+}
+
+fn committed(outcome: &Outcome) {
+    assert!(outcome.acknowledged > 0, "the load committed nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s01_baseline_short() {
+    committed(&scenario("1 baseline (short)", baseline(10)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "full fault scenario: cargo test --release --workspace --test faults -- --ignored"]
+async fn s01_baseline() {
+    committed(&scenario("1 baseline", baseline(60)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s02_kill_each_validator_short() {
+    committed(&scenario("2 SIGKILL each validator (short)", kill_each(4)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "full fault scenario: cargo test --release --workspace --test faults -- --ignored"]
+async fn s02_kill_each_validator() {
+    committed(&scenario("2 SIGKILL each validator", kill_each(30)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "full fault scenario: cargo test --release --workspace --test faults -- --ignored"]
+async fn s03_pause_a_validator() {
+    let actions = vec![Pause(2), Wait(secs(30)), Resume(2), Progress(3)];
+    committed(&scenario("3 SIGSTOP a validator", actions).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s04_quorum_lost_short() {
+    committed(&scenario("4 quorum lost (short)", quorum_lost(5)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "full fault scenario: cargo test --release --workspace --test faults -- --ignored"]
+async fn s04_quorum_lost() {
+    committed(&scenario("4 quorum lost", quorum_lost(30)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "full fault scenario: cargo test --release --workspace --test faults -- --ignored"]
+async fn s05_all_killed_at_once() {
+    let mut actions = vec![Wait(secs(10))];
+    actions.extend((0..5).map(Kill));
+    actions.push(Wait(secs(2)));
+    actions.extend((0..5).map(Start));
+    actions.push(Progress(3));
+    committed(&scenario("5 all killed at once", actions).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "full fault scenario: cargo test --release --workspace --test faults -- --ignored"]
+async fn s06_rolling_restart() {
+    let actions = (0..5)
+        .flat_map(|i| [Terminate(i), Start(i), Progress(2)])
+        .collect();
+    committed(&scenario("6 rolling SIGTERM restart", actions).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s07_partitions_short() {
+    committed(&scenario("7 partitions 2|2 then 1|3 (short)", partitions(5)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "full fault scenario: cargo test --release --workspace --test faults -- --ignored"]
+async fn s07_partitions() {
+    committed(&scenario("7 partitions 2|2 then 1|3", partitions(30)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "full fault scenario: cargo test --release --workspace --test faults -- --ignored"]
+async fn s08_slow_unstable_links() {
+    let mut actions = vec![SlowLinks(Faults {
+        delay: Duration::from_millis(100),
+        jitter: Duration::from_millis(50),
+        rate: Some(1 << 20),
+        blackhole: false,
+    })];
+    for _ in 0..6 {
+        actions.extend([CutRandomLink, Wait(secs(10))]);
+    }
+    actions.push(Progress(2));
+    committed(&scenario("8 slow and unstable links", actions).await);
+}
+
+/// 13. Outsiders: a stranger that wrote itself into its own genesis, and a
+/// member's key run with another genesis (same chain id, another start
+/// time), both dialing every validator. Neither gets a block or a
+/// connection that counts; the chain goes on.
+async fn outsiders(watch: u64) -> Outcome {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let mut s = Session::begin(&Scenario::new("13 outsiders", vec![])).await;
+    s.say("stop replica0; start a stranger and replica0's key on another genesis");
+    let status = s.cluster.terminate(4).await;
+    assert!(status.success());
+    let stranger = s
+        .cluster
+        .outsider("stranger", None, |g, me| {
+            g.replicas.push(tally_ledger::genesis::GenesisReplica {
+                name: "stranger".into(),
+                peer_id: me.into(),
+            })
+        })
+        .await;
+    let forked = s
+        .cluster
+        .outsider("forked", Some(4), |g, _| g.genesis_time_ms += 1)
+        .await;
+    s.play(&Progress(5)).await;
+    s.play(&Wait(secs(watch))).await;
+    for outsider in [&stranger, &forked] {
+        let status = outsider.client.status().await.unwrap();
+        assert_eq!(
+            (status.latest_height.0, status.peers),
+            (0, 0),
+            "{} got peers or blocks of a chain it is not part of",
+            outsider.name
+        );
+    }
+    // The member's key got through the allow-list; identify showed its
+    // other genesis and it was sent away.
+    let log = std::fs::read_to_string(&s.cluster.nodes[0].log).unwrap();
+    assert!(
+        log.lines().any(
+            |l| l.contains("peer runs another chain or genesis") && l.contains(&forked.peer_id)
+        ),
+        "node0 never refused the node with another genesis"
+    );
+    for i in 0..4 {
+        assert_eq!(s.cluster.nodes[i].run(), Run::Running);
+        let peers = s.cluster.client(i).unwrap().status().await.unwrap().peers;
+        assert!(
+            peers <= 3,
+            "{} counts {peers} peers: an outsider got in",
+            s.cluster.nodes[i].name
+        );
+    }
+    drop((stranger, forked));
+    s.finish().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s13_outsiders_short() {
+    committed(&outsiders(3).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "full fault scenario: cargo test --release --workspace --test faults -- --ignored"]
+async fn s13_outsiders() {
+    committed(&outsiders(30).await);
+}
