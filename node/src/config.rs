@@ -83,7 +83,15 @@ pub struct ConsensusConfig {
     /// first transaction arrived). At most `empty_block_interval_ms`.
     #[serde(default = "default_block_fill_wait_ms")]
     pub block_fill_wait_ms: u64,
+    /// Added to this node's wall clock (block times it proposes and
+    /// checks), to test a validator with a wrong clock. Keep 0; within
+    /// ±1 day.
+    #[serde(default)]
+    pub clock_offset_ms: i64,
 }
+
+/// The largest `consensus.clock_offset_ms` either way: one day.
+pub const CLOCK_OFFSET_MS_MAX: i64 = 86_400_000;
 
 fn default_block_fill_min_txs() -> u32 {
     DEFAULT_BLOCK_FILL_MIN_TXS
@@ -177,6 +185,7 @@ impl NodeConfig {
                 empty_block_interval_ms: 1_000,
                 block_fill_min_txs: DEFAULT_BLOCK_FILL_MIN_TXS,
                 block_fill_wait_ms: DEFAULT_BLOCK_FILL_WAIT_MS,
+                clock_offset_ms: 0,
             },
             metrics: MetricsConfig::default(),
         }
@@ -302,6 +311,13 @@ impl NodeConfig {
                     format!("{value} is out of range (allowed {min} to {max})"),
                 ));
             }
+        }
+        let offset = self.consensus.clock_offset_ms;
+        if offset.unsigned_abs() > CLOCK_OFFSET_MS_MAX.unsigned_abs() {
+            return Err(field(
+                "consensus.clock_offset_ms",
+                format!("{offset} is out of range (allowed -{CLOCK_OFFSET_MS_MAX} to {CLOCK_OFFSET_MS_MAX})"),
+            ));
         }
         let lists = [
             (
@@ -529,6 +545,7 @@ mod tests {
             ("mempool.future_nonce_window", 1, 10_000),
             ("consensus.empty_block_interval_ms", 10, 60_000),
             ("consensus.block_fill_min_txs", 1, 100_000),
+            ("consensus.clock_offset_ms", -86_400_000, 86_400_000),
         ];
         let base = toml::Value::try_from(sample()).unwrap();
         for &(path, min, max) in table {

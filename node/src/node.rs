@@ -233,6 +233,7 @@ pub async fn start(home: &NodeHome, overrides: Overrides) -> anyhow::Result<Runn
                 min_txs: home.config.consensus.block_fill_min_txs as usize,
                 wait_ms: home.config.consensus.block_fill_wait_ms,
             },
+            clock_offset_ms: home.config.consensus.clock_offset_ms,
             metrics: metrics.clone(),
         },
         net_tx.clone(),

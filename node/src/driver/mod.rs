@@ -122,14 +122,17 @@ pub struct DriverSetup {
     pub empty_block_interval: Duration,
     /// How full a proposer waits for its block to be, and how long.
     pub fill: crate::node_core::BlockFill,
+    /// Added to the wall clock (`consensus.clock_offset_ms`).
+    pub clock_offset_ms: i64,
     pub metrics: Arc<Metrics>,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
+/// The wall clock in ms, shifted by `offset_ms`.
+fn now_ms(offset_ms: i64) -> u64 {
+    let real = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+        .map_or(0, |d| d.as_millis() as i64);
+    real.saturating_add(offset_ms).max(0) as u64
 }
 
 /// How often the node announces its height and checks for stalls.
@@ -152,6 +155,7 @@ pub struct Driver {
     timer_seq: u64,
     /// The origin of the core's monotonic clock.
     started: Instant,
+    clock_offset_ms: i64,
     outgoing_txs: Vec<SignedTx>,
     seq: u64,
     sync: Sync,
@@ -242,7 +246,7 @@ impl Driver {
             tip,
             Now {
                 mono_ms: 0,
-                wall_ms: now_ms(),
+                wall_ms: now_ms(setup.clock_offset_ms),
             },
         );
         let (checked_tx, checked_rx) = mpsc::channel(crate::sync::MAX_REQUESTS * 2);
@@ -265,6 +269,7 @@ impl Driver {
             timers: BTreeMap::new(),
             timer_seq: 0,
             started,
+            clock_offset_ms: setup.clock_offset_ms,
             outgoing_txs: Vec::new(),
             seq: 0,
             sync: Sync::new(),
@@ -349,7 +354,7 @@ impl Driver {
     fn now(&self) -> Now {
         Now {
             mono_ms: self.started.elapsed().as_millis() as u64,
-            wall_ms: now_ms(),
+            wall_ms: now_ms(self.clock_offset_ms),
         }
     }
 
