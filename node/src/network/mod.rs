@@ -536,9 +536,9 @@ impl Network {
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
             } => {
-                if self.connected.insert(peer_id) {
-                    debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connection established");
-                }
+                let addr = endpoint.get_remote_address();
+                let first = self.connected.insert(peer_id);
+                debug!(peer = %peer_id, %addr, first, "connection established");
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
