@@ -31,19 +31,19 @@ async fn scenario(name: &'static str, actions: Vec<Action>) -> Outcome {
     run(&Scenario::new(name, actions)).await
 }
 
-/// 1. Load and no faults.
+/// Scenario 1: Load and no faults.
 fn baseline(load: u64) -> Vec<Action> {
     vec![Wait(secs(load)), Progress(1)]
 }
 
-/// 2. Each validator in turn SIGKILLed for `down`, then restarted.
+/// Scenario 2: Each validator in turn SIGKILLed for `down`, then restarted.
 fn kill_each(down: u64) -> Vec<Action> {
     (0..4)
         .flat_map(|v| [Kill(v), Wait(secs(down)), Start(v), Progress(2)])
         .collect()
 }
 
-/// 4. Two of four validators killed: no block without a quorum; then back.
+/// Scenario 4: Two of four validators killed: no block without a quorum; then back.
 fn quorum_lost(down: u64) -> Vec<Action> {
     vec![
         Kill(2),
@@ -55,7 +55,7 @@ fn quorum_lost(down: u64) -> Vec<Action> {
     ]
 }
 
-/// 7. A 2|2 partition (no quorum anywhere), then 1|3 (the three go on).
+/// Scenario 7: A 2|2 partition (no quorum anywhere), then 1|3 (the three go on).
 fn partitions(each: u64) -> Vec<Action> {
     vec![
         Partition(vec![vec![0, 1], vec![2, 3]]),
@@ -157,7 +157,7 @@ async fn s08_slow_unstable_links() {
     committed(&scenario("8 slow and unstable links", actions).await);
 }
 
-/// 13. Outsiders: a stranger that wrote itself into its own genesis, and a
+/// Scenario 13: Outsiders: a stranger that wrote itself into its own genesis, and a
 /// member's key run with another genesis (same chain id, another start
 /// time), both dialing every validator. Neither gets a block or a
 /// connection that counts; the chain goes on.
@@ -222,4 +222,83 @@ async fn s13_outsiders_short() {
 #[ignore = "full fault scenario: cargo test --release --workspace --test faults -- --ignored"]
 async fn s13_outsiders() {
     committed(&outsiders(30).await);
+}
+
+/// Scenario 9: One validator's clock 20 s ahead, then 20 s behind. Its proposals
+/// (ahead) are refused; behind, it refuses the others'. The rest commit,
+/// and no block is timed ahead of the real clock (checked at the end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "full fault scenario: cargo test --release --workspace --test faults -- --ignored"]
+async fn s09_clock_skew() {
+    let actions = vec![
+        Terminate(1),
+        ClockOffset(1, 20_000),
+        Start(1),
+        ProposesNone(1, secs(30)),
+        Terminate(1),
+        ClockOffset(1, -20_000),
+        Start(1),
+        Wait(secs(30)),
+        Progress(3),
+    ];
+    committed(&scenario("9 clock skew ±20 s on one validator", actions).await);
+}
+
+/// Scenario 14: SIGKILL of a validator 50 times at random moments, then a
+/// replica's write-ahead log torn: it recovers or refuses with a clear
+/// error (and is rebuilt from its peers); it never serves a wrong block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "full fault scenario: cargo test --release --workspace --test faults -- --ignored"]
+async fn s14_kills_and_a_torn_log() {
+    let mut actions = Vec::new();
+    for _ in 0..50 {
+        actions.extend([RandomWait(Duration::from_millis(800)), Kill(3), Start(3)]);
+    }
+    actions.extend([
+        Progress(2),
+        Kill(4),
+        TruncateWal(4, 200),
+        StartOrRebuild(4, "database"),
+        Progress(3),
+    ]);
+    committed(&scenario("14 kill -9 x50 and a torn WAL", actions).await);
+}
+
+/// Scenario 15: A validator's home restored from a backup 100 blocks old (store
+/// and signer state): it catches up and never equivocates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "full fault scenario: cargo test --release --workspace --test faults -- --ignored"]
+async fn s15_restored_from_an_old_backup() {
+    let actions = vec![
+        Terminate(2),
+        Backup(2),
+        Start(2),
+        Progress(100),
+        Terminate(2),
+        Restore(2),
+        Start(2),
+        Progress(5),
+    ];
+    committed(&scenario("15 validator restored from an old backup", actions).await);
+}
+
+/// Scenario 16: A validator's disk fills up: it stops with a clear error and a
+/// failure status, the others go on, and once space is freed it restarts
+/// and catches up. Needs root (it mounts a tmpfs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "full fault scenario: cargo test --release --workspace --test faults -- --ignored"]
+async fn s16_disk_full() {
+    let actions = vec![
+        Terminate(3),
+        LimitDisk(3, 512 << 20),
+        Start(3),
+        Wait(secs(5)),
+        FillDisk(3),
+        Exits(3, "No space left on device"),
+        ProgressOf(vec![0, 1, 2], 10),
+        FreeDisk(3),
+        Start(3),
+        Progress(3),
+    ];
+    committed(&scenario("16 disk full", actions).await);
 }

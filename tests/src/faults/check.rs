@@ -110,7 +110,12 @@ pub fn databases(cluster: &Cluster, acknowledged: &[Acknowledged]) -> u64 {
     let common = stores.iter().map(Store::height).min().unwrap_or(0);
     assert!(common > 0, "the nodes committed nothing");
 
-    // I1 up to the lowest node; I2 over each node's whole chain.
+    // I1 up to the lowest node; I2 over each node's whole chain, with no
+    // block time further ahead of the real clock than the drift allowed.
+    let latest_time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+        + tally_ledger::verify::BLOCK_TIME_DRIFT_MS;
     for (i, store) in stores.iter().enumerate() {
         let name = &cluster.nodes[i].name;
         let mut prev = store.genesis_hash();
@@ -120,6 +125,11 @@ pub fn databases(cluster: &Cluster, acknowledged: &[Acknowledged]) -> u64 {
                 .expect("read")
                 .unwrap_or_else(|| panic!("I2: {name} lacks block {h}"));
             assert_eq!(block.header.prev_hash, prev, "I2: {name}: hash link at {h}");
+            assert!(
+                block.header.time_ms <= latest_time,
+                "I2: {name}: block {h} is timed {} ms ahead of the clock",
+                block.header.time_ms + tally_ledger::verify::BLOCK_TIME_DRIFT_MS - latest_time
+            );
             prev = block.hash();
             let cert = store
                 .certificate(h)

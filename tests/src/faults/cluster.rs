@@ -93,6 +93,8 @@ pub struct Cluster {
     links: BTreeMap<(usize, usize), FaultProxy>,
     clients: Clients,
     binary: PathBuf,
+    /// Size-limited file systems mounted under the folder (see `disk`).
+    pub(super) mounts: Vec<PathBuf>,
 }
 
 /// Each node's RPC client from its latest start (`None` while it is down),
@@ -204,6 +206,7 @@ impl Cluster {
             links,
             clients: Arc::new(RwLock::new(vec![None; n])),
             binary: tally_binary(),
+            mounts: Vec::new(),
         }
     }
 
@@ -243,15 +246,107 @@ impl Cluster {
             "{} runs",
             self.nodes[i].name
         );
-        let node = &mut self.nodes[i];
+        let node = &self.nodes[i];
         let (child, started) = launch(&self.binary, &node.name, &node.home, &node.log).await;
-        node.child = Some(child);
+        self.started(i, child, started);
+    }
+
+    /// Node `i` runs as `child`: routes the proxies towards it.
+    fn started(&mut self, i: usize, child: Child, started: Started) {
+        self.nodes[i].child = Some(child);
         for ((_, b), proxy) in &self.links {
             if *b == i {
                 proxy.set_target(started.p2p);
             }
         }
         self.set_client(i, Some(started.client));
+    }
+
+    /// Starts node `i`, which may refuse: `None` if it started (as
+    /// [`Cluster::start`]), or what it logged if it exited with a failure
+    /// status before starting.
+    pub async fn start_or_refusal(&mut self, i: usize) -> Option<String> {
+        assert_eq!(
+            self.nodes[i].run(),
+            Run::Down,
+            "{} runs",
+            self.nodes[i].name
+        );
+        let node = &self.nodes[i];
+        match try_launch(&self.binary, &node.home, &node.log).await {
+            Ok((child, started)) => {
+                self.started(i, child, started);
+                None
+            }
+            Err((Some(status), log)) => {
+                assert!(!status.success(), "{} refused with status 0", node.name);
+                Some(log)
+            }
+            Err((None, log)) => panic!("{} neither started nor exited:\n{log}", node.name),
+        }
+    }
+
+    fn data(&self, i: usize) -> PathBuf {
+        assert_eq!(
+            self.nodes[i].run(),
+            Run::Down,
+            "{} runs",
+            self.nodes[i].name
+        );
+        self.nodes[i].home.join("data")
+    }
+
+    fn backup_of(&self, i: usize) -> PathBuf {
+        self.dir().join("backups").join(&self.nodes[i].name)
+    }
+
+    /// Copies node `i`'s database (store and signer state) aside; the node
+    /// is down.
+    pub fn backup(&self, i: usize) {
+        let to = self.backup_of(i);
+        let _ = std::fs::remove_dir_all(&to);
+        copy_tree(&self.data(i), &to);
+    }
+
+    /// Puts node `i`'s backup in place of its database; the node is down.
+    pub fn restore(&self, i: usize) {
+        let data = self.data(i);
+        std::fs::remove_dir_all(&data).expect("remove data");
+        copy_tree(&self.backup_of(i), &data);
+    }
+
+    /// Removes node `i`'s database (a replica rebuilt from its peers).
+    pub fn wipe(&self, i: usize) {
+        std::fs::remove_dir_all(self.data(i)).expect("remove data");
+    }
+
+    /// Cuts the last `bytes` off node `i`'s newest RocksDB write-ahead log
+    /// (a torn tail); returns the file and how much was cut.
+    pub fn truncate_wal(&self, i: usize, bytes: u64) -> (PathBuf, u64) {
+        let newest = std::fs::read_dir(self.data(i))
+            .expect("read data")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+            .max()
+            .expect("a non-empty write-ahead log");
+        let len = std::fs::metadata(&newest).expect("wal").len();
+        let cut = bytes.min(len);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&newest)
+            .expect("open wal");
+        file.set_len(len - cut).expect("truncate wal");
+        (newest, cut)
+    }
+
+    /// Changes node `i`'s config file (applies at its next start).
+    pub fn configure(&self, i: usize, edit: impl FnOnce(&mut NodeConfig)) {
+        let path = self.nodes[i].home.join("config.toml");
+        let mut config = NodeConfig::load(&path).expect("config loads");
+        edit(&mut config);
+        std::fs::write(&path, config.to_toml()).expect("write config");
     }
 
     /// Each validator's P2P address through a proxy towards it, with its
@@ -308,6 +403,28 @@ impl Cluster {
                 );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits for node `i` to exit by itself; its status and the log it
+    /// wrote. Panics if it still runs after `limit`.
+    pub async fn exited(&mut self, i: usize, limit: Duration) -> (ExitStatus, String) {
+        let deadline = Instant::now() + limit;
+        let node = &mut self.nodes[i];
+        let child = node.child.as_mut().expect("the node runs");
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                node.child = None;
+                self.set_client(i, None);
+                let log = std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default();
+                return (status, log);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} still runs after {limit:?}",
+                node.name
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -409,6 +526,18 @@ pub struct Started {
 /// Runs `tally start --home home`, its log appended to `log`, and waits
 /// for its "node started" line.
 pub async fn launch(binary: &Path, name: &str, home: &Path, log: &Path) -> (Child, Started) {
+    match try_launch(binary, home, log).await {
+        Ok(started) => started,
+        Err((Some(status), new)) => panic!("{name} exited ({status}) before starting:\n{new}"),
+        Err((None, new)) => panic!("{name} did not start within {START_STOP_LIMIT:?}:\n{new}"),
+    }
+}
+
+/// How a start went wrong: the exit status if it exited (`None`: it hung
+/// and was killed), and what it logged.
+type Refusal = (Option<ExitStatus>, String);
+
+async fn try_launch(binary: &Path, home: &Path, log: &Path) -> Result<(Child, Started), Refusal> {
     let seen = std::fs::metadata(log).map_or(0, |m| m.len());
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -433,14 +562,18 @@ pub async fn launch(binary: &Path, name: &str, home: &Path, log: &Path) -> (Chil
                 .request_timeout(RPC_TIMEOUT)
                 .build(format!("http://{rpc}"))
                 .expect("rpc client");
-            return (child, Started { p2p, client });
+            return Ok((child, Started { p2p, client }));
         }
         if let Some(status) = child.try_wait().ok().flatten() {
-            panic!("{name} exited ({status}) before starting:\n{new}");
+            // Whatever it wrote before exiting.
+            let text = std::fs::read(log).unwrap_or_default();
+            let new = String::from_utf8_lossy(&text[(seen as usize).min(text.len())..]);
+            return Err((Some(status), new.to_string()));
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("{name} did not start within {START_STOP_LIMIT:?}:\n{new}");
+            let _ = child.wait();
+            return Err((None, new));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -462,6 +595,20 @@ fn started_line(log: &str) -> Option<(SocketAddr, String)> {
         return Some((SocketAddr::from(([127, 0, 0, 1], port)), rpc));
     }
     None
+}
+
+/// Copies a folder of files (a RocksDB directory has no subfolders).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create folder");
+    for entry in std::fs::read_dir(from).expect("read folder") {
+        let entry = entry.expect("entry");
+        let path = entry.path();
+        if path.is_dir() {
+            copy_tree(&path, &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(&path, to.join(entry.file_name())).expect("copy file");
+        }
+    }
 }
 
 fn nodes_peer(genesis: &Genesis, i: usize) -> String {
@@ -489,6 +636,9 @@ impl Drop for Cluster {
                 let _ = child.kill();
                 let _ = child.wait();
             }
+        }
+        for mount in &self.mounts {
+            let _ = Command::new("umount").arg("-l").arg(mount).status();
         }
         if std::thread::panicking() {
             if let Some(dir) = self.dir.take() {

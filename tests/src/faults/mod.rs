@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod cluster;
+pub mod disk;
 pub mod load;
 pub mod outsider;
 pub mod scenario;

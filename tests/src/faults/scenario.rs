@@ -6,6 +6,9 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use tally_rpc::types::BlockId;
+use tally_rpc::LedgerApiClient;
+
 use crate::proxy::Faults;
 
 use super::check::{self, Expect};
@@ -46,6 +49,33 @@ pub enum Action {
     Progress(u64),
     /// These nodes commit `n` more blocks within the recovery bound.
     ProgressOf(Vec<usize>, u64),
+    /// A wait of up to this long, drawn from the seed.
+    RandomWait(Duration),
+    /// Copy a (stopped) node's database aside.
+    Backup(usize),
+    /// Put a (stopped) node's backup back in place of its database.
+    Restore(usize),
+    /// Remove a (stopped) node's database.
+    Wipe(usize),
+    /// Cut bytes off the tail of a (stopped) node's newest write-ahead log.
+    TruncateWal(usize, u64),
+    /// Start a node whose database was damaged: it either starts (and the
+    /// invariants judge what it kept) or refuses with an error saying
+    /// this, and is then rebuilt from its peers on an empty database.
+    StartOrRebuild(usize, &'static str),
+    /// Set a node's clock offset (ms; applies at its next start).
+    ClockOffset(usize, i64),
+    /// No block committed during this long was proposed by this validator.
+    ProposesNone(usize, Duration),
+    /// Move a (stopped) node's database onto a tmpfs of this many bytes.
+    LimitDisk(usize, u64),
+    /// Fill that tmpfs to the last byte.
+    FillDisk(usize),
+    /// Free what `FillDisk` took.
+    FreeDisk(usize),
+    /// The node exits by itself within the recovery bound, with a failure
+    /// status and a log that says this.
+    Exits(usize, &'static str),
 }
 
 /// A named list of actions on a cluster.
@@ -268,6 +298,49 @@ async fn play(
             progress(cluster, &running, *n).await;
         }
         Action::ProgressOf(nodes, n) => progress(cluster, nodes, *n).await,
+        Action::RandomWait(max) => {
+            let micros = max.as_micros().min(u128::from(u64::MAX)) as u64;
+            tokio::time::sleep(Duration::from_micros(rng.below(micros + 1))).await;
+        }
+        Action::ClockOffset(i, ms) => cluster.configure(*i, |c| c.consensus.clock_offset_ms = *ms),
+        Action::ProposesNone(v, d) => proposes_none(cluster, *v, *d).await,
+        Action::LimitDisk(i, bytes) => cluster.limit_disk(*i, *bytes),
+        Action::FillDisk(i) => {
+            let bytes = cluster.fill_disk(*i);
+            println!("             filled with {bytes} bytes");
+        }
+        Action::FreeDisk(i) => cluster.free_disk(*i),
+        Action::Exits(i, says) => {
+            let (status, log) = cluster.exited(*i, RECOVERY).await;
+            let name = &cluster.nodes[*i].name;
+            assert!(!status.success(), "{name} exited with {status}");
+            let line = log.lines().rev().find(|l| l.contains(says));
+            let line = line.unwrap_or_else(|| panic!("{name} exited without saying {says:?}"));
+            println!("             exited ({status}): {line}");
+        }
+        Action::Backup(i) => cluster.backup(*i),
+        Action::Restore(i) => cluster.restore(*i),
+        Action::Wipe(i) => cluster.wipe(*i),
+        Action::TruncateWal(i, bytes) => {
+            let (file, cut) = cluster.truncate_wal(*i, *bytes);
+            println!("             cut {cut} bytes off {}", file.display());
+        }
+        Action::StartOrRebuild(i, says) => {
+            let Some(log) = cluster.start_or_refusal(*i).await else {
+                println!("             it started on what it kept");
+                return;
+            };
+            let line = log.lines().find(|l| l.contains(says));
+            let line = line.unwrap_or_else(|| {
+                panic!(
+                    "{} refused without saying {says:?}:\n{log}",
+                    cluster.nodes[*i].name
+                )
+            });
+            println!("             refused: {line}");
+            cluster.wipe(*i);
+            cluster.start(*i).await;
+        }
     }
 }
 
@@ -278,6 +351,34 @@ async fn progress(cluster: &Cluster, nodes: &[usize], n: u64) {
     cluster
         .wait_height(nodes, top.unwrap_or(0) + n, RECOVERY)
         .await;
+}
+
+/// Asserts that none of the blocks committed during `d` was proposed by
+/// validator `v` (checked on the first running node that answers).
+async fn proposes_none(cluster: &Cluster, v: usize, d: Duration) {
+    let top = |hs: Vec<(usize, u64)>| hs.into_iter().max_by_key(|(_, h)| *h);
+    let (_, from) = top(cluster.heights().await).expect("a node answers");
+    tokio::time::sleep(d).await;
+    let (node, to) = top(cluster.heights().await).expect("a node answers");
+    assert!(to > from, "nothing was committed in {d:?}");
+    let client = cluster.client(node).expect("it runs");
+    let key = cluster.genesis.validators[v].public_key.to_hex();
+    for h in from + 1..=to {
+        let block = client
+            .get_block_by_height(BlockId::Height(h), None)
+            .await
+            .expect("block");
+        assert_ne!(
+            block.header.proposer, key,
+            "block {h} was proposed by {}",
+            cluster.nodes[v].name
+        );
+    }
+    println!(
+        "             {} blocks, none by {}",
+        to - from,
+        cluster.nodes[v].name
+    );
 }
 
 /// Asserts that no new block is decided during `d`: the highest height
