@@ -95,7 +95,11 @@ impl Metrics {
             self.height.clone(),
         );
         r.register("round", "Current consensus round", self.round.clone());
-        r.register("peers", "Connected peers", self.peers.clone());
+        r.register(
+            "peers",
+            "Connected peers whose identify showed this chain and genesis",
+            self.peers.clone(),
+        );
         r.register(
             "mempool_txs",
             "Transactions in the mempool",

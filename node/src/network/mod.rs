@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{
     allow_block_list, connection_limits, gossipsub, identify, identity, noise, request_response,
     tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm,
@@ -29,10 +29,12 @@ use tally_ledger::store::Store;
 use tally_ledger::types::{Block, CommitCertificate, SignedTx};
 
 use crate::metrics::Metrics;
+use members::Members;
 
 mod admission;
 mod blocks;
 mod intake;
+mod members;
 use crate::serve::{ServeLimiter, SERVE_REQUESTS_MAX};
 use crate::wire::{
     self, BlocksRequest, BlocksResponse, ConsensusMsg, Status, SYNC_RESPONSE_SOFT_BYTES,
@@ -181,9 +183,12 @@ pub struct Network {
     redial: BTreeMap<PeerId, Redial>,
     /// Peers with a connection.
     connected: HashSet<PeerId>,
-    /// Connected peers whose identify announced this chain and genesis:
-    /// the peers that count.
-    members: HashSet<PeerId>,
+    /// Connected peers whose identify announced this chain and genesis
+    /// (the peers that count), with those connections.
+    members: Members,
+    /// Peers already warned about for another genesis (allow-listed ones
+    /// only, so bounded by genesis).
+    warned: HashSet<PeerId>,
     /// What identify announces: `/tally/<chain id>/<genesis hash>/1`.
     protocol_version: String,
     /// Block requests on their way: (peer, from, to).
@@ -388,7 +393,8 @@ impl Network {
             metrics,
             redial,
             connected: HashSet::new(),
-            members: HashSet::new(),
+            members: Members::default(),
+            warned: HashSet::new(),
             protocol_version,
             requests: HashMap::new(),
             serving: ServeLimiter::new(),
@@ -542,22 +548,32 @@ impl Network {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
+                connection_id,
                 num_established,
                 ..
             } => {
                 if num_established == 0 {
                     self.connected.remove(&peer_id);
-                    if self.members.remove(&peer_id) {
-                        info!(peer = %peer_id, "peer disconnected");
-                    }
+                }
+                if self.members.closed(peer_id, connection_id) {
+                    info!(peer = %peer_id, "peer disconnected");
                 }
                 self.metrics.peers.set(self.members.len() as i64);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
+                connection_id,
                 info,
-                ..
-            })) => self.on_identified(peer_id, &info.protocol_version),
+            })) => self.on_identified(peer_id, connection_id, &info.protocol_version),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Error {
+                peer_id,
+                connection_id,
+                error,
+            })) => {
+                // Every connection either proves its chain or goes.
+                debug!(peer = %peer_id, %error, "identify failed; closing the connection");
+                self.swarm.close_connection(connection_id);
+            }
             SwarmEvent::IncomingConnectionError {
                 error,
                 send_back_addr,
@@ -578,18 +594,21 @@ impl Network {
         }
     }
 
-    /// A peer counts once identify shows it runs this chain and genesis;
-    /// one that runs another is disconnected (it keeps its place on the
-    /// allow-list: its operator may fix its genesis).
-    fn on_identified(&mut self, peer: PeerId, version: &str) {
+    /// A connection counts once identify shows its peer runs this chain
+    /// and genesis. One that runs another is closed, and only that one: a
+    /// node run with a member's key must not push the member out. It keeps
+    /// its place on the allow-list: its operator may fix its genesis.
+    fn on_identified(&mut self, peer: PeerId, conn: ConnectionId, version: &str) {
         if version != self.protocol_version {
-            warn!(%peer, theirs = version, ours = %self.protocol_version,
-                "peer runs another chain or genesis; disconnecting");
+            if self.warned.insert(peer) {
+                warn!(%peer, theirs = version, ours = %self.protocol_version,
+                    "peer runs another chain or genesis; closing its connections");
+            }
             self.metrics.invalid("another genesis");
-            let _ = self.swarm.disconnect_peer_id(peer);
+            self.swarm.close_connection(conn);
             return;
         }
-        if self.members.insert(peer) {
+        if self.members.identified(peer, conn) {
             info!(%peer, "peer connected");
         }
         if let Some(r) = self.redial.get_mut(&peer) {
