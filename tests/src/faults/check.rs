@@ -19,10 +19,11 @@ use tally_consensus::signer::SIGNER_STATE_BYTES_MAX;
 use tally_consensus::{SignStep, SignerState};
 use tally_ledger::encoding::decode;
 use tally_ledger::store::Store;
+use tally_ledger::verify::BLOCK_TIME_DRIFT_MS;
 use tally_ledger::Hash;
 use tally_rpc::LedgerApiClient;
 
-use super::cluster::{Cluster, Run};
+use super::cluster::{Cluster, Run, Usage};
 use super::load::Acknowledged;
 
 /// Blocks every node must add after the heal (I5).
@@ -31,8 +32,8 @@ const GROWTH: u64 = 3;
 /// What the scenario allows.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Expect {
-    /// Validator indexes that were made to equivocate: evidence against
-    /// them is required, against anyone else it is a failure.
+    /// Validator indexes that may equivocate: evidence against them is
+    /// allowed, against anyone else it is a failure.
     pub equivocators: &'static [u32],
 }
 
@@ -110,12 +111,10 @@ pub fn databases(cluster: &Cluster, acknowledged: &[Acknowledged]) -> u64 {
     let common = stores.iter().map(Store::height).min().unwrap_or(0);
     assert!(common > 0, "the nodes committed nothing");
 
-    // I1 up to the lowest node; I2 over each node's whole chain, with no
-    // block time further ahead of the real clock than the drift allowed.
-    let latest_time = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-        + tally_ledger::verify::BLOCK_TIME_DRIFT_MS;
+    // I1 at every height against the first node that holds it; I2 over
+    // each node's whole chain.
+    let top = stores.iter().map(Store::height).max().unwrap_or(0);
+    let mut reference: Vec<Option<Hash>> = vec![None; top as usize + 1];
     for (i, store) in stores.iter().enumerate() {
         let name = &cluster.nodes[i].name;
         let mut prev = store.genesis_hash();
@@ -125,11 +124,6 @@ pub fn databases(cluster: &Cluster, acknowledged: &[Acknowledged]) -> u64 {
                 .expect("read")
                 .unwrap_or_else(|| panic!("I2: {name} lacks block {h}"));
             assert_eq!(block.header.prev_hash, prev, "I2: {name}: hash link at {h}");
-            assert!(
-                block.header.time_ms <= latest_time,
-                "I2: {name}: block {h} is timed {} ms ahead of the clock",
-                block.header.time_ms + tally_ledger::verify::BLOCK_TIME_DRIFT_MS - latest_time
-            );
             prev = block.hash();
             let cert = store
                 .certificate(h)
@@ -142,15 +136,21 @@ pub fn databases(cluster: &Cluster, acknowledged: &[Acknowledged]) -> u64 {
             );
             tally_ledger::verify::verify_certificate(&cert, &set, &genesis.chain_id)
                 .unwrap_or_else(|e| panic!("I2: {name}: certificate of {h}: {e}"));
-            if h <= common && i > 0 {
-                let reference = stores[0].block(h).expect("read").map(|b| b.hash());
-                assert_eq!(
-                    Some(block.hash()),
-                    reference,
-                    "I1: {name} and {} differ at height {h}",
-                    cluster.nodes[0].name
-                );
-            }
+            let first = reference[h as usize].get_or_insert(block.hash());
+            assert_eq!(*first, block.hash(), "I1: {name} differs at height {h}");
+        }
+    }
+
+    // No block timed further ahead of the real clock than the drift
+    // allowed: a client saw each acknowledged block committed by then.
+    for ack in acknowledged {
+        if let Some(block) = stores[0].block(ack.height).expect("read") {
+            assert!(
+                block.header.time_ms <= ack.seen_ms + BLOCK_TIME_DRIFT_MS,
+                "I2: block {} is timed {} ms after a client saw it committed",
+                ack.height,
+                block.header.time_ms.saturating_sub(ack.seen_ms)
+            );
         }
     }
 
@@ -239,4 +239,39 @@ fn signer_agrees(name: &str, index: u32, own: &Store, reference: &Store) {
             }
         }
     }
+}
+
+/// Resident memory and descriptors stay flat: for every process sampled
+/// at least `min_samples` times, its last sample is within half again
+/// (plus 64 MB) of the most it used in its 2nd to 4th samples (after
+/// warm-up), and within 32 descriptors of them.
+pub fn flat(cluster: &Cluster, samples: &[Usage], min_samples: usize) -> usize {
+    let mut pids: Vec<u32> = samples.iter().map(|u| u.pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    let mut judged = 0;
+    for pid in pids {
+        let own: Vec<&Usage> = samples.iter().filter(|u| u.pid == pid).collect();
+        if own.len() < min_samples.max(5) {
+            continue;
+        }
+        judged += 1;
+        let name = &cluster.nodes[own[0].node].name;
+        let early = &own[1..4];
+        let rss = early.iter().map(|u| u.rss_kb).max().unwrap_or(0);
+        let fds = early.iter().map(|u| u.fds).max().unwrap_or(0);
+        let last = own[own.len() - 1];
+        assert!(
+            last.rss_kb <= rss + rss / 2 + 64 * 1024,
+            "{name} (pid {pid}) grew from {} MB to {} MB resident",
+            rss / 1024,
+            last.rss_kb / 1024
+        );
+        assert!(
+            last.fds <= fds + 32,
+            "{name} (pid {pid}) went from {fds} to {} open descriptors",
+            last.fds
+        );
+    }
+    judged
 }

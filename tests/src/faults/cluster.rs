@@ -428,6 +428,30 @@ impl Cluster {
         }
     }
 
+    /// Resident memory and open descriptors of every running node's
+    /// process (from /proc).
+    pub fn usage(&self) -> Vec<Usage> {
+        let mut out = Vec::new();
+        for (node, n) in self.nodes.iter().enumerate() {
+            let Some(child) = &n.child else { continue };
+            let pid = child.id();
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let rss_kb = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0);
+            let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+            out.push(Usage {
+                node,
+                pid,
+                rss_kb,
+                fds,
+            });
+        }
+        out
+    }
+
     /// SIGSTOP: the process freezes; its sockets stay open.
     pub fn pause(&mut self, i: usize) {
         let node = &mut self.nodes[i];
@@ -514,6 +538,15 @@ impl Cluster {
             }
         }
     }
+}
+
+/// One process's resources at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub node: usize,
+    pub pid: u32,
+    pub rss_kb: u64,
+    pub fds: usize,
 }
 
 /// What a started node printed in its "node started" line.
@@ -637,16 +670,24 @@ impl Drop for Cluster {
                 let _ = child.wait();
             }
         }
-        for mount in &self.mounts {
-            let _ = Command::new("umount").arg("-l").arg(mount).status();
-        }
         if std::thread::panicking() {
+            // Kept, mounts too, so that a full disk's database can be read.
             if let Some(dir) = self.dir.take() {
                 let path = dir.keep();
                 eprintln!(
                     "the failed scenario's logs and data folders are kept in {}",
                     path.display()
                 );
+                for mount in &self.mounts {
+                    eprintln!(
+                        "  (a tmpfs is mounted at {}; umount it after)",
+                        mount.display()
+                    );
+                }
+            }
+        } else {
+            for mount in &self.mounts {
+                let _ = Command::new("umount").arg("-l").arg(mount).status();
             }
         }
     }

@@ -36,6 +36,9 @@ const COMMIT_WAIT: Duration = Duration::from_secs(10);
 pub struct Acknowledged {
     pub hash: String,
     pub height: u64,
+    /// The wall clock (ms) when the client saw it committed: its block
+    /// was committed no later.
+    pub seen_ms: u64,
 }
 
 /// Counts over the whole load.
@@ -211,11 +214,16 @@ impl Client {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let seen_ms = wall_ms();
         for hash in hashes {
             match rpc.get_tx(hash.clone()).await {
                 Ok(info) if info.status == TxState::Committed => {
                     let height = info.height.map_or(0, |h| h.0);
-                    seen.push(Acknowledged { hash, height });
+                    seen.push(Acknowledged {
+                        hash,
+                        height,
+                        seen_ms,
+                    });
                     self.stats.acknowledged.fetch_add(1, Ordering::Relaxed);
                 }
                 _ => return false,
@@ -223,4 +231,11 @@ impl Client {
         }
         true
     }
+}
+
+/// The wall clock in ms since the Unix epoch.
+pub fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

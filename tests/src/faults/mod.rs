@@ -12,7 +12,7 @@ pub mod outsider;
 pub mod scenario;
 
 pub use check::Expect;
-pub use cluster::{Cluster, ClusterSpec, Run};
+pub use cluster::{Cluster, ClusterSpec, Run, Usage};
 pub use load::{Acknowledged, Load};
 pub use outsider::Outsider;
 pub use scenario::{run, Action, Outcome, Rng, Scenario, Session};

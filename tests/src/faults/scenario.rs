@@ -12,7 +12,7 @@ use tally_rpc::LedgerApiClient;
 use crate::proxy::Faults;
 
 use super::check::{self, Expect};
-use super::cluster::{Cluster, ClusterSpec, Run};
+use super::cluster::{Cluster, ClusterSpec, Run, Usage};
 use super::load::Load;
 
 /// How long the cluster may take to commit again after the heal (I5):
@@ -41,6 +41,8 @@ pub enum Action {
     CutRandomLink,
     /// Every link back to normal.
     Heal,
+    /// Record each running node's resident memory and open descriptors.
+    Sample,
     /// No running node commits for this long (first letting a block that
     /// was already decided land).
     Stalled(Duration),
@@ -85,6 +87,9 @@ pub struct Scenario {
     pub spec: ClusterSpec,
     pub actions: Vec<Action>,
     pub expect: Expect,
+    /// The seed the actions were drawn from, if they were; otherwise one
+    /// is drawn (see [`seed`]).
+    pub seed: Option<u64>,
 }
 
 impl Scenario {
@@ -94,6 +99,7 @@ impl Scenario {
             spec: ClusterSpec::default(),
             actions,
             expect: Expect::default(),
+            seed: None,
         }
     }
 }
@@ -171,12 +177,14 @@ pub struct Session {
     rng: Rng,
     began: Instant,
     cut: Option<(usize, usize)>,
+    /// What `Sample` recorded.
+    pub samples: Vec<Usage>,
 }
 
 impl Session {
     /// Starts every node, waits for height 2 everywhere, starts the load.
     pub async fn begin(scenario: &Scenario) -> Self {
-        let seed = seed();
+        let seed = scenario.seed.unwrap_or_else(seed);
         println!("scenario {}: TALLY_FAULT_SEED={seed}", scenario.name);
         let mut cluster = Cluster::create(&scenario.spec, |_| {}).await;
         cluster.start_all().await;
@@ -198,6 +206,7 @@ impl Session {
             rng: Rng(seed),
             began: Instant::now(),
             cut: None,
+            samples: Vec::new(),
         }
     }
 
@@ -208,6 +217,20 @@ impl Session {
 
     pub async fn play(&mut self, action: &Action) {
         self.say(&format!("{action:?}"));
+        if let Action::Sample = action {
+            let now = self.cluster.usage();
+            for u in &now {
+                println!(
+                    "             {} (pid {}): {} MB resident, {} descriptors",
+                    self.cluster.nodes[u.node].name,
+                    u.pid,
+                    u.rss_kb / 1024,
+                    u.fds
+                );
+            }
+            self.samples.extend(now);
+            return;
+        }
         play(&mut self.cluster, action, &mut self.rng, &mut self.cut).await;
     }
 
@@ -226,6 +249,7 @@ impl Session {
         }
         let recovery = check::recovers(cluster, RECOVERY).await;
         let acknowledged = self.load.stop().await;
+        assert!(!acknowledged.is_empty(), "the load committed nothing");
         println!(
             "  [{:7.1} s] recovered in {:.1} s; {} transactions acknowledged; checking",
             self.began.elapsed().as_secs_f64(),
@@ -290,6 +314,7 @@ async fn play(
             *cut = Some((a, b));
         }
         Action::Heal => cluster.heal(),
+        Action::Sample => {} // the session records it
         Action::Stalled(d) => stalled(cluster, *d).await,
         Action::Progress(n) => {
             let running: Vec<usize> = (0..cluster.nodes.len())
@@ -381,18 +406,44 @@ async fn proposes_none(cluster: &Cluster, v: usize, d: Duration) {
     );
 }
 
-/// Asserts that no new block is decided during `d`: the highest height
-/// any running node holds stays put (after a second for a block decided
-/// before the fault to land; a lagging node may still fetch blocks below
-/// it).
+/// Asserts that no block proposed after this moment is committed during
+/// `d`: every block above the height held now is timed before now (a block
+/// decided before the fault may still land). Every running node must
+/// answer.
 async fn stalled(cluster: &Cluster, d: Duration) {
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let top = |hs: Vec<(usize, u64)>| hs.into_iter().map(|(_, h)| h).max().unwrap_or(0);
-    let before = top(cluster.heights().await);
+    let since = super::load::wall_ms();
+    let (_, from) = answering(cluster).await;
     tokio::time::sleep(d).await;
-    let after = top(cluster.heights().await);
-    assert_eq!(
-        after, before,
-        "a block was committed without a quorum (height {before} to {after})"
-    );
+    let (node, to) = answering(cluster).await;
+    let client = cluster.client(node).expect("it runs");
+    for h in from + 1..=to {
+        let block = client
+            .get_block_by_height(BlockId::Height(h), None)
+            .await
+            .expect("block");
+        assert!(
+            block.header.time_ms.0 <= since,
+            "block {h} was proposed {} ms into a fault that left no quorum",
+            block.header.time_ms.0 - since
+        );
+    }
+}
+
+/// The highest height the running nodes hold, and a node that holds it;
+/// panics if a running node does not answer.
+async fn answering(cluster: &Cluster) -> (usize, u64) {
+    let mut best = (0, 0);
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        if node.run() != Run::Running {
+            continue;
+        }
+        let h = cluster
+            .height(i)
+            .await
+            .unwrap_or_else(|| panic!("{} does not answer", node.name));
+        if h >= best.1 {
+            best = (i, h);
+        }
+    }
+    best
 }
