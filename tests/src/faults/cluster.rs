@@ -240,15 +240,20 @@ impl Cluster {
     /// Starts node `i` and waits for its "node started" line; routes every
     /// proxy towards it to the address it bound.
     pub async fn start(&mut self, i: usize) {
+        self.assert_down(i);
+        let node = &self.nodes[i];
+        let (child, started) = launch(&self.binary, &node.name, &node.home, &node.log).await;
+        self.started(i, child, started);
+    }
+
+    /// Panics unless node `i` is down (for what needs its process gone).
+    pub(super) fn assert_down(&self, i: usize) {
         assert_eq!(
             self.nodes[i].run(),
             Run::Down,
             "{} runs",
             self.nodes[i].name
         );
-        let node = &self.nodes[i];
-        let (child, started) = launch(&self.binary, &node.name, &node.home, &node.log).await;
-        self.started(i, child, started);
     }
 
     /// Node `i` runs as `child`: routes the proxies towards it.
@@ -266,12 +271,7 @@ impl Cluster {
     /// [`Cluster::start`]), or what it logged if it exited with a failure
     /// status before starting.
     pub async fn start_or_refusal(&mut self, i: usize) -> Option<String> {
-        assert_eq!(
-            self.nodes[i].run(),
-            Run::Down,
-            "{} runs",
-            self.nodes[i].name
-        );
+        self.assert_down(i);
         let node = &self.nodes[i];
         match try_launch(&self.binary, &node.home, &node.log).await {
             Ok((child, started)) => {
@@ -287,12 +287,7 @@ impl Cluster {
     }
 
     fn data(&self, i: usize) -> PathBuf {
-        assert_eq!(
-            self.nodes[i].run(),
-            Run::Down,
-            "{} runs",
-            self.nodes[i].name
-        );
+        self.assert_down(i);
         self.nodes[i].home.join("data")
     }
 

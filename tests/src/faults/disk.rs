@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 
-use super::cluster::{Cluster, Run};
+use super::cluster::Cluster;
 
 impl Cluster {
     fn disk_of(&self, i: usize) -> PathBuf {
@@ -16,12 +16,7 @@ impl Cluster {
     /// Moves node `i`'s database (the node is down) onto a tmpfs of
     /// `bytes`, linked from its home.
     pub fn limit_disk(&mut self, i: usize, bytes: u64) {
-        assert_eq!(
-            self.nodes[i].run(),
-            Run::Down,
-            "{} runs",
-            self.nodes[i].name
-        );
+        self.assert_down(i);
         let mount = self.disk_of(i);
         std::fs::create_dir_all(&mount).expect("mount point");
         let status = Command::new("mount")

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use tally_rpc::types::BlockId;
+use tally_rpc::types::{BlockId, BlockInfo};
 use tally_rpc::LedgerApiClient;
 
 use crate::proxy::Faults;
@@ -381,18 +381,12 @@ async fn progress(cluster: &Cluster, nodes: &[usize], n: u64) {
 /// Asserts that none of the blocks committed during `d` was proposed by
 /// validator `v` (checked on the first running node that answers).
 async fn proposes_none(cluster: &Cluster, v: usize, d: Duration) {
-    let top = |hs: Vec<(usize, u64)>| hs.into_iter().max_by_key(|(_, h)| *h);
-    let (_, from) = top(cluster.heights().await).expect("a node answers");
+    let (_, from) = answering(cluster).await;
     tokio::time::sleep(d).await;
-    let (node, to) = top(cluster.heights().await).expect("a node answers");
+    let (node, to) = answering(cluster).await;
     assert!(to > from, "nothing was committed in {d:?}");
-    let client = cluster.client(node).expect("it runs");
     let key = cluster.genesis.validators[v].public_key.to_hex();
-    for h in from + 1..=to {
-        let block = client
-            .get_block_by_height(BlockId::Height(h), None)
-            .await
-            .expect("block");
+    for (h, block) in blocks(cluster, node, from + 1..=to).await {
         assert_ne!(
             block.header.proposer, key,
             "block {h} was proposed by {}",
@@ -415,18 +409,31 @@ async fn stalled(cluster: &Cluster, d: Duration) {
     let (_, from) = answering(cluster).await;
     tokio::time::sleep(d).await;
     let (node, to) = answering(cluster).await;
-    let client = cluster.client(node).expect("it runs");
-    for h in from + 1..=to {
-        let block = client
-            .get_block_by_height(BlockId::Height(h), None)
-            .await
-            .expect("block");
+    for (h, block) in blocks(cluster, node, from + 1..=to).await {
         assert!(
             block.header.time_ms.0 <= since,
             "block {h} was proposed {} ms into a fault that left no quorum",
             block.header.time_ms.0 - since
         );
     }
+}
+
+/// Node `node`'s blocks at `heights`, over RPC.
+async fn blocks(
+    cluster: &Cluster,
+    node: usize,
+    heights: std::ops::RangeInclusive<u64>,
+) -> Vec<(u64, BlockInfo)> {
+    let client = cluster.client(node).expect("it runs");
+    let mut out = Vec::new();
+    for h in heights {
+        let block = client
+            .get_block_by_height(BlockId::Height(h), None)
+            .await
+            .unwrap_or_else(|e| panic!("block {h} from {}: {e}", cluster.nodes[node].name));
+        out.push((h, block));
+    }
+    out
 }
 
 /// The highest height the running nodes hold, and a node that holds it;
