@@ -46,7 +46,7 @@ use intake::CheckedTxs;
 
 /// Redial backoff bounds for persistent peers.
 const REDIAL_MIN: Duration = Duration::from_millis(500);
-const REDIAL_MAX: Duration = Duration::from_secs(30);
+const REDIAL_MAX: Duration = Duration::from_secs(5);
 /// Events queued towards the node before the network waits.
 pub const EVENT_QUEUE: usize = 4096;
 /// Gossipsub's heartbeat: mesh upkeep, and gossip of recent message ids.
