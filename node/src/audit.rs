@@ -75,10 +75,10 @@ pub fn run(args: &AuditArgs) -> i32 {
             if args.json {
                 println!(
                     "{}",
-                    json!({ "ok": false, "exit_code": EXIT_ERROR, "error": format!("{e:#}") })
+                    json!({ "ok": false, "exit_code": EXIT_ERROR, "error": crate::error_chain(&e) })
                 );
             }
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", crate::error_chain(&e));
             EXIT_ERROR
         }
     }

@@ -124,7 +124,7 @@ pub async fn run(spec: DevnetSpec) -> anyhow::Result<()> {
             .await
             .unwrap_or_else(|_| Err(anyhow::anyhow!("timed out")))
         {
-            eprintln!("{name}: {e:#}");
+            eprintln!("{name}: {}", crate::error_chain(&e));
         }
     }
     if let Some(failure) = failure {

@@ -63,3 +63,49 @@ pub fn cores() -> usize {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     })
 }
+
+/// An error and its causes on one line, as `{:#}` prints them, but leaving
+/// out a cause that the message before it already quotes (an error that
+/// embeds its source in its own message would otherwise print it twice).
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    let mut previous = out.clone();
+    for cause in e.chain().skip(1) {
+        let message = cause.to_string();
+        if !previous.contains(&message) {
+            out.push_str(": ");
+            out.push_str(&message);
+        }
+        previous = message;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("disk said no")]
+    struct Disk;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("storage failed: {0}")]
+    struct Storage(#[from] Disk);
+
+    #[test]
+    fn an_error_chain_names_each_cause_once() {
+        let e = anyhow::Error::from(Storage(Disk)).context("the consensus task died");
+        assert_eq!(
+            format!("{e:#}"),
+            "the consensus task died: storage failed: disk said no: disk said no"
+        );
+        assert_eq!(
+            super::error_chain(&e),
+            "the consensus task died: storage failed: disk said no"
+        );
+        let plain = anyhow::anyhow!("no such file").context("cannot read config.toml");
+        assert_eq!(
+            super::error_chain(&plain),
+            "cannot read config.toml: no such file"
+        );
+    }
+}

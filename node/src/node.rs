@@ -64,7 +64,7 @@ impl TaskDied {
     fn new(task: &'static str, ended: Result<anyhow::Result<()>, JoinError>) -> Self {
         let reason = match ended {
             Ok(Ok(())) => "it ended without being asked to stop".to_string(),
-            Ok(Err(e)) => format!("{e:#}"),
+            Ok(Err(e)) => crate::error_chain(&e),
             Err(e) if e.is_panic() => {
                 let payload = e.into_panic();
                 let message = payload

@@ -222,7 +222,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", tally_node::error_chain(&e));
             ExitCode::FAILURE
         }
     }
