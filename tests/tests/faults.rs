@@ -384,3 +384,96 @@ async fn s17_soak() {
     );
     s.finish().await;
 }
+
+#[path = "faults/flood.rs"]
+mod flood;
+
+/// Scenario 12: floods. With pools of 2,000 transactions and 64 RPC
+/// connections a node: 20,480 valid transfers (10× a pool) at once, 100
+/// WebSocket connections and 100 subscriptions on one, 200 raw peers
+/// sending garbage or a 1 GiB frame header; then the committed spam
+/// replayed. The chain keeps committing (a block interval at most 3× the
+/// baseline's), the limits refuse the excess, every raw peer is closed,
+/// memory stays bounded, replays are refused and (I4) nothing is committed
+/// twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "full fault scenario: cargo test --release --workspace --test faults -- --ignored"]
+async fn s12_floods() {
+    const POOL: u32 = 2_000;
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let mut scenario = Scenario::new("12 floods", vec![]);
+    scenario.spec.extra_accounts = 320;
+    scenario.spec.config = |c| {
+        c.mempool.max_txs = POOL;
+        c.rpc.max_connections = 64;
+    };
+    let mut s = Session::begin(&scenario).await;
+    s.play(&Sample).await;
+    s.say("baseline: blocks over 15 s");
+    let base = flood::blocks_in(&s.cluster, 0, secs(15)).await;
+    let spam = flood::spam(&s.cluster.accounts(), 8..328, 64, &scenario.spec.chain_id);
+    assert!(spam.len() >= 10 * POOL as usize);
+    let ws_url = format!("ws://{}", s.cluster.nodes[1].rpc.clone().unwrap());
+    let p2p = s.cluster.link(0, 1).target().expect("node1 listens");
+
+    s.say("subscriptions and connections beyond the limits on node1");
+    let (ws, subs, refused_subs) = flood::subscriptions(&ws_url, 100).await;
+    let (held, refused_conns) = flood::connections(&ws_url, 100).await;
+    s.say(&format!(
+        "  {} subscriptions granted, {refused_subs} refused; {} connections held, {refused_conns} refused",
+        subs.len(),
+        held.len()
+    ));
+    assert!(
+        refused_subs > 0 && refused_conns > 0,
+        "the limits refused nothing"
+    );
+
+    s.say(&format!(
+        "{} transfers at once; 200 garbage peers on node1",
+        spam.len()
+    ));
+    let garbage = tokio::spawn(flood::garbage(p2p, 200));
+    let during = flood::blocks_in(&s.cluster, 0, secs(15));
+    let (submitted, during) = tokio::join!(flood::submit(&s.cluster, &spam), during);
+    let (accepted, refused) = submitted;
+    let closed = garbage.await.unwrap();
+    s.say(&format!(
+        "  {} accepted, {refused} refused; {closed} of 200 raw peers closed; blocks in 15 s: {base} before, {during} during",
+        accepted.len()
+    ));
+    assert!(refused > 0, "a pool took 10× its capacity");
+    assert!(!accepted.is_empty(), "no spam was accepted");
+    assert_eq!(closed, 200, "a raw peer sending garbage was kept open");
+    assert!(
+        during * 3 >= base,
+        "the block interval under the flood is more than 3× the baseline's ({base} blocks before, {during} during)"
+    );
+    drop((held, subs, ws));
+
+    s.play(&Progress(5)).await;
+    let replay = flood::committed(&s.cluster, 0, &accepted).await;
+    assert!(!replay.is_empty(), "none of the spam committed");
+    let (again, _) = flood::submit(&s.cluster, &replay).await;
+    s.say(&format!(
+        "replayed {} committed transfers: {} accepted",
+        replay.len(),
+        again.len()
+    ));
+    assert!(
+        again.is_empty(),
+        "a committed transaction was accepted again"
+    );
+    s.play(&Sample).await;
+    for u in &s.samples {
+        let first = s.samples.iter().find(|f| f.pid == u.pid).unwrap();
+        assert!(
+            u.rss_kb <= first.rss_kb * 2 + 128 * 1024,
+            "{} grew from {} MB to {} MB under the flood",
+            s.cluster.nodes[u.node].name,
+            first.rss_kb / 1024,
+            u.rss_kb / 1024
+        );
+    }
+    s.finish().await;
+}

@@ -9,7 +9,7 @@
 //!   remembers a precommit of a committed round, the certificate carries
 //!   that very signature);
 //! - **I4** every transaction a client saw committed is at the height the
-//!   client saw, on every node;
+//!   client saw, on every node, and no transaction is committed twice;
 //! - **I5** the height grows again within a bound once the faults heal;
 //! - **I6** `tally audit` exits 0 on every node's data.
 
@@ -158,6 +158,19 @@ pub fn databases(cluster: &Cluster, acknowledged: &[Acknowledged]) -> u64 {
     for (i, store) in stores.iter().enumerate() {
         if cluster.nodes[i].validator {
             signer_agrees(&cluster.nodes[i].name, i as u32, store, &stores[0]);
+        }
+    }
+
+    // No transaction committed twice (a replay, or a copy gossiped back
+    // after its commit), over the longest chain.
+    let longest = stores.iter().max_by_key(|s| s.height()).expect("a store");
+    let mut seen = std::collections::HashMap::new();
+    for h in 1..=longest.height() {
+        let block = longest.block(h).expect("read").expect("block");
+        for tx in &block.txs {
+            if let Some(first) = seen.insert(tx.hash(), h) {
+                panic!("I4: tx {} committed at heights {first} and {h}", tx.hash());
+            }
         }
     }
 

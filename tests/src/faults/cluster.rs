@@ -37,6 +37,10 @@ pub struct ClusterSpec {
     pub replicas: usize,
     /// Funded accounts (`user0.pem`…) for the load.
     pub accounts: usize,
+    /// More funded accounts after those, for a scenario's own use.
+    pub extra_accounts: usize,
+    /// Applied to every node's config before its first start.
+    pub config: fn(&mut NodeConfig),
 }
 
 impl Default for ClusterSpec {
@@ -46,6 +50,8 @@ impl Default for ClusterSpec {
             validators: 4,
             replicas: 1,
             accounts: 8,
+            extra_accounts: 0,
+            config: |_| {},
         }
     }
 }
@@ -69,6 +75,8 @@ pub struct Node {
     pub peer_id: String,
     child: Option<Child>,
     paused: bool,
+    /// The RPC address of its latest start.
+    pub rpc: Option<String>,
 }
 
 impl Node {
@@ -138,7 +146,7 @@ impl Cluster {
                 chain_id: spec.chain_id.clone(),
                 validators: spec.validators,
                 replicas: spec.replicas,
-                accounts: spec.accounts,
+                accounts: spec.accounts + spec.extra_accounts,
                 base_port: 20000,
             },
             &net,
@@ -176,6 +184,7 @@ impl Cluster {
                 c.p2p.listen = "/ip4/127.0.0.1/tcp/0".into();
                 c.rpc.listen = "127.0.0.1:0".into();
                 c.consensus.empty_block_interval_ms = 100;
+                (spec.config)(&mut c);
                 c.p2p.persistent_peers = (0..n)
                     .filter(|b| *b != a)
                     .map(|b| {
@@ -196,6 +205,7 @@ impl Cluster {
                     peer_id,
                     child: None,
                     paused: false,
+                    rpc: None,
                 }
             })
             .collect();
@@ -264,6 +274,7 @@ impl Cluster {
                 proxy.set_target(started.p2p);
             }
         }
+        self.nodes[i].rpc = Some(started.rpc);
         self.set_client(i, Some(started.client));
     }
 
@@ -548,6 +559,8 @@ pub struct Usage {
 #[derive(Debug)]
 pub struct Started {
     pub p2p: SocketAddr,
+    /// The RPC server's address (HTTP and WebSocket on one port).
+    pub rpc: String,
     pub client: HttpClient,
 }
 
@@ -590,7 +603,7 @@ async fn try_launch(binary: &Path, home: &Path, log: &Path) -> Result<(Child, St
                 .request_timeout(RPC_TIMEOUT)
                 .build(format!("http://{rpc}"))
                 .expect("rpc client");
-            return Ok((child, Started { p2p, client }));
+            return Ok((child, Started { p2p, rpc, client }));
         }
         if let Some(status) = child.try_wait().ok().flatten() {
             // Whatever it wrote before exiting.

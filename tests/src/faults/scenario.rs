@@ -16,7 +16,7 @@ use super::cluster::{Cluster, ClusterSpec, Run, Usage};
 use super::load::Load;
 
 /// How long the cluster may take to commit again after the heal (I5):
-/// a persistent peer's redial backs off to 30 s at most.
+/// a persistent peer's redial backs off to 5 s at most, and a restart or a catch-up takes the rest.
 const RECOVERY: Duration = Duration::from_secs(90);
 
 /// One step of a scenario.
