@@ -198,7 +198,7 @@ pub fn databases(cluster: &Cluster, acknowledged: &[Acknowledged]) -> u64 {
 
     // I6.
     for node in &cluster.nodes {
-        let out = std::process::Command::new(super::cluster::tally_binary())
+        let out = std::process::Command::new(cluster.binary())
             .arg("audit")
             .arg("--home")
             .arg(&node.home)

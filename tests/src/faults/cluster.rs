@@ -220,6 +220,11 @@ impl Cluster {
         }
     }
 
+    /// The `tally` binary the nodes run.
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
     /// The folder holding `net/` (homes) and the nodes' logs.
     pub fn dir(&self) -> &Path {
         self.dir.as_ref().map_or(Path::new(""), |d| d.path())

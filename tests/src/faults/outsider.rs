@@ -11,7 +11,7 @@ use tally_ledger::genesis::Genesis;
 use tally_node::config::NodeConfig;
 use tally_node::testnet::{generate, TestnetSpec};
 
-use super::cluster::{launch, tally_binary, Cluster};
+use super::cluster::{launch, Cluster};
 
 /// A running outsider; killed when dropped.
 #[derive(Debug)]
@@ -75,7 +75,7 @@ impl Cluster {
         config.p2p.persistent_peers = self.validator_addrs();
         std::fs::write(&path, config.to_toml()).expect("write config");
         let log = self.dir().join(format!("{name}.log"));
-        let (child, started) = launch(&tally_binary(), name, &home, &log).await;
+        let (child, started) = launch(self.binary(), name, &home, &log).await;
         Outsider {
             name: name.to_string(),
             home,
