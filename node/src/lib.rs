@@ -42,6 +42,8 @@ pub mod node_core;
 pub mod rpc_backend;
 pub mod serve;
 pub mod sync;
+#[cfg(feature = "byzantine")]
+pub mod tap;
 pub mod testnet;
 pub mod wire;
 

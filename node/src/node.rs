@@ -34,6 +34,10 @@ const REQUEST_QUEUE: usize = 1024;
 pub struct Overrides {
     pub p2p_listen: Option<Multiaddr>,
     pub rpc_listen: Option<SocketAddr>,
+    /// Rewrites the consensus messages the node publishes (a Byzantine
+    /// validator in the fault suite).
+    #[cfg(feature = "byzantine")]
+    pub consensus_tap: Option<crate::tap::ConsensusTap>,
 }
 
 impl Overrides {
@@ -42,6 +46,7 @@ impl Overrides {
         Overrides {
             p2p_listen: "/ip4/127.0.0.1/tcp/0".parse().ok(),
             rpc_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..Overrides::default()
         }
     }
 }
@@ -51,6 +56,8 @@ pub const CONSENSUS_TASK: &str = "consensus";
 pub const NETWORK_TASK: &str = "network";
 pub const RPC_TASK: &str = "rpc server";
 pub const METRICS_TASK: &str = "metrics server";
+#[cfg(feature = "byzantine")]
+pub const TAP_TASK: &str = "consensus tap";
 
 /// A node task ended while the node was running: the node has failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -213,6 +220,17 @@ pub async fn start(home: &NodeHome, overrides: Overrides) -> anyhow::Result<Runn
     // hundreds of MB over a long run. Every receiver handles falling behind.
     let (commits, _) = broadcast::channel(COMMITS_KEPT);
     let (requests_tx, requests_rx) = mpsc::channel(REQUEST_QUEUE);
+    #[cfg(feature = "byzantine")]
+    let driver_net = match &overrides.consensus_tap {
+        Some(tap) => {
+            let (tx, rx) = mpsc::channel(crate::network::EVENT_QUEUE);
+            tasks.spawn(TAP_TASK, crate::tap::run(tap.clone(), rx, net_tx.clone()));
+            tx
+        }
+        None => net_tx.clone(),
+    };
+    #[cfg(not(feature = "byzantine"))]
+    let driver_net = net_tx.clone();
     let driver = Driver::new(
         DriverSetup {
             genesis: home.genesis.clone(),
@@ -236,7 +254,7 @@ pub async fn start(home: &NodeHome, overrides: Overrides) -> anyhow::Result<Runn
             clock_offset_ms: home.config.consensus.clock_offset_ms,
             metrics: metrics.clone(),
         },
-        net_tx.clone(),
+        driver_net,
         commits.clone(),
     )?;
     tasks.spawn(CONSENSUS_TASK, async move {
