@@ -14,7 +14,9 @@
 use std::time::Duration;
 
 use tally_rpc::LedgerApiClient;
-use tally_tests::faults::{run, Action, Outcome, Rng, Run, Scenario, Session};
+use tally_tests::faults::{
+    run, Action, ClusterSpec, Expect, Outcome, Rng, Run, Scenario, Session, Twin,
+};
 use tally_tests::proxy::Faults;
 
 use Action::*;
@@ -260,6 +262,65 @@ async fn s09_clock_skew() {
         Progress(3),
     ];
     scenario("9 clock skew ±20 s on one validator", actions).await;
+}
+
+/// Scenario 10: Twins. A sixth process (node 5) runs with validator 1's
+/// keys and a copy of its home; it talks to nodes 2 and 3, and validator 1
+/// to node 0 and the replica (each relays the other side's messages).
+/// Then a partition puts the twins on opposite sides, {0, 1, replica} |
+/// {2, 3, twin}, where only the twin's side has a quorum. No fork, and the
+/// twins' conflicting votes become evidence against validator 1 over RPC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "full fault scenario: cargo test --release --workspace --test faults -- --ignored"]
+async fn s10_twins() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let twin = 5;
+    let actions = vec![
+        Wait(secs(20)),
+        Partition(vec![vec![0, 1, 4], vec![2, 3, twin]]),
+        ProgressOf(vec![2, 3, twin], 10),
+        Wait(secs(20)),
+        Heal,
+        Wait(secs(10)),
+    ];
+    let scenario = Scenario {
+        spec: ClusterSpec {
+            twins: vec![Twin {
+                of: 1,
+                peers: vec![2, 3],
+            }],
+            ..ClusterSpec::default()
+        },
+        expect: Expect { equivocators: &[1] },
+        ..Scenario::new("10 twins of validator 1", actions)
+    };
+    run(&scenario).await;
+}
+
+/// Scenario 11: Validator 3 runs `tally-byzantine`: a real node that sends
+/// a second, valid block with each of its proposals and a conflicting vote
+/// before each of its votes. Safety holds, the chain goes on, and evidence
+/// against validator 3 is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "full fault scenario: cargo test --release --workspace --test faults -- --ignored"]
+async fn s11_byzantine_validator() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let actions = vec![
+        Wait(secs(40)),
+        Kill(0),
+        Wait(secs(10)),
+        Start(0),
+        Progress(5),
+    ];
+    let scenario = Scenario {
+        spec: ClusterSpec {
+            binaries: vec![(3, env!("CARGO_BIN_EXE_tally-byzantine").into())],
+            ..ClusterSpec::default()
+        },
+        expect: Expect { equivocators: &[3] },
+        ..Scenario::new("11 an equivocating proposer and double voter", actions)
+    };
+    run(&scenario).await;
 }
 
 /// Scenario 14: SIGKILL of a validator 50 times at random moments, then a

@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 
 use tally_consensus::signer::SIGNER_STATE_BYTES_MAX;
 use tally_consensus::{SignStep, SignerState};
-use tally_ledger::encoding::decode;
+use tally_ledger::encoding::{decode, hex_serde};
 use tally_ledger::store::Store;
+use tally_ledger::types::SignedVote;
 use tally_ledger::verify::BLOCK_TIME_DRIFT_MS;
-use tally_ledger::Hash;
+use tally_ledger::{Domain, Hash};
 use tally_rpc::LedgerApiClient;
 
 use super::cluster::{Cluster, Run, Usage};
@@ -29,11 +30,13 @@ use super::load::Acknowledged;
 /// Blocks every node must add after the heal (I5).
 const GROWTH: u64 = 3;
 
-/// What the scenario allows.
+/// What the scenario expects.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Expect {
-    /// Validator indexes that may equivocate: evidence against them is
-    /// allowed, against anyone else it is a failure.
+    /// Validator indexes that equivocate: some node must hold evidence
+    /// against each; evidence against anyone else is a failure. Their own
+    /// signer state is not checked against the chain (a twin's signatures
+    /// are in the certificates too).
     pub equivocators: &'static [u32],
 }
 
@@ -70,9 +73,13 @@ pub async fn recovers(cluster: &Cluster, limit: Duration) -> Duration {
     began.elapsed()
 }
 
-/// I3 over RPC on the running nodes: the evidence each node holds is
-/// exactly against the expected equivocators (none, normally).
+/// I3 over RPC on the running nodes: every piece of evidence a node holds
+/// is against an expected equivocator (none, normally) and proves it: two
+/// votes of one kind, height and round for different values, both validly
+/// signed by that validator. Each expected equivocator has evidence
+/// against it on at least one node.
 pub async fn evidence(cluster: &Cluster, expect: Expect) {
+    let mut found = std::collections::BTreeMap::new();
     for (i, node) in cluster.nodes.iter().enumerate() {
         let Some(client) = cluster.client(i) else {
             continue;
@@ -91,13 +98,58 @@ pub async fn evidence(cluster: &Cluster, expect: Expect) {
                 e.round,
                 e.kind
             );
+            proves(cluster, &node.name, e);
+            *found.entry(e.validator_index).or_insert(0) += 1;
         }
+    }
+    for v in expect.equivocators {
+        assert!(
+            found.contains_key(v),
+            "I3: validator {v} equivocated, but no node holds evidence against it"
+        );
+    }
+    if !found.is_empty() {
+        println!("             evidence records by validator: {found:?}");
+    }
+}
+
+/// Asserts that an evidence record holds two conflicting votes, each
+/// signed by the validator it names.
+fn proves(cluster: &Cluster, name: &str, e: &tally_rpc::types::EvidenceInfo) {
+    let vote = |hex: &str| -> SignedVote {
+        let bytes = hex_serde::parse_vec(hex, 4096)
+            .unwrap_or_else(|err| panic!("I3: {name}'s evidence is not hex: {err}"));
+        decode(&bytes, 4096, "evidence vote")
+            .unwrap_or_else(|err| panic!("I3: {name}'s evidence does not decode: {err}"))
+    };
+    let (first, second) = (vote(&e.first), vote(&e.second));
+    let (a, b) = (first.vote, second.vote);
+    assert!(
+        (a.kind, a.height, a.round) == (b.kind, b.height, b.round) && a.value != b.value,
+        "I3: {name}'s evidence against validator {} is no conflict: {a:?} and {b:?}",
+        e.validator_index
+    );
+    let key = cluster.genesis.validators[e.validator_index as usize].public_key;
+    for v in [&first, &second] {
+        assert_eq!(v.validator_index, e.validator_index);
+        key.verify(
+            Domain::Vote,
+            &cluster.genesis.chain_id,
+            &v.vote.message(),
+            &v.signature,
+        )
+        .unwrap_or_else(|err| {
+            panic!(
+                "I3: {name}'s evidence against validator {} carries a bad signature: {err}",
+                e.validator_index
+            )
+        });
     }
 }
 
 /// I1, I2, I3 (signer state) and I4 on the stopped nodes' databases, then
 /// I6 with `tally audit`. Returns the common height checked.
-pub fn databases(cluster: &Cluster, acknowledged: &[Acknowledged]) -> u64 {
+pub fn databases(cluster: &Cluster, acknowledged: &[Acknowledged], expect: Expect) -> u64 {
     let genesis = &cluster.genesis;
     let set = genesis.validator_set().expect("genesis set");
     let stores: Vec<Store> = cluster
@@ -156,8 +208,12 @@ pub fn databases(cluster: &Cluster, acknowledged: &[Acknowledged]) -> u64 {
 
     // I3: each validator's signer state against the chain it signed.
     for (i, store) in stores.iter().enumerate() {
-        if cluster.nodes[i].validator {
-            signer_agrees(&cluster.nodes[i].name, i as u32, store, &stores[0]);
+        let node = &cluster.nodes[i];
+        let Some(index) = node.validator else {
+            continue;
+        };
+        if !expect.equivocators.contains(&index) {
+            signer_agrees(&node.name, index, store, &stores[0]);
         }
     }
 

@@ -41,6 +41,11 @@ pub struct ClusterSpec {
     pub extra_accounts: usize,
     /// Applied to every node's config before its first start.
     pub config: fn(&mut NodeConfig),
+    /// Validators that get a twin (see [`Twin`]).
+    pub twins: Vec<Twin>,
+    /// Nodes that run another binary than `tally` (one that takes the same
+    /// `start` arguments), such as the Byzantine validator.
+    pub binaries: Vec<(usize, PathBuf)>,
 }
 
 impl Default for ClusterSpec {
@@ -52,8 +57,22 @@ impl Default for ClusterSpec {
             accounts: 8,
             extra_accounts: 0,
             config: |_| {},
+            twins: Vec::new(),
+            binaries: Vec::new(),
         }
     }
+}
+
+/// A twin of validator `of`: one more node (after the replicas) started
+/// from a copy of the validator's home, keys and all, so with the same
+/// PeerId. It dials only `peers`, and the links between the validator and
+/// `peers` stay cut for the whole run (healing leaves them cut): no node
+/// holds connections to both twins, since gossip would reach only one of
+/// them, and each twin's messages reach the other side through relays.
+#[derive(Debug, Clone)]
+pub struct Twin {
+    pub of: usize,
+    pub peers: Vec<usize>,
 }
 
 /// Whether a node's process runs.
@@ -71,8 +90,13 @@ pub struct Node {
     pub name: String,
     pub home: PathBuf,
     pub log: PathBuf,
-    pub validator: bool,
+    /// Its validator index, if it has a validator key.
+    pub validator: Option<u32>,
     pub peer_id: String,
+    /// The validator whose twin it is (see [`ClusterSpec::twins`]).
+    pub twin_of: Option<usize>,
+    /// What it runs instead of `tally`.
+    binary: Option<PathBuf>,
     child: Option<Child>,
     paused: bool,
     /// The RPC address of its latest start.
@@ -99,6 +123,8 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     /// `(a, b)`: the proxy node `a` dials to reach node `b`.
     links: BTreeMap<(usize, usize), FaultProxy>,
+    /// Pairs kept apart for the whole run (see [`Twin`]).
+    separated: Vec<(usize, usize)>,
     clients: Clients,
     binary: PathBuf,
     /// Size-limited file systems mounted under the folder (see `disk`).
@@ -159,12 +185,31 @@ impl Cluster {
 
         let mut nodes = Vec::new();
         for (i, v) in genesis.validators.iter().enumerate() {
-            nodes.push((format!("node{i}"), true, v.peer_id.clone()));
+            nodes.push((format!("node{i}"), Some(i as u32), v.peer_id.clone(), None));
         }
         for (i, r) in genesis.replicas.iter().enumerate() {
-            nodes.push((format!("replica{i}"), false, r.peer_id.clone()));
+            nodes.push((format!("replica{i}"), None, r.peer_id.clone(), None));
+        }
+        let mut separated = Vec::new();
+        for twin in &spec.twins {
+            let v = twin.of;
+            let name = format!("node{v}-twin");
+            copy_tree(&net.join(&nodes[v].0), &net.join(&name));
+            let peer = nodes[v].2.clone();
+            nodes.push((name, Some(v as u32), peer, Some(v)));
+            separated.extend(twin.peers.iter().map(|&p| (v, p)));
         }
         let n = nodes.len();
+        // Whom node `a` dials: a twin its peers; any other node every other
+        // node but the twins.
+        let dials: Vec<Vec<usize>> = (0..n)
+            .map(
+                |a| match spec.twins.get(a.wrapping_sub(n - spec.twins.len())) {
+                    Some(twin) => twin.peers.clone(),
+                    None => (0..n).filter(|&b| b != a && nodes[b].3.is_none()).collect(),
+                },
+            )
+            .collect();
         let mut links = BTreeMap::new();
         for a in 0..n {
             for b in (0..n).filter(|b| *b != a) {
@@ -175,7 +220,7 @@ impl Cluster {
         let nodes: Vec<Node> = nodes
             .into_iter()
             .enumerate()
-            .map(|(a, (name, validator, peer_id))| {
+            .map(|(a, (name, validator, peer_id, twin_of))| {
                 let home = net.join(&name);
                 std::fs::write(home.join("genesis.json"), genesis.to_json())
                     .expect("write genesis");
@@ -185,9 +230,9 @@ impl Cluster {
                 c.rpc.listen = "127.0.0.1:0".into();
                 c.consensus.empty_block_interval_ms = 100;
                 (spec.config)(&mut c);
-                c.p2p.persistent_peers = (0..n)
-                    .filter(|b| *b != a)
-                    .map(|b| {
+                c.p2p.persistent_peers = dials[a]
+                    .iter()
+                    .map(|&b| {
                         let proxy = &links[&(a, b)];
                         format!(
                             "/ip4/127.0.0.1/tcp/{}/p2p/{}",
@@ -203,21 +248,30 @@ impl Cluster {
                     home,
                     validator,
                     peer_id,
+                    twin_of,
+                    binary: spec
+                        .binaries
+                        .iter()
+                        .find(|(i, _)| *i == a)
+                        .map(|(_, b)| b.clone()),
                     child: None,
                     paused: false,
                     rpc: None,
                 }
             })
             .collect();
-        Self {
+        let cluster = Self {
             dir: Some(dir),
             genesis,
             nodes,
             links,
+            separated,
             clients: Arc::new(RwLock::new(vec![None; n])),
             binary: tally_binary(),
             mounts: Vec::new(),
-        }
+        };
+        cluster.keep_separated();
+        cluster
     }
 
     /// The `tally` binary the nodes run.
@@ -235,7 +289,7 @@ impl Cluster {
     }
 
     pub fn validators(&self) -> usize {
-        self.nodes.iter().filter(|n| n.validator).count()
+        self.genesis.validators.len()
     }
 
     /// Node `i`'s RPC client from its latest start, while it is up.
@@ -257,7 +311,8 @@ impl Cluster {
     pub async fn start(&mut self, i: usize) {
         self.assert_down(i);
         let node = &self.nodes[i];
-        let (child, started) = launch(&self.binary, &node.name, &node.home, &node.log).await;
+        let binary = node.binary.as_ref().unwrap_or(&self.binary);
+        let (child, started) = launch(binary, &node.name, &node.home, &node.log).await;
         self.started(i, child, started);
     }
 
@@ -289,7 +344,8 @@ impl Cluster {
     pub async fn start_or_refusal(&mut self, i: usize) -> Option<String> {
         self.assert_down(i);
         let node = &self.nodes[i];
-        match try_launch(&self.binary, &node.home, &node.log).await {
+        let binary = node.binary.as_ref().unwrap_or(&self.binary);
+        match try_launch(binary, &node.home, &node.log).await {
             Ok((child, started)) => {
                 self.started(i, child, started);
                 None
@@ -489,12 +545,22 @@ impl Cluster {
         for ((a, b), proxy) in &self.links {
             proxy.set_cut(group_of(*a) != group_of(*b));
         }
+        self.keep_separated();
+    }
+
+    /// Cuts the pairs kept apart for the whole run again (after a heal).
+    fn keep_separated(&self) {
+        for &(a, b) in &self.separated {
+            self.link(a, b).set_cut(true);
+            self.link(b, a).set_cut(true);
+        }
     }
 
     /// Cuts (or heals) both directions between `a` and `b`.
     pub fn cut_pair(&self, a: usize, b: usize, cut: bool) {
         self.link(a, b).set_cut(cut);
         self.link(b, a).set_cut(cut);
+        self.keep_separated();
     }
 
     /// The same faults on every link, both ways, nothing cut.
@@ -506,6 +572,7 @@ impl Cluster {
                 cut: false,
             });
         }
+        self.keep_separated();
     }
 
     /// Every link back to normal.
@@ -513,6 +580,7 @@ impl Cluster {
         for proxy in self.links.values() {
             proxy.heal();
         }
+        self.keep_separated();
     }
 
     /// Node `i`'s committed height, if it answers.

@@ -4,6 +4,7 @@
 //! The scenarios themselves are in `tests/tests/faults.rs`; docs/faults.md
 //! lists them.
 
+pub mod byzantine;
 pub mod check;
 pub mod cluster;
 pub mod disk;
@@ -12,7 +13,7 @@ pub mod outsider;
 pub mod scenario;
 
 pub use check::Expect;
-pub use cluster::{Cluster, ClusterSpec, Run, Usage};
+pub use cluster::{Cluster, ClusterSpec, Run, Twin, Usage};
 pub use load::{Acknowledged, Load};
 pub use outsider::Outsider;
 pub use scenario::{run, Action, Outcome, Rng, Scenario, Session};

@@ -19,6 +19,10 @@ use super::load::Load;
 /// a persistent peer's redial backs off to 5 s at most, and a restart or a catch-up takes the rest.
 const RECOVERY: Duration = Duration::from_secs(90);
 
+/// A node that takes longer than this to make the progress asked of it is
+/// named in the timeline.
+const SLOW_PROGRESS: Duration = Duration::from_secs(3);
+
 /// One step of a scenario.
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -34,6 +38,8 @@ pub enum Action {
     Resume(usize),
     /// Cut every link between groups (a node in no group joins the first).
     Partition(Vec<Vec<usize>>),
+    /// Cut both directions between each pair (other links unchanged).
+    Cut(Vec<(usize, usize)>),
     /// The same faults on every link.
     SlowLinks(Faults),
     /// Heal the link cut last by this action, then cut both directions
@@ -265,7 +271,7 @@ impl Session {
                 cluster.nodes[i].name
             );
         }
-        let height = check::databases(cluster, &acknowledged);
+        let height = check::databases(cluster, &acknowledged, self.expect);
         let outcome = Outcome {
             seed: self.seed,
             height,
@@ -298,6 +304,11 @@ async fn play(
         Action::Pause(i) => cluster.pause(*i),
         Action::Resume(i) => cluster.resume(*i),
         Action::Partition(groups) => cluster.partition(groups),
+        Action::Cut(pairs) => {
+            for &(a, b) in pairs {
+                cluster.cut_pair(a, b, true);
+            }
+        }
         Action::SlowLinks(faults) => cluster.slow_links(*faults),
         Action::CutRandomLink => {
             if let Some((a, b)) = cut.take() {
@@ -373,9 +384,20 @@ async fn play(
 /// running node holds now.
 async fn progress(cluster: &Cluster, nodes: &[usize], n: u64) {
     let top = cluster.heights().await.into_iter().map(|(_, h)| h).max();
-    cluster
-        .wait_height(nodes, top.unwrap_or(0) + n, RECOVERY)
-        .await;
+    let target = top.unwrap_or(0) + n;
+    let began = Instant::now();
+    for &i in nodes {
+        let from = cluster.height(i).await;
+        let left = RECOVERY.saturating_sub(began.elapsed());
+        cluster.wait_height(&[i], target, left).await;
+        if began.elapsed() > SLOW_PROGRESS {
+            println!(
+                "             {} reached {target} (from {from:?}) {:.1} s in",
+                cluster.nodes[i].name,
+                began.elapsed().as_secs_f64()
+            );
+        }
+    }
 }
 
 /// Asserts that none of the blocks committed during `d` was proposed by
