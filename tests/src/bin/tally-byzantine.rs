@@ -7,6 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+/// How long the node may take to stop once a task died.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -52,7 +55,7 @@ fn run() -> anyhow::Result<()> {
         tally_tests::faults::byzantine::equivocating(key, index, loaded.genesis.chain_id.clone());
     tracing::warn!(validator = index, "this node equivocates on purpose");
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let overrides = tally_node::node::Overrides {
             consensus_tap: Some(tap),
             ..Default::default()
@@ -61,7 +64,12 @@ fn run() -> anyhow::Result<()> {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = term.recv() => node.stop().await,
-            died = node.wait() => Err(anyhow::Error::from(died)),
+            died = node.wait() => {
+                let _ = tokio::time::timeout(STOP_GRACE, node.stop()).await;
+                Err(anyhow::Error::from(died))
+            }
         }
-    })
+    });
+    runtime.shutdown_timeout(STOP_GRACE);
+    result
 }

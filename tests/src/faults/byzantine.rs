@@ -4,7 +4,10 @@
 //!
 //! - Each proposal of its own is joined by a second proposal for the same
 //!   height and round: the same block timed 1 ms later, so a valid block
-//!   with another hash (an equivocating proposer).
+//!   with another hash (an equivocating proposer). For every other pair
+//!   the second goes out first, so that peers take it while the node's own
+//!   consensus holds the first (its turns fall at heights of one parity); each pair is logged ("second proposal",
+//!   with both hashes) for the scenario to see which was committed.
 //! - Each vote of its own is preceded by a vote of the same kind, height
 //!   and round for another value: the alternative block it proposed there,
 //!   nil instead of a block, or a made-up block instead of nil (a double
@@ -27,9 +30,11 @@ const ALTERNATIVES_KEPT: usize = 256;
 /// The tap of a validator with `key` (index `index` in the set) on
 /// `chain_id`: see the module's description.
 pub fn equivocating(key: Keypair, index: u32, chain_id: String) -> ConsensusTap {
-    let alternatives: Mutex<BTreeMap<(u64, u32), Hash>> = Mutex::new(BTreeMap::new());
+    // The second blocks by (height, round), and how many pairs went out.
+    let state: Mutex<(BTreeMap<(u64, u32), Hash>, u64)> = Mutex::new((BTreeMap::new(), 0));
     ConsensusTap(Arc::new(move |msg: &ConsensusMsg| {
-        let mut alternatives = alternatives.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+        let (alternatives, pairs) = &mut *state;
         match msg {
             ConsensusMsg::Proposal { proposal, block } => {
                 let mut other = block.clone();
@@ -46,13 +51,23 @@ pub fn equivocating(key: Keypair, index: u32, chain_id: String) -> ConsensusTap 
                     proposal: p,
                     signature: key.sign(Domain::Proposal, &chain_id, &p.message()),
                 };
-                vec![
-                    msg.clone(),
-                    ConsensusMsg::Proposal {
-                        proposal: signed,
-                        block: other,
-                    },
-                ]
+                tracing::info!(
+                    height = p.height,
+                    round = p.round,
+                    first = %proposal.proposal.block_hash.to_hex(),
+                    second = %p.block_hash.to_hex(),
+                    "second proposal"
+                );
+                let second = ConsensusMsg::Proposal {
+                    proposal: signed,
+                    block: other,
+                };
+                *pairs += 1;
+                if *pairs % 2 == 1 {
+                    vec![second, msg.clone()]
+                } else {
+                    vec![msg.clone(), second]
+                }
             }
             ConsensusMsg::Vote(own) if own.validator_index == index => {
                 let v = own.vote;
@@ -158,11 +173,12 @@ mod tests {
         };
         let out = (tap.0)(&own);
         assert_eq!(out.len(), 2);
-        assert_eq!(out[0], own);
+        // The first pair: the second block goes out first.
+        assert_eq!(out[1], own);
         let ConsensusMsg::Proposal {
             proposal: second,
             block: other,
-        } = &out[1]
+        } = &out[0]
         else {
             panic!("not a proposal");
         };

@@ -191,8 +191,14 @@ impl Cluster {
             nodes.push((format!("replica{i}"), None, r.peer_id.clone(), None));
         }
         let mut separated = Vec::new();
+        let members = nodes.len();
         for twin in &spec.twins {
             let v = twin.of;
+            assert!(v < genesis.validators.len(), "a twin of a non-validator");
+            assert!(
+                twin.peers.iter().all(|&p| p != v && p < members),
+                "a twin's peers are other members"
+            );
             let name = format!("node{v}-twin");
             copy_tree(&net.join(&nodes[v].0), &net.join(&name));
             let peer = nodes[v].2.clone();
@@ -543,12 +549,16 @@ impl Cluster {
     pub fn partition(&self, groups: &[Vec<usize>]) {
         let group_of = |n: usize| groups.iter().position(|g| g.contains(&n)).unwrap_or(0);
         for ((a, b), proxy) in &self.links {
-            proxy.set_cut(group_of(*a) != group_of(*b));
+            proxy.set_cut(group_of(*a) != group_of(*b) || self.separated(*a, *b));
         }
-        self.keep_separated();
     }
 
-    /// Cuts the pairs kept apart for the whole run again (after a heal).
+    /// Whether `a` and `b` are kept apart for the whole run.
+    fn separated(&self, a: usize, b: usize) -> bool {
+        self.separated.contains(&(a, b)) || self.separated.contains(&(b, a))
+    }
+
+    /// Cuts the pairs kept apart for the whole run.
     fn keep_separated(&self) {
         for &(a, b) in &self.separated {
             self.link(a, b).set_cut(true);
@@ -558,29 +568,31 @@ impl Cluster {
 
     /// Cuts (or heals) both directions between `a` and `b`.
     pub fn cut_pair(&self, a: usize, b: usize, cut: bool) {
+        let cut = cut || self.separated(a, b);
         self.link(a, b).set_cut(cut);
         self.link(b, a).set_cut(cut);
-        self.keep_separated();
     }
 
     /// The same faults on every link, both ways, nothing cut.
     pub fn slow_links(&self, faults: Faults) {
-        for proxy in self.links.values() {
+        for ((a, b), proxy) in &self.links {
             proxy.set(LinkState {
                 forward: faults,
                 backward: faults,
-                cut: false,
+                cut: self.separated(*a, *b),
             });
         }
-        self.keep_separated();
     }
 
     /// Every link back to normal.
     pub fn heal(&self) {
-        for proxy in self.links.values() {
-            proxy.heal();
+        for ((a, b), proxy) in &self.links {
+            if self.separated(*a, *b) {
+                proxy.set_cut(true);
+            } else {
+                proxy.heal();
+            }
         }
-        self.keep_separated();
     }
 
     /// Node `i`'s committed height, if it answers.

@@ -27,6 +27,8 @@ const SLOW_PROGRESS: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone)]
 pub enum Action {
     Wait(Duration),
+    /// Wait until this long after the load started (a schedule's beat).
+    Until(Duration),
     /// SIGKILL.
     Kill(usize),
     /// SIGTERM; the node must exit with status 0.
@@ -223,6 +225,10 @@ impl Session {
 
     pub async fn play(&mut self, action: &Action) {
         self.say(&format!("{action:?}"));
+        if let Action::Until(at) = action {
+            tokio::time::sleep_until((self.began + *at).into()).await;
+            return;
+        }
         if let Action::Sample = action {
             let now = self.cluster.usage();
             for u in &now {
@@ -325,7 +331,7 @@ async fn play(
             *cut = Some((a, b));
         }
         Action::Heal => cluster.heal(),
-        Action::Sample => {} // the session records it
+        Action::Sample | Action::Until(_) => {} // the session handles them
         Action::Stalled(d) => stalled(cluster, *d).await,
         Action::Progress(n) => {
             let running: Vec<usize> = (0..cluster.nodes.len())
@@ -388,9 +394,10 @@ async fn progress(cluster: &Cluster, nodes: &[usize], n: u64) {
     let began = Instant::now();
     for &i in nodes {
         let from = cluster.height(i).await;
+        let waiting = Instant::now();
         let left = RECOVERY.saturating_sub(began.elapsed());
         cluster.wait_height(&[i], target, left).await;
-        if began.elapsed() > SLOW_PROGRESS {
+        if waiting.elapsed() > SLOW_PROGRESS {
             println!(
                 "             {} reached {target} (from {from:?}) {:.1} s in",
                 cluster.nodes[i].name,
