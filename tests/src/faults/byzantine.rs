@@ -27,11 +27,14 @@ use tally_node::wire::ConsensusMsg;
 /// rounds of the last few heights.
 const ALTERNATIVES_KEPT: usize = 256;
 
+/// Second blocks' hashes by (height, round).
+type Alternatives = BTreeMap<(u64, u32), Hash>;
+
 /// The tap of a validator with `key` (index `index` in the set) on
 /// `chain_id`: see the module's description.
 pub fn equivocating(key: Keypair, index: u32, chain_id: String) -> ConsensusTap {
     // The second blocks by (height, round), and how many pairs went out.
-    let state: Mutex<(BTreeMap<(u64, u32), Hash>, u64)> = Mutex::new((BTreeMap::new(), 0));
+    let state: Mutex<(Alternatives, u64)> = Mutex::new((BTreeMap::new(), 0));
     ConsensusTap(Arc::new(move |msg: &ConsensusMsg| {
         let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
         let (alternatives, pairs) = &mut *state;
