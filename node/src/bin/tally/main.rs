@@ -214,14 +214,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The size from which glibc's malloc serves an allocation with its own
-/// mapping, returned to the system as soon as it is freed.
-const MMAP_THRESHOLD_BYTES: i32 = 128 << 10;
-
 /// Keeps a long-running node's resident memory at what it uses. glibc
 /// raises its mmap threshold each time a mapped block is freed (up to 32
 /// MiB), so after the first large block (a 4 MB block body, a write batch)
-/// RocksDB's 2 MiB memtable blocks and the like come from the heap instead,
+/// RocksDB's 1 MiB memtable blocks and the like come from the heap instead,
 /// where freed memory fragments and stays resident. A node's heap stayed
 /// at 55-86 MB over 25 minutes while its resident memory grew from 100 to
 /// 168 MB; with the threshold fixed it stays flat (docs/faults.md,
@@ -229,6 +225,9 @@ const MMAP_THRESHOLD_BYTES: i32 = 128 << 10;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn fix_mmap_threshold() {
+    /// The size from which malloc serves an allocation with its own
+    /// mapping, returned to the system as soon as it is freed.
+    const MMAP_THRESHOLD_BYTES: i32 = 128 << 10;
     if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_some() {
         return;
     }
