@@ -8,9 +8,7 @@
 //! the pair assertion made before writing).
 
 use jmt::{KeyHash, Version};
-use rocksdb::{
-    ColumnFamilyDescriptor, DBRecoveryMode, IteratorMode, Options, WriteBatch, WriteOptions, DB,
-};
+use rocksdb::{ColumnFamilyDescriptor, IteratorMode, WriteBatch, WriteOptions, DB};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
@@ -24,7 +22,9 @@ use crate::types::{Block, CommitCertificate, Evidence, BLOCK_BYTES_CAP};
 use crate::verify::{check_certificate_matches, BlockError};
 
 mod latest;
+mod options;
 use latest::LatestValues;
+use options::{block_cache, db_options};
 
 /// The on-disk format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -144,20 +144,6 @@ pub struct Store {
     latest: Option<LatestValues>,
 }
 
-/// Memory RocksDB may use, for every column family together: memtables
-/// (written, not yet flushed) and the cache of read blocks. Without these
-/// bounds each of the eight column families has its own 64 MiB memtables
-/// and its own block cache, and a node under load grows past 400 MB.
-const MEMTABLES_BYTES: usize = 64 << 20;
-const MEMTABLE_BYTES_PER_COLUMN: usize = 16 << 20;
-const BLOCK_CACHE_BYTES: usize = 32 << 20;
-/// Write-ahead log kept on disk at most (about). A log file is deleted only
-/// when every column family written in it has flushed, so without a bound
-/// one rarely written family keeps every log since its last flush: a node
-/// that ran for 30 minutes held 25 logs (368 MB) beside 11 table files.
-/// Past this size RocksDB flushes the families that pin the oldest log.
-const WAL_BYTES: u64 = 2 * MEMTABLES_BYTES as u64;
-
 /// Refuses to write more than `max` bytes of `what`.
 fn within(bytes: &[u8], max: usize, what: &str) -> Result<(), StoreError> {
     if bytes.len() > max {
@@ -167,31 +153,6 @@ fn within(bytes: &[u8], max: usize, what: &str) -> Result<(), StoreError> {
         )));
     }
     Ok(())
-}
-
-/// One block cache for a database's column families.
-fn block_cache() -> rocksdb::Cache {
-    rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES)
-}
-
-fn db_options(create: bool, cache: &rocksdb::Cache) -> Options {
-    let mut opts = Options::default();
-    opts.set_db_write_buffer_size(MEMTABLES_BYTES);
-    opts.set_write_buffer_size(MEMTABLE_BYTES_PER_COLUMN);
-    opts.set_max_total_wal_size(WAL_BYTES);
-    let mut table = rocksdb::BlockBasedOptions::default();
-    table.set_block_cache(cache);
-    opts.set_block_based_table_factory(&table);
-    opts.create_if_missing(create);
-    opts.create_missing_column_families(create);
-    // A torn or corrupt WAL is an error, never silently truncated: every
-    // commit was synced, so a damaged log means lost acknowledged data.
-    opts.set_wal_recovery_mode(DBRecoveryMode::AbsoluteConsistency);
-    opts.set_paranoid_checks(true);
-    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-    opts.set_bottommost_compression_type(rocksdb::DBCompressionType::Zstd);
-    opts.set_max_open_files(512);
-    opts
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
