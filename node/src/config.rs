@@ -103,7 +103,7 @@ fn default_block_fill_wait_ms() -> u64 {
 
 /// Chosen from `tally bench load --sweep` (docs/performance.md).
 pub const DEFAULT_BLOCK_FILL_MIN_TXS: u32 = 2_000;
-pub const DEFAULT_BLOCK_FILL_WAIT_MS: u64 = 100;
+pub const DEFAULT_BLOCK_FILL_WAIT_MS: u64 = 50;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
