@@ -30,6 +30,9 @@ pub struct Metrics {
     pub mempool_txs: Gauge,
     pub mempool_bytes: Gauge,
     pub block_interval_seconds: Histogram,
+    /// The core's handling of each proposal message: for a proposal it can
+    /// judge at once, checking the block (execution and the state root).
+    pub proposal_handling_seconds: Histogram,
     pub committed_txs: Counter,
     pub rejected_txs: Family<ReasonLabel, Counter>,
     pub gossip_messages: Family<TopicLabel, Counter>,
@@ -69,6 +72,7 @@ impl Metrics {
             mempool_txs: Gauge::default(),
             mempool_bytes: Gauge::default(),
             block_interval_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 10)),
+            proposal_handling_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 12)),
             committed_txs: Counter::default(),
             rejected_txs: Family::default(),
             gossip_messages: Family::default(),
@@ -114,6 +118,11 @@ impl Metrics {
             "block_interval_seconds",
             "Time between consecutive committed blocks",
             self.block_interval_seconds.clone(),
+        );
+        r.register(
+            "proposal_handling_seconds",
+            "Time the consensus core spent on each proposal message (mostly checking its block)",
+            self.proposal_handling_seconds.clone(),
         );
         r.register(
             "committed_txs",

@@ -277,6 +277,7 @@ async fn every_method_answers_and_proofs_verify() {
         "tally_mempool_txs ",
         "tally_mempool_bytes ",
         "tally_block_interval_seconds_bucket",
+        "tally_proposal_handling_seconds_count",
         "tally_committed_txs_total ",
         "tally_gossip_messages_total{",
     ] {

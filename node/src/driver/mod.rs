@@ -381,8 +381,15 @@ impl Driver {
 
     /// Hands the core one event and carries out what it returns.
     fn feed(&mut self, event: Event) -> Result<(), DriverError> {
+        let proposal = matches!(event, Event::Proposal { .. });
+        let started = Instant::now();
         let env = NodeEnv::new(&self.store, &self.mempool, self.writing.as_ref());
         let effects = self.core.handle(event, self.now(), &env)?;
+        if proposal {
+            self.metrics
+                .proposal_handling_seconds
+                .observe(started.elapsed().as_secs_f64());
+        }
         self.apply(effects)
     }
 
