@@ -373,7 +373,9 @@ async fn a_validator_that_lost_its_signer_state_signs_only_after_the_network_mov
     let resumed_at = loop {
         let s = net.handle(3).status().await.unwrap();
         if s.signing_paused.is_none() {
-            break s.height;
+            // The pause lifts when a block is decided, which may be before
+            // it is written.
+            break s.decided_height;
         }
         assert!(
             tokio::time::Instant::now() < deadline,

@@ -114,6 +114,7 @@ impl Driver {
                 let (pending, requests) = self.sync.pending();
                 let _ = reply.send(NodeStatus {
                     height,
+                    decided_height: self.writing.as_ref().map_or(height, |w| w.tip.height),
                     block_hash: tip.map(|t| t.block_hash),
                     round: self.core.round(),
                     step: self.core.machine().step(),

@@ -66,7 +66,11 @@ pub struct Committed {
 /// What the node is doing, for `status` and tests.
 #[derive(Debug, Clone)]
 pub struct NodeStatus {
+    /// The newest block in the store.
     pub height: u64,
+    /// The newest decided block: one above `height` while its write is in
+    /// flight. Consensus (and the signing pause) has moved past it already.
+    pub decided_height: u64,
     pub block_hash: Option<Hash>,
     pub round: u32,
     /// The step of that round.
