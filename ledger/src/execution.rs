@@ -13,9 +13,10 @@ use std::collections::BTreeMap;
 use crate::crypto::{BatchVerifier, Domain, PublicKey, SignatureError};
 use crate::encoding;
 use crate::genesis::{Genesis, Params};
+use crate::governance::{Action, Change, Council, GovernanceError};
 use crate::hash::Hash;
 use crate::state::{self, AccountState, StateError, StateKey, StateUpdate};
-use crate::types::{Op, Role, SignedTx};
+use crate::types::{Op, SignedTx};
 
 /// Why a transaction is invalid. Each variant carries what was found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +63,8 @@ pub enum TxError {
     AccountNotFound(PublicKey),
     #[error("account {0} is already revoked")]
     AlreadyRevoked(PublicKey),
+    #[error(transparent)]
+    Governance(#[from] GovernanceError),
 }
 
 /// A transaction could not be applied: invalid, or the storage failed.
@@ -124,7 +127,11 @@ pub fn check_tx_static(tx: &SignedTx, chain_id: &str, params: &Params) -> Result
             }
         }
         Op::Delete { key } => check_key(key)?,
-        Op::Transfer { .. } | Op::GrantAccount { .. } | Op::RevokeAccount { .. } => {}
+        Op::Transfer { .. }
+        | Op::GrantAccount { .. }
+        | Op::RevokeAccount { .. }
+        | Op::Propose { .. }
+        | Op::Approve { .. } => {}
     }
     Ok(())
 }
@@ -199,7 +206,7 @@ impl<'a, R: TreeReader> BlockExecutor<'a, R> {
         }
     }
 
-    fn get(&self, key: &StateKey) -> Result<Option<OwnedValue>, StateError> {
+    pub(crate) fn get(&self, key: &StateKey) -> Result<Option<OwnedValue>, StateError> {
         if let Some(pending) = self.writes.get(&key.key_hash()) {
             return Ok(pending.clone());
         }
@@ -307,51 +314,21 @@ impl<'a, R: TreeReader> BlockExecutor<'a, R> {
                 ));
             }
             Op::GrantAccount { account, role } => {
-                if sender.role != Role::Admin {
-                    return Err(TxError::NotAdmin(sender_key).into());
-                }
-                if account.is_weak() {
-                    return Err(TxError::WeakAccountKey(*account).into());
-                }
-                if *account == sender_key {
-                    // Changing one's own role: apply it to the sender record
-                    // (an admin may step down to member).
-                    sender.role = *role;
-                } else {
-                    let granted = match self.account(account)? {
-                        Some(existing) => AccountState {
-                            role: *role,
-                            active: true,
-                            ..existing
-                        },
-                        None => AccountState {
-                            role: *role,
-                            active: true,
-                            balance: 0,
-                            nonce: 0,
-                        },
-                    };
-                    writes.push((
-                        StateKey::Account(*account),
-                        Some(encoding::encode(&granted)),
-                    ));
-                }
+                let change = Change::Grant {
+                    account: *account,
+                    role: *role,
+                };
+                return self.govern_staged(tx, sender, Action::Propose(&change));
             }
             Op::RevokeAccount { account } => {
-                if sender.role != Role::Admin {
-                    return Err(TxError::NotAdmin(sender_key).into());
-                }
-                if *account == sender_key {
-                    return Err(TxError::RevokeSelf.into());
-                }
-                let mut target = self
-                    .account(account)?
-                    .ok_or(TxError::AccountNotFound(*account))?;
-                if !target.active {
-                    return Err(TxError::AlreadyRevoked(*account).into());
-                }
-                target.active = false;
-                writes.push((StateKey::Account(*account), Some(encoding::encode(&target))));
+                let change = Change::Revoke { account: *account };
+                return self.govern_staged(tx, sender, Action::Propose(&change));
+            }
+            Op::Propose { change } => {
+                return self.govern_staged(tx, sender, Action::Propose(change));
+            }
+            Op::Approve { change } => {
+                return self.govern_staged(tx, sender, Action::Approve(*change));
             }
         }
         writes.push((
@@ -362,6 +339,36 @@ impl<'a, R: TreeReader> BlockExecutor<'a, R> {
             self.writes.insert(key.key_hash(), value);
         }
         Ok(())
+    }
+
+    /// A governance transaction: stages the sender (its new nonce) first, so
+    /// that the change reads it as it will stand, and takes it back if the
+    /// transaction is refused.
+    fn govern_staged(
+        &mut self,
+        tx: &SignedTx,
+        sender: AccountState,
+        action: Action<'_>,
+    ) -> Result<(), ApplyError> {
+        let sender_key = tx.tx.sender;
+        let slot = StateKey::Account(sender_key).key_hash();
+        let before = self.writes.insert(slot, Some(encoding::encode(&sender)));
+        let height = self.base.map_or(0, |b| b.saturating_add(1));
+        match self.govern(sender_key, tx.hash(), height, action) {
+            Ok(writes) => {
+                for (key, value) in writes {
+                    self.writes.insert(key.key_hash(), value);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                match before {
+                    Some(value) => self.writes.insert(slot, value),
+                    None => self.writes.remove(&slot),
+                };
+                Err(e)
+            }
+        }
     }
 
     /// Computes the new root at `version` and the nodes to persist.
@@ -432,5 +439,15 @@ pub fn genesis_state<R: TreeReader>(
             },
         );
     }
+    let council = Council {
+        threshold: genesis.governance.threshold,
+        expiry_blocks: genesis.governance.expiry_blocks,
+        admins: genesis.admins(),
+        pending: Vec::new(),
+    };
+    exec.writes.insert(
+        StateKey::Council.key_hash(),
+        Some(encoding::encode(&council)),
+    );
     exec.finish(0)
 }

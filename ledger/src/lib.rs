@@ -28,6 +28,7 @@ pub mod crypto;
 pub mod encoding;
 pub mod execution;
 pub mod genesis;
+pub mod governance;
 pub mod hash;
 pub mod proposer;
 pub mod signer_state;

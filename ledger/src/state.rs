@@ -53,6 +53,10 @@ pub enum StateKey {
         owner: PublicKey,
         key: Vec<u8>,
     },
+    /// The governance state ([`crate::governance::Council`]).
+    Council,
+    /// A proposed change by id ([`crate::governance::ChangeRecord`]).
+    Change(Hash),
 }
 
 impl StateKey {

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{Domain, Keypair, PublicKey, Signature};
 use crate::encoding::{self, DecodeError};
+use crate::governance::Change;
 use crate::hash::{merkle_root, Hash};
 
 /// Hard ceiling on one transaction's encoding; genesis may set a lower one.
@@ -100,6 +101,11 @@ pub enum Op {
     /// Admin only: revokes `account`; it keeps its state but may no longer
     /// transact.
     RevokeAccount { account: PublicKey },
+    /// Admin only: proposes a change that needs the admins' threshold (its
+    /// id is this transaction's hash); the proposal is its first approval.
+    Propose { change: Change },
+    /// Admin only: approves the pending change with this id.
+    Approve { change: Hash },
 }
 
 impl Op {
@@ -110,6 +116,8 @@ impl Op {
             Op::Delete { .. } => "delete",
             Op::GrantAccount { .. } => "grant",
             Op::RevokeAccount { .. } => "revoke",
+            Op::Propose { .. } => "propose",
+            Op::Approve { .. } => "approve",
         }
     }
 }

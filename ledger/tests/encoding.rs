@@ -6,6 +6,7 @@
 use proptest::prelude::*;
 use tally_ledger::crypto::{PublicKey, Signature};
 use tally_ledger::encoding::{decode, encode};
+use tally_ledger::governance::Change;
 use tally_ledger::hash::Hash;
 use tally_ledger::state::{AccountState, StateProof};
 use tally_ledger::types::{
@@ -44,6 +45,13 @@ fn op() -> impl Strategy<Value = Op> {
         prop::collection::vec(any::<u8>(), 0..40).prop_map(|key| Op::Delete { key }),
         (key(), role()).prop_map(|(account, role)| Op::GrantAccount { account, role }),
         key().prop_map(|account| Op::RevokeAccount { account }),
+        (key(), role()).prop_map(|(account, role)| Op::Propose {
+            change: Change::Grant { account, role }
+        }),
+        key().prop_map(|account| Op::Propose {
+            change: Change::Revoke { account }
+        }),
+        any::<[u8; 32]>().prop_map(|h| Op::Approve { change: Hash(h) }),
     ]
 }
 

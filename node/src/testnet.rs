@@ -141,6 +141,7 @@ pub fn generate(spec: &TestnetSpec, out: &Path) -> anyhow::Result<Genesis> {
             })
             .collect(),
         accounts,
+        governance: Default::default(),
     };
     genesis.validate().context("generated genesis is invalid")?;
     let genesis_json = genesis.to_json();
@@ -221,6 +222,7 @@ pub fn init(home: &Path, chain_id: &str, p2p_port: u16, rpc_port: u16) -> anyhow
             role: Role::Admin,
             balance: ACCOUNT_BALANCE,
         }],
+        governance: Default::default(),
     };
     genesis.validate().context("generated genesis is invalid")?;
     let config = NodeConfig::local("node0", NodeRole::Validator, p2p_port, rpc_port);

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use crate::crypto::PublicKey;
 use crate::encoding;
+use crate::governance::{enough_admins, GovernanceParams, ADMINS_MAX, EXPIRY_BLOCKS_MAX};
 use crate::hash::Hash;
 use crate::types::{check_chain_id, Role, Validator, ValidatorSet, ValidatorSetError};
 use crate::types::{BLOCK_BYTES_CAP, BLOCK_OVERHEAD_BYTES_MAX, FIXED_TX_BYTES_MAX};
@@ -115,6 +116,9 @@ pub struct Genesis {
     pub replicas: Vec<GenesisReplica>,
     #[serde(default)]
     pub accounts: Vec<GenesisAccount>,
+    /// Who approves changes: the threshold of the admin accounts.
+    #[serde(default)]
+    pub governance: GovernanceParams,
 }
 
 /// What is wrong with a genesis file.
@@ -409,6 +413,58 @@ impl Genesis {
                     format!("duplicate account {} (also at {first})", a.public_key),
                 ));
             }
+        }
+        self.validate_governance()
+    }
+
+    /// The admins governance starts with: the admin accounts, in order.
+    pub fn admins(&self) -> Vec<crate::crypto::PublicKey> {
+        self.accounts
+            .iter()
+            .filter(|a| a.role == Role::Admin)
+            .map(|a| a.public_key)
+            .collect()
+    }
+
+    fn validate_governance(&self) -> Result<(), GenesisError> {
+        let g = &self.governance;
+        let admins = self.admins().len();
+        if admins > ADMINS_MAX {
+            return Err(field(
+                "accounts",
+                format!("{admins} admin accounts is more than the limit of {ADMINS_MAX}"),
+            ));
+        }
+        if g.threshold == 0 {
+            return Err(field(
+                "governance.threshold",
+                "must be at least 1 (the approvals a change needs)",
+            ));
+        }
+        if admins > 0 && !enough_admins(admins, g.threshold) {
+            return Err(field(
+                "governance.threshold",
+                format!(
+                    "{} approvals need at least {} admin accounts (one more than the threshold, so that a lost or compromised admin key can be removed), found {admins}",
+                    g.threshold,
+                    g.threshold as usize + 1
+                ),
+            ));
+        }
+        if admins == 0 && g.threshold != 1 {
+            return Err(field(
+                "governance.threshold",
+                "there are no admin accounts to approve changes; leave it at 1 or add admins",
+            ));
+        }
+        if g.expiry_blocks == 0 || g.expiry_blocks > EXPIRY_BLOCKS_MAX {
+            return Err(field(
+                "governance.expiry_blocks",
+                format!(
+                    "{} is out of range (allowed 1 to {EXPIRY_BLOCKS_MAX})",
+                    g.expiry_blocks
+                ),
+            ));
         }
         Ok(())
     }

@@ -24,6 +24,7 @@ pub(crate) fn sample() -> Genesis {
             role: Role::Admin,
             balance: 1_000,
         }],
+        governance: Default::default(),
     }
 }
 

@@ -77,6 +77,7 @@ impl TestChain {
                     balance: TEST_BALANCE,
                 })
                 .collect(),
+            governance: Default::default(),
         };
         Self::from_genesis(genesis, validator_keys, account_keys)
     }
