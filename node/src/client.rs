@@ -53,6 +53,7 @@ pub enum TxKind {
     Delete { name: Vec<u8> },
     Grant { account: PublicKey, role: Role },
     Revoke { account: PublicKey },
+    Approve { change: Hash },
 }
 
 /// Signs and submits a transaction; prints its hash (and height with `wait`).
@@ -91,7 +92,12 @@ pub async fn send_tx(
         TxKind::Delete { name } => Op::Delete { key: name },
         TxKind::Grant { account, role } => Op::GrantAccount { account, role },
         TxKind::Revoke { account } => Op::RevokeAccount { account },
+        TxKind::Approve { change } => Op::Approve { change },
     };
+    let governs = matches!(
+        op,
+        Op::GrantAccount { .. } | Op::RevokeAccount { .. } | Op::Approve { .. }
+    );
     let tx = Tx {
         chain_id: genesis.chain_id.clone(),
         sender: key.public(),
@@ -110,6 +116,22 @@ pub async fn send_tx(
             "committed at height {} (index {})",
             done.height.0, done.index
         );
+        if governs {
+            let id = match &tx.tx.op {
+                Op::Approve { change } => change.to_hex(),
+                _ => done.hash.clone(),
+            };
+            let change = client
+                .get_change(id, None)
+                .await
+                .map_err(|e| explain(e, url))?;
+            let threshold = client
+                .get_governance(None)
+                .await
+                .map_err(|e| explain(e, url))?
+                .threshold;
+            print_change(&change, threshold);
+        }
     } else {
         let sent = client
             .submit_tx(encoded)
@@ -142,6 +164,23 @@ pub enum Query {
         genesis: Option<std::path::PathBuf>,
     },
     Validators,
+    Governance,
+    Change {
+        id: String,
+    },
+}
+
+fn print_change(c: &tally_rpc::types::ChangeInfo, threshold: u32) {
+    println!("change {} ({})", c.id, c.change);
+    match (c.status.as_str(), &c.at) {
+        ("pending", _) => println!(
+            "  pending: {} of {threshold} approvals, open until height {}",
+            c.approvals_counted.unwrap_or(0),
+            c.expires_at.0
+        ),
+        (status, Some(at)) => println!("  {status} at height {}", at.0),
+        (status, None) => println!("  {status} after height {}", c.expires_at.0),
+    }
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
@@ -286,6 +325,34 @@ pub async fn query(url: &str, q: Query, json: bool) -> anyhow::Result<()> {
                     x.index, x.name, x.power.0, x.public_key, x.peer_id
                 );
             }
+        }
+        Query::Governance => {
+            let g = client.get_governance(None).await.map_err(e)?;
+            if json {
+                return print_json(&g);
+            }
+            println!("height     {}", g.height.0);
+            println!(
+                "threshold  {} of {} admins, changes open for {} blocks",
+                g.threshold,
+                g.admins.len(),
+                g.expiry_blocks.0
+            );
+            for a in &g.admins {
+                println!("  admin {a}");
+            }
+            println!("pending    {}", g.pending.len());
+            for c in &g.pending {
+                print_change(c, g.threshold);
+            }
+        }
+        Query::Change { id } => {
+            let c = client.get_change(id, None).await.map_err(e)?;
+            if json {
+                return print_json(&c);
+            }
+            let threshold = client.get_governance(None).await.map_err(e)?.threshold;
+            print_change(&c, threshold);
         }
     }
     Ok(())

@@ -7,9 +7,9 @@ use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
 
 use crate::types::{
-    AccountInfo, BatchItem, BlockId, BlockInfo, CertificateInfo, EvidencePage, HeadInfo,
-    HealthInfo, MempoolInfo, RecordInfo, StatusInfo, TxCommitted, TxInfo, TxSubmitted,
-    ValidatorInfo, U64,
+    AccountInfo, BatchItem, BlockId, BlockInfo, CertificateInfo, ChangeInfo, EvidencePage,
+    GovernanceInfo, HeadInfo, HealthInfo, MempoolInfo, RecordInfo, StatusInfo, TxCommitted, TxInfo,
+    TxSubmitted, ValidatorInfo, U64,
 };
 
 pub type RpcResult<T> = Result<T, ErrorObjectOwned>;
@@ -90,6 +90,16 @@ pub trait LedgerApi {
         key: String,
         prove: Option<bool>,
     ) -> RpcResult<RecordInfo>;
+
+    /// The governance state at the latest height: the threshold, the admins
+    /// and the pending changes, optionally with a proof of that state.
+    #[method(name = "getGovernance")]
+    async fn get_governance(&self, prove: Option<bool>) -> RpcResult<GovernanceInfo>;
+
+    /// One change by id (the proposing transaction's hash): pending,
+    /// applied or expired, optionally with a proof of its record.
+    #[method(name = "getChange")]
+    async fn get_change(&self, id: String, prove: Option<bool>) -> RpcResult<ChangeInfo>;
 
     /// One notification per committed block.
     #[subscription(name = "subscribeNewHeads" => "newHead", unsubscribe = "unsubscribeNewHeads", item = HeadInfo)]

@@ -21,6 +21,7 @@ pub mod api;
 pub mod auth;
 pub mod backend;
 pub mod errors;
+mod governance;
 pub mod methods;
 pub mod server;
 pub mod types;

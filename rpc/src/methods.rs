@@ -36,7 +36,7 @@ pub struct LedgerRpc<B> {
     backend: Arc<B>,
 }
 
-fn parse_hash(s: &str) -> RpcResult<Hash> {
+pub(crate) fn parse_hash(s: &str) -> RpcResult<Hash> {
     Hash::from_hex(s).map_err(|e| invalid_params(format!("hash {s:?}: {e}")))
 }
 
@@ -57,7 +57,7 @@ fn parse_tx(s: &str) -> RpcResult<SignedTx> {
     })
 }
 
-fn store_error(e: impl std::fmt::Display) -> ErrorObjectOwned {
+pub(crate) fn store_error(e: impl std::fmt::Display) -> ErrorObjectOwned {
     error(
         errors::UNAVAILABLE,
         "unavailable",
@@ -71,7 +71,7 @@ impl<B: Backend> LedgerRpc<B> {
         LedgerRpc { backend }
     }
 
-    fn store(&self) -> &Arc<Store> {
+    pub(crate) fn store(&self) -> &Arc<Store> {
         self.backend.store()
     }
 
@@ -161,7 +161,7 @@ impl<B: Backend> LedgerRpc<B> {
     }
 
     /// Reads `key` at `height`, with a proof when asked.
-    fn read_state(
+    pub(crate) fn read_state(
         &self,
         key: &StateKey,
         height: u64,
@@ -513,6 +513,14 @@ impl<B: Backend> LedgerApiServer for LedgerRpc<B> {
             height: U64(height),
             proof,
         })
+    }
+
+    async fn get_governance(&self, prove: Option<bool>) -> RpcResult<GovernanceInfo> {
+        self.governance_info(prove.unwrap_or(false))
+    }
+
+    async fn get_change(&self, id: String, prove: Option<bool>) -> RpcResult<ChangeInfo> {
+        self.change_info(parse_hash(&id)?, prove.unwrap_or(false))
     }
 
     async fn subscribe_new_heads(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {

@@ -374,3 +374,53 @@ pub struct StateProofInfo {
     pub header: String,
     pub certificate: String,
 }
+
+/// The governance state at a height (`ledger_getGovernance`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GovernanceInfo {
+    /// Approvals a change needs, the proposer's included.
+    pub threshold: u32,
+    /// Blocks after its proposal in which a change may be approved.
+    pub expiry_blocks: U64,
+    pub admins: Vec<String>,
+    /// The changes still gathering approvals.
+    pub pending: Vec<ChangeInfo>,
+    pub height: U64,
+    /// A proof of the governance state (the admins, the threshold and the
+    /// pending ids) against the block at `height`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof: Option<StateProofInfo>,
+}
+
+/// A proposed change (`ledger_getChange`, and the pending ones in
+/// `ledger_getGovernance`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeInfo {
+    /// The hash of the transaction that proposed it.
+    pub id: String,
+    /// What it does: `{"kind": "grant", "account": …, "role": …}` or
+    /// `{"kind": "revoke", "account": …}`.
+    pub change: serde_json::Value,
+    pub proposer: String,
+    pub proposed_at: U64,
+    /// The last height at which an approval counts.
+    pub expires_at: U64,
+    /// The admins that approved it, the proposer first.
+    pub approvals: Vec<String>,
+    /// While pending: the approvals that count (approvers still admins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approvals_counted: Option<u32>,
+    /// As the next block will find it: `pending`, `applied`, `withdrawn`
+    /// (its proposer stopped being an admin) or `expired` (no block can
+    /// approve it any more).
+    pub status: String,
+    /// The block that applied or withdrew it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<U64>,
+    pub height: U64,
+    /// A proof of the change's record against the block at `height`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof: Option<StateProofInfo>,
+}

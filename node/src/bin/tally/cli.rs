@@ -252,7 +252,8 @@ pub enum TxCommand {
         #[arg(long)]
         name: String,
     },
-    /// Admin: admit an account (or change its role).
+    /// Admin: admit an account (or change its role). With a governance
+    /// threshold above 1 this proposes the change; other admins approve it.
     Grant {
         #[command(flatten)]
         common: TxArgs,
@@ -261,12 +262,19 @@ pub enum TxCommand {
         #[arg(long, default_value = "member")]
         role: String,
     },
-    /// Admin: revoke an account.
+    /// Admin: revoke an account (a proposal, as for grant).
     Revoke {
         #[command(flatten)]
         common: TxArgs,
         #[arg(long)]
         account: String,
+    },
+    /// Admin: approve a pending change, by its id (the hash of the
+    /// transaction that proposed it).
+    Approve {
+        #[command(flatten)]
+        common: TxArgs,
+        change: String,
     },
 }
 
@@ -321,6 +329,17 @@ pub enum QueryCommand {
     Validators {
         #[command(flatten)]
         common: QueryArgs,
+    },
+    /// The admins, the approval threshold and the pending changes.
+    Governance {
+        #[command(flatten)]
+        common: QueryArgs,
+    },
+    /// One change by id: pending, applied or expired.
+    Change {
+        #[command(flatten)]
+        common: QueryArgs,
+        id: String,
     },
 }
 

@@ -65,6 +65,13 @@ pub fn tx_request(command: TxCommand) -> anyhow::Result<(TxArgs, TxKind)> {
                 account: public_key(&account)?,
             },
         ),
+        TxCommand::Approve { common, change } => (
+            common,
+            TxKind::Approve {
+                change: tally_ledger::Hash::from_hex(&change)
+                    .map_err(|e| anyhow::anyhow!("change id {change:?}: {e}"))?,
+            },
+        ),
     })
 }
 
@@ -114,5 +121,7 @@ pub fn query_request(command: QueryCommand) -> anyhow::Result<(QueryArgs, Query)
             },
         ),
         QueryCommand::Validators { common } => (common, Query::Validators),
+        QueryCommand::Governance { common } => (common, Query::Governance),
+        QueryCommand::Change { common, id } => (common, Query::Change { id }),
     })
 }

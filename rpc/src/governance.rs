@@ -1,0 +1,85 @@
+//! `ledger_getGovernance` and `ledger_getChange`: the governance state and
+//! its changes, read from the store at the latest height.
+
+use tally_ledger::governance::{ChangeRecord, ChangeStatus, Council};
+use tally_ledger::state::StateKey;
+use tally_ledger::Hash;
+
+use crate::api::RpcResult;
+use crate::backend::Backend;
+use crate::errors::not_found;
+use crate::methods::{store_error as internal, LedgerRpc};
+use crate::types::{ChangeInfo, GovernanceInfo, U64};
+
+impl<B: Backend> LedgerRpc<B> {
+    pub(crate) fn governance_info(&self, prove: bool) -> RpcResult<GovernanceInfo> {
+        let height = self.store().height();
+        let (value, proof) = self.read_state(&StateKey::Council, height, prove)?;
+        let bytes = value.ok_or_else(|| internal("the governance state is missing"))?;
+        let council = Council::decode(&bytes).map_err(|e| internal(e.to_string()))?;
+        let mut pending = Vec::with_capacity(council.pending.len());
+        for p in &council.pending {
+            let id = p.id;
+            let (value, _) = self.read_state(&StateKey::Change(id), height, false)?;
+            let Some(bytes) = value else {
+                return Err(internal(format!("pending change {id} has no record")));
+            };
+            let record = ChangeRecord::decode(&bytes).map_err(|e| internal(e.to_string()))?;
+            // Expired ones stay listed until the next proposal prunes them.
+            if record.status_at(height + 1) == ChangeStatus::Pending {
+                pending.push(change_info(id, &record, &council, height, None));
+            }
+        }
+        Ok(GovernanceInfo {
+            threshold: council.threshold,
+            expiry_blocks: U64(council.expiry_blocks),
+            admins: council.admins.iter().map(|a| a.to_hex()).collect(),
+            pending,
+            height: U64(height),
+            proof,
+        })
+    }
+
+    pub(crate) fn change_info(&self, id: Hash, prove: bool) -> RpcResult<ChangeInfo> {
+        let height = self.store().height();
+        let (value, proof) = self.read_state(&StateKey::Change(id), height, prove)?;
+        let bytes = value.ok_or_else(|| not_found(format!("change {id}")))?;
+        let record = ChangeRecord::decode(&bytes).map_err(|e| internal(e.to_string()))?;
+        let (council, _) = self.read_state(&StateKey::Council, height, false)?;
+        let council = council
+            .ok_or_else(|| internal("the governance state is missing"))
+            .and_then(|b| Council::decode(&b).map_err(|e| internal(e.to_string())))?;
+        Ok(change_info(id, &record, &council, height, proof))
+    }
+}
+
+fn change_info(
+    id: Hash,
+    record: &ChangeRecord,
+    council: &Council,
+    height: u64,
+    proof: Option<crate::types::StateProofInfo>,
+) -> ChangeInfo {
+    // As the next block will find it: one that block can no longer approve
+    // is expired.
+    let (status, at) = match record.status_at(height.saturating_add(1)) {
+        ChangeStatus::Pending => ("pending", None),
+        ChangeStatus::Applied { height } => ("applied", Some(U64(height))),
+        ChangeStatus::Withdrawn { height } => ("withdrawn", Some(U64(height))),
+        ChangeStatus::Expired { .. } => ("expired", None),
+    };
+    let pending = status == "pending";
+    ChangeInfo {
+        id: id.to_hex(),
+        change: serde_json::to_value(&record.change).unwrap_or_default(),
+        proposer: record.proposer.to_hex(),
+        proposed_at: U64(record.proposed_at),
+        expires_at: U64(record.expires_at),
+        approvals: record.approvals.iter().map(|a| a.to_hex()).collect(),
+        approvals_counted: pending.then(|| record.approvals_counted(council) as u32),
+        status: status.into(),
+        at,
+        height: U64(height),
+        proof,
+    }
+}
