@@ -22,8 +22,8 @@ pub const CERTIFICATE_BYTES_MAX: usize = 64 + VALIDATORS_MAX * (4 + 64) + 16;
 /// The longest chain id.
 pub const CHAIN_ID_BYTES_MAX: usize = 64;
 /// A header's encoding is never larger than this: its chain id at the
-/// longest, two integers, five hashes and the proposer's key.
-pub const HEADER_BYTES_MAX: usize = 4 + CHAIN_ID_BYTES_MAX + 8 + 8 + 5 * 32 + 32;
+/// longest, two integers, six hashes and the proposer's key.
+pub const HEADER_BYTES_MAX: usize = 4 + CHAIN_ID_BYTES_MAX + 8 + 8 + 6 * 32 + 32;
 /// The most a block's encoding adds to the encodings of its transactions:
 /// the header, the transaction count and the largest `last_commit`. A
 /// proposer fills at most `block_bytes_max - BLOCK_OVERHEAD_BYTES_MAX` with
@@ -182,6 +182,9 @@ pub struct Header {
     pub state_root: Hash,
     /// Hash of the validator set that decides this block.
     pub validators_hash: Hash,
+    /// Hash of the validator set that decides the next block, so that a
+    /// node knows it before it starts that height.
+    pub next_validators_hash: Hash,
     /// The validator that proposed the block.
     pub proposer: PublicKey,
     /// Hash of `last_commit` (all zeroes for height 1, which has none).
@@ -525,6 +528,7 @@ mod tests {
             tx_root: Hash([2; 32]),
             state_root: Hash([3; 32]),
             validators_hash: Hash([4; 32]),
+            next_validators_hash: Hash([7; 32]),
             proposer: key.public(),
             last_commit_hash: Hash([5; 32]),
         };

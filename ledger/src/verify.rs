@@ -110,6 +110,8 @@ pub enum BlockError {
     TxRoot { expected: Hash, found: Hash },
     #[error("block validators_hash is {found}, expected {expected}")]
     ValidatorsHash { expected: Hash, found: Hash },
+    #[error("block next_validators_hash is {found}, expected {expected}")]
+    NextValidatorsHash { expected: Hash, found: Hash },
     #[error("block last_commit_hash is {found}, its last_commit hashes to {expected}")]
     LastCommitHash { expected: Hash, found: Hash },
     #[error("block time {found} ms is not after its parent's {parent} ms")]
@@ -206,6 +208,12 @@ pub struct ChainRules {
 }
 
 impl ChainRules {
+    /// The hash of the set that decides the block after this one. No change
+    /// of the set exists yet, so it is this set's.
+    pub fn next_validators_hash(&self) -> Hash {
+        self.set.hash()
+    }
+
     pub fn new(genesis: &Genesis) -> Result<Self, ValidatorSetError> {
         let set = genesis.validator_set()?;
         Ok(ChainRules {
@@ -287,6 +295,13 @@ impl ChainRules {
             return Err(BlockError::ValidatorsHash {
                 expected: vhash,
                 found: h.validators_hash,
+            });
+        }
+        let next = self.next_validators_hash();
+        if h.next_validators_hash != next {
+            return Err(BlockError::NextValidatorsHash {
+                expected: next,
+                found: h.next_validators_hash,
             });
         }
         let lch = last_commit_hash(block.last_commit.as_ref());

@@ -99,6 +99,7 @@ fn header() -> impl Strategy<Value = Header> {
         hash(),
         hash(),
         hash(),
+        hash(),
         key(),
         hash(),
     )
@@ -111,6 +112,7 @@ fn header() -> impl Strategy<Value = Header> {
                 tx_root,
                 state_root,
                 validators_hash,
+                next_validators_hash,
                 proposer,
                 last_commit_hash,
             )| Header {
@@ -121,6 +123,7 @@ fn header() -> impl Strategy<Value = Header> {
                 tx_root,
                 state_root,
                 validators_hash,
+                next_validators_hash,
                 proposer,
                 last_commit_hash,
             },

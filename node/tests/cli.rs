@@ -184,7 +184,7 @@ fn out_of_range_values_are_refused_with_their_field_and_range() {
         (
             "block_bytes_max",
             1024,
-            "`params.block_bytes_max`: 1024 is out of range (allowed 133897 to 67108864)",
+            "`params.block_bytes_max`: 1024 is out of range (allowed 133929 to 67108864)",
         ),
         (
             "timeout_propose_ms",

@@ -180,6 +180,7 @@ pub struct HeaderInfo {
     pub tx_root: String,
     pub state_root: String,
     pub validators_hash: String,
+    pub next_validators_hash: String,
     pub proposer: String,
     pub last_commit_hash: String,
 }
@@ -194,6 +195,7 @@ impl From<&Header> for HeaderInfo {
             tx_root: h.tx_root.to_hex(),
             state_root: h.state_root.to_hex(),
             validators_hash: h.validators_hash.to_hex(),
+            next_validators_hash: h.next_validators_hash.to_hex(),
             proposer: h.proposer.to_hex(),
             last_commit_hash: h.last_commit_hash.to_hex(),
         }

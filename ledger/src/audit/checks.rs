@@ -108,6 +108,9 @@ pub(super) fn block_fault(height: u64, e: BlockError) -> Fault {
         BlockError::ValidatorsHash { expected, found } => {
             header("validators_hash").with(expected, found)
         }
+        BlockError::NextValidatorsHash { expected, found } => {
+            header("next_validators_hash").with(expected, found)
+        }
         BlockError::LastCommitHash { expected, found } => {
             header("last_commit_hash").with(expected, found)
         }

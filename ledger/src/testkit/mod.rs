@@ -184,6 +184,7 @@ impl TestChain {
                 tx_root: Default::default(),
                 state_root: update.root,
                 validators_hash: self.validator_set.hash(),
+                next_validators_hash: self.rules.next_validators_hash(),
                 proposer: self.proposer_key(height, 0),
                 last_commit_hash: last_commit_hash(last_commit.as_ref()),
             },

@@ -174,7 +174,7 @@ pub fn rule_cases() -> Vec<RuleCase> {
                     .collect();
                 (next_block(c, txs), None)
             },
-            reason: "block is 66595 bytes, more than the limit of 60000",
+            reason: "block is 66627 bytes, more than the limit of 60000",
             audit_check: "block_size",
         },
         RuleCase {
@@ -206,6 +206,16 @@ pub fn rule_cases() -> Vec<RuleCase> {
             },
             reason: "block validators_hash is 0x0303",
             audit_check: "validators_hash",
+        },
+        RuleCase {
+            rule: "next_validators_hash",
+            make: |c| {
+                let mut b = empty(c);
+                b.header.next_validators_hash = Hash([8; 32]);
+                (b, None)
+            },
+            reason: "block next_validators_hash is 0x0808",
+            audit_check: "next_validators_hash",
         },
         RuleCase {
             rule: "last_commit_hash",

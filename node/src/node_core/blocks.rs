@@ -183,6 +183,7 @@ impl NodeCore {
                 tx_root: merkle_root(&tx_hashes),
                 state_root: update.root,
                 validators_hash: rules.set.hash(),
+                next_validators_hash: rules.next_validators_hash(),
                 proposer,
                 last_commit_hash: last_commit_hash(last_commit.as_ref()),
             },
