@@ -163,7 +163,9 @@ pub enum Query {
         prove: bool,
         genesis: Option<std::path::PathBuf>,
     },
-    Validators,
+    Validators {
+        height: Option<u64>,
+    },
     Governance,
     Change {
         id: String,
@@ -314,8 +316,11 @@ pub async fn query(url: &str, q: Query, json: bool) -> anyhow::Result<()> {
                 println!("proof: {msg}");
             }
         }
-        Query::Validators => {
-            let v = client.get_validators().await.map_err(e)?;
+        Query::Validators { height } => {
+            let v = client
+                .get_validators(height.map(tally_rpc::types::U64))
+                .await
+                .map_err(e)?;
             if json {
                 return print_json(&v);
             }

@@ -53,8 +53,9 @@ pub trait LedgerApi {
     #[method(name = "status")]
     async fn status(&self) -> RpcResult<StatusInfo>;
 
+    /// The validator set in force at `height` (default: the next block's).
     #[method(name = "getValidators")]
-    async fn get_validators(&self) -> RpcResult<Vec<ValidatorInfo>>;
+    async fn get_validators(&self, height: Option<U64>) -> RpcResult<Vec<ValidatorInfo>>;
 
     /// The genesis file, as JSON.
     #[method(name = "getGenesis")]

@@ -398,7 +398,18 @@ impl<B: Backend> LedgerApiServer for LedgerRpc<B> {
         })
     }
 
-    async fn get_validators(&self) -> RpcResult<Vec<ValidatorInfo>> {
+    async fn get_validators(&self, height: Option<U64>) -> RpcResult<Vec<ValidatorInfo>> {
+        // The set of a height is known once its parent is decided: up to
+        // the block after the tip.
+        let next = self.store().height().saturating_add(1);
+        if let Some(U64(h)) = height {
+            if h == 0 || h > next {
+                return Err(not_found(format!(
+                    "the validator set of height {h}: heights start at 1, and the next block is {next}"
+                )));
+            }
+        }
+        // No change of the set exists yet: every height has the genesis set.
         Ok(self
             .backend
             .genesis()

@@ -17,7 +17,7 @@ use tally_ledger::state::StateKey;
 use tally_ledger::types::{Op, Tx};
 use tally_ledger::{Hash, Keypair};
 use tally_node::client::check_proof;
-use tally_rpc::types::{to_hex, BlockId, HeadInfo, TxInfo, TxState};
+use tally_rpc::types::{to_hex, BlockId, HeadInfo, TxInfo, TxState, U64};
 use tally_rpc::LedgerApiClient;
 use tally_tests::{wait_height, Sender, TestNet};
 
@@ -98,7 +98,13 @@ async fn every_method_answers_and_proofs_verify() {
     assert_eq!(status.chain_id, chain);
     assert_eq!(status.role, "validator");
     assert!(client.health().await.unwrap().ok);
-    assert_eq!(client.get_validators().await.unwrap().len(), 4);
+    assert_eq!(client.get_validators(None).await.unwrap().len(), 4);
+    assert_eq!(
+        client.get_validators(Some(U64(1))).await.unwrap(),
+        client.get_validators(None).await.unwrap()
+    );
+    let far = client.get_validators(Some(U64(1 << 40))).await.unwrap_err();
+    assert!(far.to_string().contains("the next block is"), "{far}");
     assert_eq!(client.get_genesis().await.unwrap()["chain_id"], chain);
     assert!(client
         .get_evidence(None, None, None)

@@ -326,9 +326,12 @@ pub enum QueryCommand {
         #[arg(long)]
         genesis: Option<PathBuf>,
     },
+    /// The validator set in force at a height (default: the next block's).
     Validators {
         #[command(flatten)]
         common: QueryArgs,
+        #[arg(long)]
+        height: Option<u64>,
     },
     /// The admins, the approval threshold and the pending changes.
     Governance {

@@ -120,7 +120,7 @@ pub fn query_request(command: QueryCommand) -> anyhow::Result<(QueryArgs, Query)
                 genesis,
             },
         ),
-        QueryCommand::Validators { common } => (common, Query::Validators),
+        QueryCommand::Validators { common, height } => (common, Query::Validators { height }),
         QueryCommand::Governance { common } => (common, Query::Governance),
         QueryCommand::Change { common, id } => (common, Query::Change { id }),
     })
