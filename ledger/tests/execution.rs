@@ -11,19 +11,8 @@ use tally_ledger::testkit::{TestChain, TEST_BALANCE};
 use tally_ledger::types::{Op, Role, Tx};
 use tally_ledger::{Keypair, PublicKey};
 
-/// Applies `tx` to the chain's current state and returns the outcome.
-fn apply(chain: &TestChain, tx: &tally_ledger::SignedTx) -> Result<(), ApplyError> {
-    let mut exec = BlockExecutor::new(
-        &chain.state,
-        Some(chain.height()),
-        chain.chain_id(),
-        &chain.genesis.params,
-    );
-    exec.apply(tx)
-}
-
 fn rejected(chain: &TestChain, tx: &tally_ledger::SignedTx) -> TxError {
-    match apply(chain, tx) {
+    match chain.try_apply(tx) {
         Err(ApplyError::Tx(e)) => e,
         other => panic!("expected a tx error, got {other:?}"),
     }
@@ -107,7 +96,7 @@ fn admin_grants_and_the_new_member_can_transact() {
         },
     }
     .sign(&newcomer);
-    assert_eq!(apply(&chain, &put), Ok(()));
+    assert_eq!(chain.try_apply(&put), Ok(()));
     let admin = chain.account_keys[0].public();
     let self_revoke = chain.tx(0, Op::RevokeAccount { account: admin });
     assert_eq!(rejected(&chain, &self_revoke), TxError::RevokeSelf);

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-use tally_ledger::execution::{ApplyError, BlockExecError, BlockExecutor, TxError};
+use tally_ledger::execution::{ApplyError, BlockExecError, TxError};
 use tally_ledger::genesis::Genesis;
 use tally_ledger::governance::{
     read_change, read_council, Change, ChangeStatus, GovernanceError, GovernanceParams,
@@ -40,18 +40,13 @@ fn newcomer() -> PublicKey {
     Keypair::from_seed([0xab; 32]).public()
 }
 
-fn apply(chain: &TestChain, tx: &SignedTx) -> Result<(), ApplyError> {
-    let mut exec = BlockExecutor::new(
-        &chain.state,
-        Some(chain.height()),
-        chain.chain_id(),
-        &chain.genesis.params,
-    );
-    exec.apply(tx)
+/// Account `from` proposes to grant `account` the `role`.
+fn grant_tx(chain: &mut TestChain, from: usize, account: PublicKey, role: Role) -> SignedTx {
+    chain.tx(from, Op::GrantAccount { account, role })
 }
 
 fn refused(chain: &TestChain, tx: &SignedTx) -> TxError {
-    match apply(chain, tx) {
+    match chain.try_apply(tx) {
         Err(ApplyError::Tx(e)) => e,
         other => panic!("expected a tx error, got {other:?}"),
     }
@@ -73,13 +68,7 @@ fn exists(chain: &TestChain, key: &PublicKey) -> bool {
 #[test]
 fn a_change_applies_when_the_threshold_approves_and_not_before() {
     let mut chain = council_chain(2, 100);
-    let grant = chain.tx(
-        0,
-        Op::GrantAccount {
-            account: newcomer(),
-            role: Role::Member,
-        },
-    );
+    let grant = grant_tx(&mut chain, 0, newcomer(), Role::Member);
     let id = grant.hash();
     chain.push(vec![grant]).unwrap();
     assert_eq!(status(&chain, &id), ChangeStatus::Pending);
@@ -174,13 +163,7 @@ fn a_change_without_enough_approvals_expires() {
 #[test]
 fn a_threshold_of_one_applies_at_once_as_grants_always_did() {
     let mut chain = TestChain::new(4, 2);
-    let grant = chain.tx(
-        0,
-        Op::GrantAccount {
-            account: newcomer(),
-            role: Role::Member,
-        },
-    );
+    let grant = grant_tx(&mut chain, 0, newcomer(), Role::Member);
     let id = grant.hash();
     chain.push(vec![grant]).unwrap();
     assert!(exists(&chain, &newcomer()));
@@ -245,26 +228,15 @@ fn the_admins_always_keep_one_more_than_the_threshold() {
     });
     assert_eq!(refused(&chain, &revoke), below);
     // Nor may one step down to member.
-    let demote = chain.tx(
-        1,
-        Op::GrantAccount {
-            account: chain.account_keys[1].public(),
-            role: Role::Member,
-        },
-    );
+    let admin1 = chain.account_keys[1].public();
+    let demote = grant_tx(&mut chain, 1, admin1, Role::Member);
     assert_eq!(refused(&chain, &demote), below);
 }
 
 #[test]
 fn an_approver_who_leaves_no_longer_counts() {
     let mut chain = council_of(5, 3, 100);
-    let grant = chain.tx(
-        0,
-        Op::GrantAccount {
-            account: newcomer(),
-            role: Role::Member,
-        },
-    );
+    let grant = grant_tx(&mut chain, 0, newcomer(), Role::Member);
     let grant_id = grant.hash();
     let approve = chain.tx(1, Op::Approve { change: grant_id });
     chain.push(vec![grant, approve]).unwrap();
@@ -297,22 +269,11 @@ fn an_approver_who_leaves_no_longer_counts() {
 #[test]
 fn an_admin_who_leaves_withdraws_its_pending_changes() {
     let mut chain = council_chain(2, 100);
-    let grant = chain.tx(
-        2,
-        Op::GrantAccount {
-            account: newcomer(),
-            role: Role::Member,
-        },
-    );
+    let grant = grant_tx(&mut chain, 2, newcomer(), Role::Member);
     let grant_id = grant.hash();
     // Admin 3 first, so that two admins and a spare remain.
-    let promote = chain.tx(
-        0,
-        Op::GrantAccount {
-            account: chain.account_keys[3].public(),
-            role: Role::Admin,
-        },
-    );
+    let member3 = chain.account_keys[3].public();
+    let promote = grant_tx(&mut chain, 0, member3, Role::Admin);
     let promote_id = promote.hash();
     chain.push(vec![grant, promote]).unwrap();
     let approve = chain.tx(1, Op::Approve { change: promote_id });
@@ -349,20 +310,12 @@ fn an_admin_who_leaves_withdraws_its_pending_changes() {
 #[test]
 fn each_admin_has_a_bounded_number_of_pending_changes() {
     let mut chain = council_chain(2, 3);
-    let grant = |chain: &mut TestChain, from: usize, seed: u8| {
-        chain.tx(
-            from,
-            Op::GrantAccount {
-                account: Keypair::from_seed([seed; 32]).public(),
-                role: Role::Member,
-            },
-        )
-    };
+    let key = |seed: u8| Keypair::from_seed([seed; 32]).public();
     let own: Vec<SignedTx> = (0..PENDING_PER_ADMIN_MAX)
-        .map(|i| grant(&mut chain, 2, i as u8 + 1))
+        .map(|i| grant_tx(&mut chain, 2, key(i as u8 + 1), Role::Member))
         .collect();
     chain.push(own).unwrap();
-    let one_more = grant(&mut chain, 2, 99);
+    let one_more = grant_tx(&mut chain, 2, key(99), Role::Member);
     assert_eq!(
         refused(&chain, &one_more),
         TxError::Governance(GovernanceError::TooManyPending {
@@ -371,8 +324,8 @@ fn each_admin_has_a_bounded_number_of_pending_changes() {
         })
     );
     // Another admin is not held back by them.
-    let other = grant(&mut chain, 0, 98);
-    assert_eq!(apply(&chain, &other), Ok(()));
+    let other = grant_tx(&mut chain, 0, key(98), Role::Member);
+    assert_eq!(chain.try_apply(&other), Ok(()));
     // Once they expire (after height 4), a new proposal prunes them.
     for _ in 0..4 {
         chain.push(vec![]).unwrap();

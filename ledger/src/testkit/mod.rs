@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::crypto::{Domain, Keypair, PublicKey};
-use crate::execution::{execute_block, genesis_state, BlockExecError};
+use crate::execution::{execute_block, genesis_state, ApplyError, BlockExecError, BlockExecutor};
 use crate::genesis::{peer_id_from_node_key, Genesis, GenesisAccount, GenesisValidator, Params};
 use crate::state::{MemoryTreeStore, StateUpdate};
 use crate::types::{
@@ -144,6 +144,18 @@ impl TestChain {
             op,
         }
         .sign(key)
+    }
+
+    /// Applies `tx` alone on the state of the last block, keeping nothing:
+    /// whether the next block could hold it, and why not.
+    pub fn try_apply(&self, tx: &SignedTx) -> Result<(), ApplyError> {
+        let mut exec = BlockExecutor::new(
+            &self.state,
+            Some(self.height()),
+            self.chain_id(),
+            &self.genesis.params,
+        );
+        exec.apply(tx)
     }
 
     /// A transfer of `amount` from account `from` to account `to`.
