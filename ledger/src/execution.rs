@@ -15,6 +15,7 @@ use crate::encoding;
 use crate::genesis::{Genesis, Params};
 use crate::governance::{Action, Change, Council, GovernanceError};
 use crate::hash::Hash;
+use crate::membership::genesis_members;
 use crate::state::{self, AccountState, StateError, StateKey, StateUpdate};
 use crate::types::{Op, SignedTx};
 
@@ -448,6 +449,15 @@ pub fn genesis_state<R: TreeReader>(
     exec.writes.insert(
         StateKey::Council.key_hash(),
         Some(encoding::encode(&council)),
+    );
+    let (validators, replicas) = genesis_members(genesis);
+    let validators = Some(encoding::encode(&validators));
+    for key in [StateKey::Validators, StateKey::NextValidators] {
+        exec.writes.insert(key.key_hash(), validators.clone());
+    }
+    exec.writes.insert(
+        StateKey::Replicas.key_hash(),
+        Some(encoding::encode(&replicas)),
     );
     exec.finish(0)
 }

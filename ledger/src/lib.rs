@@ -30,6 +30,7 @@ pub mod execution;
 pub mod genesis;
 pub mod governance;
 pub mod hash;
+pub mod membership;
 pub mod proposer;
 pub mod signer_state;
 pub mod state;

@@ -57,6 +57,12 @@ pub enum StateKey {
     Council,
     /// A proposed change by id ([`crate::governance::ChangeRecord`]).
     Change(Hash),
+    /// The validators of the next block ([`crate::membership::Validators`]).
+    Validators,
+    /// The validators of the block after the next.
+    NextValidators,
+    /// The replicas allowed to connect ([`crate::membership::Replicas`]).
+    Replicas,
 }
 
 impl StateKey {

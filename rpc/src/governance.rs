@@ -1,7 +1,10 @@
-//! `ledger_getGovernance` and `ledger_getChange`: the governance state and
-//! its changes, read from the store at the latest height.
+//! `ledger_getGovernance`, `ledger_getChange` and `ledger_getValidators`:
+//! the governance state, its changes and the validators, read from the
+//! store's state.
 
+use tally_ledger::genesis::peer_id_from_node_key;
 use tally_ledger::governance::{ChangeRecord, ChangeStatus, Council};
+use tally_ledger::membership::read_validators;
 use tally_ledger::state::StateKey;
 use tally_ledger::Hash;
 
@@ -9,9 +12,35 @@ use crate::api::RpcResult;
 use crate::backend::Backend;
 use crate::errors::not_found;
 use crate::methods::{store_error as internal, LedgerRpc};
-use crate::types::{ChangeInfo, GovernanceInfo, U64};
+use crate::types::{ChangeInfo, GovernanceInfo, ValidatorInfo, U64};
 
 impl<B: Backend> LedgerRpc<B> {
+    /// The validators of `height` (default: the next block's).
+    pub(crate) fn validators_info(&self, height: Option<u64>) -> RpcResult<Vec<ValidatorInfo>> {
+        // The set of a height is known once its parent is decided: up to
+        // the block after the tip.
+        let next = self.store().height().saturating_add(1);
+        let height = height.unwrap_or(next);
+        if height == 0 || height > next {
+            return Err(not_found(format!(
+                "the validator set of height {height}: heights start at 1, and the next block is {next}"
+            )));
+        }
+        let validators = read_validators(&**self.store(), height).map_err(internal)?;
+        Ok(validators
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, v)| ValidatorInfo {
+                index: i as u32,
+                name: v.name.clone(),
+                public_key: v.public_key.to_hex(),
+                peer_id: peer_id_from_node_key(&v.node_key),
+                power: U64(v.power),
+            })
+            .collect())
+    }
+
     pub(crate) fn governance_info(&self, prove: bool) -> RpcResult<GovernanceInfo> {
         let height = self.store().height();
         let (value, proof) = self.read_state(&StateKey::Council, height, prove)?;

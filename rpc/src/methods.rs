@@ -399,31 +399,7 @@ impl<B: Backend> LedgerApiServer for LedgerRpc<B> {
     }
 
     async fn get_validators(&self, height: Option<U64>) -> RpcResult<Vec<ValidatorInfo>> {
-        // The set of a height is known once its parent is decided: up to
-        // the block after the tip.
-        let next = self.store().height().saturating_add(1);
-        if let Some(U64(h)) = height {
-            if h == 0 || h > next {
-                return Err(not_found(format!(
-                    "the validator set of height {h}: heights start at 1, and the next block is {next}"
-                )));
-            }
-        }
-        // No change of the set exists yet: every height has the genesis set.
-        Ok(self
-            .backend
-            .genesis()
-            .validators
-            .iter()
-            .enumerate()
-            .map(|(i, v)| ValidatorInfo {
-                index: i as u32,
-                name: v.name.clone(),
-                public_key: v.public_key.to_hex(),
-                peer_id: v.peer_id.clone(),
-                power: U64(v.power),
-            })
-            .collect())
+        self.validators_info(height.map(|h| h.0))
     }
 
     async fn get_genesis(&self) -> RpcResult<serde_json::Value> {

@@ -98,7 +98,14 @@ async fn every_method_answers_and_proofs_verify() {
     assert_eq!(status.chain_id, chain);
     assert_eq!(status.role, "validator");
     assert!(client.health().await.unwrap().ok);
-    assert_eq!(client.get_validators(None).await.unwrap().len(), 4);
+    let validators = client.get_validators(None).await.unwrap();
+    assert_eq!(validators.len(), 4);
+    for (v, g) in validators.iter().zip(&genesis.validators) {
+        assert_eq!(
+            (&v.name, &v.peer_id, v.power.0),
+            (&g.name, &g.peer_id, g.power)
+        );
+    }
     assert_eq!(
         client.get_validators(Some(U64(1))).await.unwrap(),
         client.get_validators(None).await.unwrap()
