@@ -15,7 +15,7 @@ use crate::encoding;
 use crate::genesis::{Genesis, Params};
 use crate::governance::{Action, Change, Council, GovernanceError};
 use crate::hash::Hash;
-use crate::membership::genesis_members;
+use crate::membership::{genesis_members, MembershipError};
 use crate::state::{self, AccountState, StateError, StateKey, StateUpdate};
 use crate::types::{Op, SignedTx};
 
@@ -66,6 +66,8 @@ pub enum TxError {
     AlreadyRevoked(PublicKey),
     #[error(transparent)]
     Governance(#[from] GovernanceError),
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
 }
 
 /// A transaction could not be applied: invalid, or the storage failed.
@@ -191,20 +193,34 @@ pub struct BlockExecutor<'a, R: TreeReader> {
 }
 
 impl<'a, R: TreeReader> BlockExecutor<'a, R> {
-    /// Executes on top of state version `base` (`None` before genesis).
+    /// Executes a block on top of state version `base` (`None` before
+    /// genesis). The block's first step, before any transaction: the set
+    /// its parent named for the block after it becomes the next block's
+    /// ([`crate::membership`]).
     pub fn new(
         reader: &'a R,
         base: Option<Version>,
         chain_id: &'a str,
         params: &'a Params,
-    ) -> Self {
-        BlockExecutor {
+    ) -> Result<Self, StateError> {
+        let mut exec = BlockExecutor {
             reader,
             base,
             chain_id,
             params,
             writes: BTreeMap::new(),
+        };
+        if base.is_some() {
+            if let Some(next) = exec.advance_validators()? {
+                exec.writes
+                    .insert(StateKey::Validators.key_hash(), Some(next));
+            }
         }
+        Ok(exec)
+    }
+
+    pub(crate) fn chain_id(&self) -> &str {
+        self.chain_id
     }
 
     pub(crate) fn get(&self, key: &StateKey) -> Result<Option<OwnedValue>, StateError> {
@@ -406,7 +422,7 @@ pub fn execute_verified_block<R: TreeReader>(
     txs: &[SignedTx],
 ) -> Result<StateUpdate, BlockExecError> {
     let base = height.checked_sub(1);
-    let mut exec = BlockExecutor::new(reader, base, chain_id, params);
+    let mut exec = BlockExecutor::new(reader, base, chain_id, params)?;
     for (index, tx) in txs.iter().enumerate() {
         match exec.apply(tx) {
             Ok(()) => {}
@@ -428,7 +444,7 @@ pub fn genesis_state<R: TreeReader>(
     reader: &R,
     genesis: &Genesis,
 ) -> Result<StateUpdate, StateError> {
-    let mut exec = BlockExecutor::new(reader, None, &genesis.chain_id, &genesis.params);
+    let mut exec = BlockExecutor::new(reader, None, &genesis.chain_id, &genesis.params)?;
     for account in &genesis.accounts {
         exec.put_account(
             account.public_key,

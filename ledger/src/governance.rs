@@ -18,7 +18,7 @@ use jmt::storage::TreeReader;
 use jmt::OwnedValue;
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::PublicKey;
+use crate::crypto::{PublicKey, Signature};
 use crate::encoding::{self, DecodeError};
 use crate::execution::{ApplyError, BlockExecutor, TxError};
 use crate::hash::Hash;
@@ -87,6 +87,32 @@ pub enum Change {
     Grant { account: PublicKey, role: Role },
     /// Revokes `account`: it keeps its state but may no longer transact.
     Revoke { account: PublicKey },
+    /// Adds a validator: it votes from the second block after the one that
+    /// applies the change.
+    AddValidator {
+        name: String,
+        /// Its consensus key.
+        public_key: PublicKey,
+        /// Its node's network key (its PeerId).
+        node_key: PublicKey,
+        power: u64,
+    },
+    /// Removes the validator with this consensus key.
+    RemoveValidator { public_key: PublicKey },
+    /// Sets the power of the validator with this consensus key.
+    SetPower { public_key: PublicKey, power: u64 },
+    /// Replaces a validator's consensus key. `consent` is the old key's
+    /// signature over the rotation ([`crate::membership::rotation_message`]),
+    /// so admins alone cannot take over a validator's identity.
+    RotateKey {
+        public_key: PublicKey,
+        new_key: PublicKey,
+        consent: Signature,
+    },
+    /// Admits a read replica's node.
+    AddReplica { name: String, node_key: PublicKey },
+    /// Removes the replica with this node key.
+    RemoveReplica { node_key: PublicKey },
 }
 
 impl Change {
@@ -94,6 +120,12 @@ impl Change {
         match self {
             Change::Grant { .. } => "grant",
             Change::Revoke { .. } => "revoke",
+            Change::AddValidator { .. } => "add validator",
+            Change::RemoveValidator { .. } => "remove validator",
+            Change::SetPower { .. } => "set validator power",
+            Change::RotateKey { .. } => "rotate validator key",
+            Change::AddReplica { .. } => "add replica",
+            Change::RemoveReplica { .. } => "remove replica",
         }
     }
 }
@@ -388,38 +420,9 @@ impl<R: TreeReader> BlockExecutor<'_, R> {
         height: u64,
     ) -> Result<Writes, ApplyError> {
         let (account, state) = match change {
-            Change::Grant { account, role } => {
-                if account.is_weak() {
-                    return Err(TxError::WeakAccountKey(*account).into());
-                }
-                let state = match self.account(account)? {
-                    Some(existing) => AccountState {
-                        role: *role,
-                        active: true,
-                        ..existing
-                    },
-                    None => AccountState {
-                        role: *role,
-                        active: true,
-                        balance: 0,
-                        nonce: 0,
-                    },
-                };
-                (*account, state)
-            }
-            Change::Revoke { account } => {
-                if *account == proposer {
-                    return Err(TxError::RevokeSelf.into());
-                }
-                let mut state = self
-                    .account(account)?
-                    .ok_or(TxError::AccountNotFound(*account))?;
-                if !state.active {
-                    return Err(TxError::AlreadyRevoked(*account).into());
-                }
-                state.active = false;
-                (*account, state)
-            }
+            Change::Grant { account, role } => (*account, self.granted(account, *role)?),
+            Change::Revoke { account } => (*account, self.revoked(account, proposer)?),
+            member => return self.member_change(member),
         };
         let mut writes = vec![(StateKey::Account(account), Some(encoding::encode(&state)))];
         let admin = state.active && state.role == Role::Admin;
@@ -451,6 +454,45 @@ impl<R: TreeReader> BlockExecutor<'_, R> {
             .into());
         }
         Ok(writes)
+    }
+
+    /// The state of `account` once granted `role`.
+    fn granted(&self, account: &PublicKey, role: Role) -> Result<AccountState, ApplyError> {
+        if account.is_weak() {
+            return Err(TxError::WeakAccountKey(*account).into());
+        }
+        Ok(match self.account(account)? {
+            Some(existing) => AccountState {
+                role,
+                active: true,
+                ..existing
+            },
+            None => AccountState {
+                role,
+                active: true,
+                balance: 0,
+                nonce: 0,
+            },
+        })
+    }
+
+    /// The state of `account` once revoked by `proposer`'s change.
+    fn revoked(
+        &self,
+        account: &PublicKey,
+        proposer: PublicKey,
+    ) -> Result<AccountState, ApplyError> {
+        if *account == proposer {
+            return Err(TxError::RevokeSelf.into());
+        }
+        let mut state = self
+            .account(account)?
+            .ok_or(TxError::AccountNotFound(*account))?;
+        if !state.active {
+            return Err(TxError::AlreadyRevoked(*account).into());
+        }
+        state.active = false;
+        Ok(state)
     }
 }
 

@@ -36,6 +36,12 @@ pub const PUT_TX_FRAMING_BYTES_MAX: usize = 4 + CHAIN_ID_BYTES_MAX + 32 + 8 + 1 
 /// grants and revokes are smaller), with the longest chain id.
 pub const FIXED_TX_BYTES_MAX: usize = 4 + CHAIN_ID_BYTES_MAX + 32 + 8 + (1 + 32 + 8) + 64;
 
+/// The largest signed governance proposal (adding a validator with the
+/// longest name), with the longest chain id: chain id, sender, nonce, op
+/// and change tags, the change, signature.
+pub const GOVERNANCE_TX_BYTES_MAX: usize =
+    4 + CHAIN_ID_BYTES_MAX + 32 + 8 + 2 + (4 + crate::genesis::NAME_BYTES_MAX + 32 + 32 + 8) + 64;
+
 /// Checks a chain id: 1 to 64 characters of `[A-Za-z0-9._-]`.
 pub fn check_chain_id(id: &str) -> Result<(), String> {
     if id.is_empty() || id.len() > CHAIN_ID_BYTES_MAX {
@@ -103,7 +109,7 @@ pub enum Op {
     RevokeAccount { account: PublicKey },
     /// Admin only: proposes a change that needs the admins' threshold (its
     /// id is this transaction's hash); the proposal is its first approval.
-    Propose { change: Change },
+    Propose { change: Box<Change> },
     /// Admin only: approves the pending change with this id.
     Approve { change: Hash },
 }
@@ -510,6 +516,34 @@ mod tests {
         ];
         let sizes: Vec<usize> = fixed.iter().map(|t| encoding::encode(t).len()).collect();
         assert_eq!(sizes.iter().max(), Some(&FIXED_TX_BYTES_MAX), "{sizes:?}");
+
+        let key2 = Keypair::from_seed([2; 32]).public();
+        let governance = [
+            tx(Op::Propose {
+                change: Box::new(Change::AddValidator {
+                    name: "n".repeat(crate::genesis::NAME_BYTES_MAX),
+                    public_key: to,
+                    node_key: key2,
+                    power: u64::MAX,
+                }),
+            }),
+            tx(Op::Propose {
+                change: Box::new(Change::RotateKey {
+                    public_key: to,
+                    new_key: key2,
+                    consent: crate::crypto::Signature([7; 64]),
+                }),
+            }),
+        ];
+        let sizes: Vec<usize> = governance
+            .iter()
+            .map(|t| encoding::encode(t).len())
+            .collect();
+        assert_eq!(
+            sizes.iter().max(),
+            Some(&GOVERNANCE_TX_BYTES_MAX),
+            "{sizes:?}"
+        );
 
         let put = tx(Op::Put {
             key: vec![7; 100],

@@ -2,14 +2,17 @@
 //! commit certificate ([`verify_certificate`]), shared by consensus
 //! validation, block sync, the store's pair assertions and `tally audit`.
 
+use std::sync::Arc;
+
 use crate::crypto::{BatchVerifier, Domain};
 use crate::execution::{
     check_tx_static, execute_verified_block, verify_tx_signatures_except, BlockExecError, TxError,
 };
 use crate::genesis::{Genesis, Params};
 use crate::hash::{merkle_root, Hash};
+use crate::membership::Validators;
 use crate::proposer::ProposerSchedule;
-use crate::state::{StateReader, StateUpdate};
+use crate::state::{StateError, StateKey, StateReader, StateUpdate};
 use crate::types::{last_commit_hash, Block, CommitCertificate, ValidatorSet, ValidatorSetError};
 
 /// Why a commit certificate is not acceptable.
@@ -187,41 +190,125 @@ pub struct Placement {
     pub now_ms: Option<u64>,
 }
 
-/// The rules of one chain, built once from its genesis: the single
-/// definition of a valid block, used alike by consensus validation, block
-/// sync and `tally audit`, so a node never commits a block its own audit
-/// would reject.
+/// The rules of one chain at one height: the single definition of a valid
+/// block, used alike by consensus validation, block sync and `tally audit`,
+/// so a node never commits a block its own audit would reject.
 ///
-/// A block is valid when it passes all three parts:
+/// The chain's constants come from genesis; the validator sets of the
+/// height (the one that decides it, the one that decided its parent, and
+/// the hash of the one after it) come from the state after its parent
+/// ([`ChainRules::at_height`]), as the chain's own membership changes left
+/// them.
+///
+/// A block is valid when it passes all four parts:
 /// [`ChainRules::check_block`] (size, links, time, limits, roots over its own
-/// content, proposer), [`ChainRules::check_signatures`] (the embedded
-/// `last_commit`, the deciding certificate if there is one, every
-/// transaction's limits and signature) and [`ChainRules::check_state`]
+/// content, the sets' hashes, proposer), [`ChainRules::check_certificates`]
+/// (the embedded `last_commit`, the deciding certificate if there is one),
+/// [`ChainRules::check_transactions`] (every transaction's limits and
+/// signature, the same at every height) and [`ChainRules::check_state`]
 /// (re-execution to the header's state root). Callers split them only to
 /// run the signature checks in parallel.
 #[derive(Debug, Clone)]
 pub struct ChainRules {
     pub chain_id: String,
     pub params: Params,
-    pub set: ValidatorSet,
-    pub schedule: ProposerSchedule,
+    /// The height these rules judge.
+    pub height: u64,
+    /// The set that decides blocks at `height`.
+    pub set: Arc<ValidatorSet>,
+    pub schedule: Arc<ProposerSchedule>,
+    /// The set that decided the parent (it signed a block's `last_commit`).
+    pub last_set: Arc<ValidatorSet>,
+    set_hash: Hash,
+    next_hash: Hash,
 }
 
 impl ChainRules {
-    /// The hash of the set that decides the block after this one. No change
-    /// of the set exists yet, so it is this set's.
-    pub fn next_validators_hash(&self) -> Hash {
-        self.set.hash()
-    }
-
+    /// The rules of height 1: the genesis set decides it and the next.
     pub fn new(genesis: &Genesis) -> Result<Self, ValidatorSetError> {
-        let set = genesis.validator_set()?;
+        let set = Arc::new(genesis.validator_set()?);
+        let hash = set.hash();
         Ok(ChainRules {
             chain_id: genesis.chain_id.clone(),
             params: genesis.params.clone(),
-            schedule: ProposerSchedule::new(&set),
+            height: 1,
+            schedule: Arc::new(ProposerSchedule::new(&set)),
+            last_set: set.clone(),
             set,
+            set_hash: hash,
+            next_hash: hash,
         })
+    }
+
+    /// The rules of `height` (at least 1), with its sets read from the
+    /// state after its parent (`reader` must hold versions `height - 1`
+    /// and, above height 1, `height - 2`). What did not change is shared
+    /// with `self`, so following the chain block by block is cheap.
+    pub fn at_height<R: StateReader>(&self, reader: &R, height: u64) -> Result<Self, StateError> {
+        if height == self.height {
+            return Ok(self.clone());
+        }
+        let version = height
+            .checked_sub(1)
+            .ok_or_else(|| StateError::Corrupt("height 0 has no validators".into()))?;
+        let read_set = |key: &StateKey, version: u64| read_set(reader, key, version);
+        let set = read_set(&StateKey::Validators, version)?;
+        let next_hash = read_set(&StateKey::NextValidators, version)?.hash();
+        let last_set = if height == self.height.saturating_add(1) {
+            self.set.clone()
+        } else if height == 1 {
+            Arc::new(set.clone())
+        } else {
+            let last = read_set(&StateKey::Validators, version - 1)?;
+            if last == *self.set {
+                self.set.clone()
+            } else {
+                Arc::new(last)
+            }
+        };
+        let (set, schedule, set_hash) = if set == *self.set {
+            (self.set.clone(), self.schedule.clone(), self.set_hash)
+        } else {
+            let schedule = Arc::new(ProposerSchedule::new(&set));
+            let hash = set.hash();
+            (Arc::new(set), schedule, hash)
+        };
+        Ok(ChainRules {
+            chain_id: self.chain_id.clone(),
+            params: self.params.clone(),
+            height,
+            set,
+            schedule,
+            last_set,
+            set_hash,
+            next_hash,
+        })
+    }
+
+    /// The set that decides the height after this one, from the state
+    /// after this height's parent (the one `self` was read from).
+    pub fn next_set<R: StateReader>(&self, reader: &R) -> Result<Arc<ValidatorSet>, StateError> {
+        if self.next_hash == self.set_hash {
+            return Ok(self.set.clone());
+        }
+        let version = self.height.saturating_sub(1);
+        let next = read_set(reader, &StateKey::NextValidators, version)?;
+        if next.hash() != self.next_hash {
+            return Err(StateError::Corrupt(format!(
+                "the next validators at state {version} do not hash to the ones these rules hold"
+            )));
+        }
+        Ok(Arc::new(next))
+    }
+
+    /// The hash of the set that decides this height, as headers commit to.
+    pub fn validators_hash(&self) -> Hash {
+        self.set_hash
+    }
+
+    /// The hash of the set that decides the height after this one.
+    pub fn next_validators_hash(&self) -> Hash {
+        self.next_hash
     }
 
     /// Every rule that needs neither signatures nor state. `encoded_len` is
@@ -290,7 +377,7 @@ impl ChainRules {
                 found: h.tx_root,
             });
         }
-        let vhash = self.set.hash();
+        let vhash = self.set_hash;
         if h.validators_hash != vhash {
             return Err(BlockError::ValidatorsHash {
                 expected: vhash,
@@ -359,11 +446,10 @@ impl ChainRules {
     }
 
     /// Every signature check on a block and its certificate (when it has
-    /// one yet), and the transactions' stateless rules: the certificate is
-    /// for this block and a valid quorum, the embedded `last_commit` is a
-    /// valid quorum, and every transaction is within the limits and signed
-    /// (one batch). Needs no parent and no state, so blocks can be checked
-    /// in parallel. Returns the number of signatures verified.
+    /// one yet), and the transactions' stateless rules:
+    /// [`ChainRules::check_certificates`] and
+    /// [`ChainRules::check_transactions`]. Returns the number of
+    /// signatures verified.
     pub fn check_signatures(
         &self,
         block: &Block,
@@ -373,16 +459,25 @@ impl ChainRules {
     }
 
     /// [`ChainRules::check_signatures`], except that the signature of a
-    /// transaction `verified` names (one this node already verified, byte
-    /// for byte: a transaction's hash covers its signature) is not checked
-    /// again (`verified` takes the transaction's index in the block). Its
-    /// stateless rules still are. Returns the number of signatures
-    /// verified.
+    /// transaction `verified` names is not checked again (see
+    /// [`ChainRules::check_transactions_except`]).
     pub fn check_signatures_except(
         &self,
         block: &Block,
         cert: Option<&CommitCertificate>,
         verified: impl Fn(usize) -> bool,
+    ) -> Result<usize, ContentError> {
+        Ok(self.check_certificates(block, cert)?
+            + self.check_transactions_except(block, verified)?)
+    }
+
+    /// The certificate is for this block and a valid quorum of this
+    /// height's set, and the embedded `last_commit` a valid quorum of the
+    /// parent's set. Returns the number of signatures verified.
+    pub fn check_certificates(
+        &self,
+        block: &Block,
+        cert: Option<&CommitCertificate>,
     ) -> Result<usize, ContentError> {
         let chain_id = self.chain_id.as_str();
         let mut signatures = 0;
@@ -392,9 +487,30 @@ impl ChainRules {
             signatures += cert.signatures.len();
         }
         if let Some(last) = &block.last_commit {
-            verify_certificate(last, &self.set, chain_id).map_err(ContentError::LastCommit)?;
+            verify_certificate(last, &self.last_set, chain_id).map_err(ContentError::LastCommit)?;
             signatures += last.signatures.len();
         }
+        Ok(signatures)
+    }
+
+    /// Every transaction is within the limits and signed (one batch). The
+    /// same at every height, so blocks can be checked in parallel, ahead of
+    /// the state. Returns the number of signatures verified.
+    pub fn check_transactions(&self, block: &Block) -> Result<usize, ContentError> {
+        self.check_transactions_except(block, |_| false)
+    }
+
+    /// [`ChainRules::check_transactions`], except that the signature of a
+    /// transaction `verified` names (one this node already verified, byte
+    /// for byte: a transaction's hash covers its signature) is not checked
+    /// again (`verified` takes the transaction's index in the block). Its
+    /// stateless rules still are.
+    pub fn check_transactions_except(
+        &self,
+        block: &Block,
+        verified: impl Fn(usize) -> bool,
+    ) -> Result<usize, ContentError> {
+        let chain_id = self.chain_id.as_str();
         for (index, tx) in block.txs.iter().enumerate() {
             check_tx_static(tx, chain_id, &self.params).map_err(|error| ContentError::Tx {
                 index,
@@ -402,15 +518,13 @@ impl ChainRules {
                 error,
             })?;
         }
-        signatures +=
-            verify_tx_signatures_except(&block.txs, chain_id, verified).map_err(|(index, e)| {
-                ContentError::Tx {
-                    index,
-                    hash: block.txs[index].hash(),
-                    error: TxError::BadSignature(e),
-                }
-            })?;
-        Ok(signatures)
+        verify_tx_signatures_except(&block.txs, chain_id, verified).map_err(|(index, e)| {
+            ContentError::Tx {
+                index,
+                hash: block.txs[index].hash(),
+                error: TxError::BadSignature(e),
+            }
+        })
     }
 
     /// Re-executes the block's transactions (signatures already checked by
@@ -469,6 +583,20 @@ impl ChainRules {
         update.tx_hashes = tx_hashes;
         Ok(update)
     }
+}
+
+/// The validator set `key` names in the state at `version`.
+fn read_set<R: StateReader>(
+    reader: &R,
+    key: &StateKey,
+    version: u64,
+) -> Result<ValidatorSet, StateError> {
+    let bytes = crate::state::read(reader, key, version)?
+        .ok_or_else(|| StateError::Corrupt(format!("the state at {version} has no {key:?}")))?;
+    Validators::decode(&bytes)
+        .map_err(|e| StateError::Corrupt(e.to_string()))?
+        .set()
+        .map_err(|e| StateError::Corrupt(format!("{key:?} at state {version}: {e}")))
 }
 
 /// Block time: after the parent's, never past [`BLOCK_TIME_MS_MAX`], and,

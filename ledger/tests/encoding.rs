@@ -30,6 +30,12 @@ fn sig() -> impl Strategy<Value = Signature> {
     })
 }
 
+fn propose(change: Change) -> Op {
+    Op::Propose {
+        change: Box::new(change),
+    }
+}
+
 fn role() -> impl Strategy<Value = Role> {
     prop_oneof![Just(Role::Admin), Just(Role::Member)]
 }
@@ -45,12 +51,33 @@ fn op() -> impl Strategy<Value = Op> {
         prop::collection::vec(any::<u8>(), 0..40).prop_map(|key| Op::Delete { key }),
         (key(), role()).prop_map(|(account, role)| Op::GrantAccount { account, role }),
         key().prop_map(|account| Op::RevokeAccount { account }),
-        (key(), role()).prop_map(|(account, role)| Op::Propose {
-            change: Change::Grant { account, role }
+        (key(), role()).prop_map(|(account, role)| propose(Change::Grant { account, role })),
+        key().prop_map(|account| propose(Change::Revoke { account })),
+        ("[a-z]{0,70}", key(), key(), any::<u64>()).prop_map(
+            |(name, public_key, node_key, power)| {
+                propose(Change::AddValidator {
+                    name,
+                    public_key,
+                    node_key,
+                    power,
+                })
+            }
+        ),
+        key().prop_map(|public_key| propose(Change::RemoveValidator { public_key })),
+        (key(), any::<u64>())
+            .prop_map(|(public_key, power)| propose(Change::SetPower { public_key, power })),
+        (key(), key(), any::<[u8; 32]>()).prop_map(|(public_key, new_key, half)| {
+            let mut consent = [0u8; 64];
+            consent[..32].copy_from_slice(&half);
+            propose(Change::RotateKey {
+                public_key,
+                new_key,
+                consent: Signature(consent),
+            })
         }),
-        key().prop_map(|account| Op::Propose {
-            change: Change::Revoke { account }
-        }),
+        ("[a-z]{0,70}", key())
+            .prop_map(|(name, node_key)| propose(Change::AddReplica { name, node_key })),
+        key().prop_map(|node_key| propose(Change::RemoveReplica { node_key })),
         any::<[u8; 32]>().prop_map(|h| Op::Approve { change: Hash(h) }),
     ]
 }

@@ -275,7 +275,8 @@ fn a_refused_tx_changes_nothing() {
         Some(0),
         chain.chain_id(),
         &chain.genesis.params,
-    );
+    )
+    .unwrap();
     exec.apply(&good).unwrap();
     assert!(exec.apply(&bad).is_err());
     let sender: AccountState = exec

@@ -126,9 +126,9 @@ fn a_change_without_enough_approvals_expires() {
     let revoke = chain.tx(
         0,
         Op::Propose {
-            change: Change::Revoke {
+            change: Box::new(Change::Revoke {
                 account: chain.account_keys[4].public(),
-            },
+            }),
         },
     );
     let id = revoke.hash();

@@ -167,6 +167,12 @@ fn print_report(report: &Report, genesis: &Genesis) {
         println!("  blocks checked  {}", s.blocks);
         println!("  transactions    {}", s.txs);
         println!("  signatures      {}", s.signatures);
+        for c in &s.set_changes {
+            println!(
+                "  validator set   from height {}: {} validators, power {}, hash {}",
+                c.height, c.validators, c.total_power, c.validators_hash
+            );
+        }
         println!(
             "  time            {:.2} s ({:.0} tx/s, {:.0} blocks/s)",
             s.elapsed_ms as f64 / 1000.0,

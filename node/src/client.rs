@@ -6,13 +6,20 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use jsonrpsee_http_client::{HttpClient, HttpClientBuilder};
 
+use tally_ledger::crypto::{Domain, Signature};
 use tally_ledger::encoding::{decode, encode};
 use tally_ledger::genesis::Genesis;
+use tally_ledger::governance::Change;
+use tally_ledger::membership::{rotation_message, Validators};
 use tally_ledger::state::{verify_state_proof, AccountState, StateKey, StateProof};
-use tally_ledger::types::{CommitCertificate, Header, Op, Role, Tx};
+use tally_ledger::types::{
+    CommitCertificate, Header, Op, Role, Tx, ValidatorSet, HEADER_BYTES_MAX,
+};
 use tally_ledger::verify::verify_certificate;
-use tally_ledger::{Hash, PublicKey};
-use tally_rpc::types::{to_hex, AccountInfo, BlockId, StateProofInfo};
+use tally_ledger::{Hash, Keypair, PublicKey};
+use tally_rpc::types::{
+    to_hex, AccountInfo, BlockId, SetChangeInfo, StateProofInfo, SET_CHANGES_PAGE_MAX,
+};
 use tally_rpc::LedgerApiClient;
 
 use crate::keys::read_key_file;
@@ -48,12 +55,54 @@ fn explain(e: jsonrpsee::core::client::Error, url: &str) -> anyhow::Error {
 /// What a `tally tx` command does.
 #[derive(Debug, Clone)]
 pub enum TxKind {
-    Transfer { to: PublicKey, amount: u64 },
-    Put { name: Vec<u8>, value: Vec<u8> },
-    Delete { name: Vec<u8> },
-    Grant { account: PublicKey, role: Role },
-    Revoke { account: PublicKey },
-    Approve { change: Hash },
+    Transfer {
+        to: PublicKey,
+        amount: u64,
+    },
+    Put {
+        name: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        name: Vec<u8>,
+    },
+    Grant {
+        account: PublicKey,
+        role: Role,
+    },
+    Revoke {
+        account: PublicKey,
+    },
+    Approve {
+        change: Hash,
+    },
+    /// Proposes a validator or replica change.
+    Propose(Change),
+    /// Proposes rotating a validator's consensus key.
+    Rotate {
+        public_key: PublicKey,
+        new_key: PublicKey,
+        consent: Consent,
+    },
+}
+
+/// The old key's consent to a rotation.
+#[derive(Debug, Clone)]
+pub enum Consent {
+    /// Signed here with the old key's file.
+    KeyFile(std::path::PathBuf),
+    /// Signed by the validator's operator (`tally key consent`).
+    Signature(Signature),
+}
+
+/// The old key's signature consenting to rotating to `new_key` on
+/// `chain_id`.
+pub fn sign_consent(old: &Keypair, new_key: &PublicKey, chain_id: &str) -> Signature {
+    old.sign(
+        Domain::Rotation,
+        chain_id,
+        &rotation_message(&old.public(), new_key),
+    )
 }
 
 /// Signs and submits a transaction; prints its hash (and height with `wait`).
@@ -93,10 +142,43 @@ pub async fn send_tx(
         TxKind::Grant { account, role } => Op::GrantAccount { account, role },
         TxKind::Revoke { account } => Op::RevokeAccount { account },
         TxKind::Approve { change } => Op::Approve { change },
+        TxKind::Propose(change) => Op::Propose {
+            change: Box::new(change),
+        },
+        TxKind::Rotate {
+            public_key,
+            new_key,
+            consent,
+        } => {
+            let consent = match consent {
+                Consent::Signature(s) => s,
+                Consent::KeyFile(file) => {
+                    let old = read_key_file(&file)?;
+                    if old.public() != public_key {
+                        bail!(
+                            "{} holds key {}, not the validator's key {public_key}",
+                            file.display(),
+                            old.public()
+                        );
+                    }
+                    sign_consent(&old, &new_key, &genesis.chain_id)
+                }
+            };
+            Op::Propose {
+                change: Box::new(Change::RotateKey {
+                    public_key,
+                    new_key,
+                    consent,
+                }),
+            }
+        }
     };
     let governs = matches!(
         op,
-        Op::GrantAccount { .. } | Op::RevokeAccount { .. } | Op::Approve { .. }
+        Op::GrantAccount { .. }
+            | Op::RevokeAccount { .. }
+            | Op::Approve { .. }
+            | Op::Propose { .. }
     );
     let tx = Tx {
         chain_id: genesis.chain_id.clone(),
@@ -306,13 +388,16 @@ pub async fn query(url: &str, q: Query, json: bool) -> anyhow::Result<()> {
             if let Some(p) = &r.proof {
                 let trusted = trusted_genesis(&client, url, genesis.as_deref()).await?;
                 let value = p.value.as_deref().map(parse_hex).transpose()?;
-                let msg = check_proof(
-                    &trusted,
+                let (set, walked) = proven_set(&client, url, &trusted, r.height.0).await?;
+                let mut msg = check_proof_against(
+                    &trusted.chain_id,
+                    &set,
                     &StateKey::Record { owner, key: name },
                     value.as_deref(),
                     p,
                     r.height.0,
                 )?;
+                msg.push_str(&walked_note(walked));
                 println!("proof: {msg}");
             }
         }
@@ -383,6 +468,13 @@ fn parse_hex(s: &str) -> anyhow::Result<Vec<u8>> {
         .map_err(|e| anyhow::anyhow!("bad hex from node: {e}"))
 }
 
+fn walked_note(walked: usize) -> String {
+    match walked {
+        0 => String::new(),
+        n => format!(" (the validator set proven from genesis through {n} change(s))"),
+    }
+}
+
 async fn trusted_genesis(
     client: &HttpClient,
     url: &str,
@@ -416,13 +508,16 @@ async fn check_account_proof(
             bail!("the proven account differs from the one reported");
         }
     }
-    let mut msg = check_proof(
-        &genesis,
+    let (set, walked) = proven_set(client, url, &genesis, a.height.0).await?;
+    let mut msg = check_proof_against(
+        &genesis.chain_id,
+        &set,
         &StateKey::Account(*key),
         value.as_deref(),
         p,
         a.height.0,
     )?;
+    msg.push_str(&walked_note(walked));
     if genesis_file.is_none() {
         msg.push_str(" (validator set taken from the node's genesis; pass --genesis FILE to check against your own)");
     }
@@ -430,9 +525,104 @@ async fn check_account_proof(
 }
 
 /// Verifies a state proof against the header's state root, and the header
-/// against its certificate and the genesis validator set.
+/// against its certificate and the genesis validator set (for a chain
+/// whose set never changed; see [`check_proof_against`]).
 pub fn check_proof(
     genesis: &Genesis,
+    key: &StateKey,
+    value: Option<&[u8]>,
+    p: &StateProofInfo,
+    height: u64,
+) -> anyhow::Result<String> {
+    check_proof_against(
+        &genesis.chain_id,
+        &genesis.validator_set()?,
+        key,
+        value,
+        p,
+        height,
+    )
+}
+
+/// The validator set that decides `height`, proven from genesis: each
+/// change of the set up to `height` is checked against the set before it
+/// (the block before the change is certified by that set, and its header
+/// names the new one), so nothing but the genesis file is trusted. A node
+/// that leaves a change out is caught: a later header names a set the walk
+/// does not hold. Returns the set and the number of changes walked.
+pub async fn proven_set(
+    client: &HttpClient,
+    url: &str,
+    genesis: &Genesis,
+    height: u64,
+) -> anyhow::Result<(ValidatorSet, usize)> {
+    let mut set = genesis.validator_set()?;
+    let mut after = 0;
+    let mut walked = 0;
+    loop {
+        let page = client
+            .get_set_changes(Some(tally_rpc::types::U64(after)))
+            .await
+            .map_err(|e| explain(e, url))?;
+        let full = page.len() >= SET_CHANGES_PAGE_MAX;
+        for change in page {
+            let at = change.height.0;
+            if at <= after {
+                bail!("INVALID: the node listed the set change at {at} after the one at {after}");
+            }
+            if at > height {
+                return Ok((set, walked));
+            }
+            set = next_set(&genesis.chain_id, &set, &change)
+                .map_err(|e| anyhow::anyhow!("INVALID: the set change at height {at}: {e}"))?;
+            after = at;
+            walked += 1;
+        }
+        if !full {
+            return Ok((set, walked));
+        }
+    }
+}
+
+/// The set a change names, once checked against the set before it.
+fn next_set(
+    chain_id: &str,
+    set: &ValidatorSet,
+    change: &SetChangeInfo,
+) -> anyhow::Result<ValidatorSet> {
+    let header: Header = decode(&parse_hex(&change.header)?, HEADER_BYTES_MAX, "header")?;
+    let cert = CommitCertificate::decode(&parse_hex(&change.certificate)?)?;
+    if header.height.saturating_add(1) != change.height.0
+        || cert.height != header.height
+        || cert.block_hash != header.hash()
+    {
+        bail!("its header or certificate is for another block");
+    }
+    if header.validators_hash != set.hash() {
+        bail!(
+            "block {} was decided by validators {}, not by the set proven before it ({}): a change is missing",
+            header.height,
+            header.validators_hash.short(),
+            set.hash().short()
+        );
+    }
+    verify_certificate(&cert, set, chain_id)?;
+    let next = Validators::decode(&parse_hex(&change.validators)?)?.set()?;
+    if next.hash() != header.next_validators_hash {
+        bail!(
+            "the listed validators are not the ones block {} names",
+            header.height
+        );
+    }
+    Ok(next)
+}
+
+/// Verifies a state proof against the header's state root, and the header
+/// against its certificate by `set`, the set proven to decide its height
+/// ([`proven_set`]).
+pub fn check_proof_against(
+    chain_id: &str,
+    set: &ValidatorSet,
     key: &StateKey,
     value: Option<&[u8]>,
     p: &StateProofInfo,
@@ -452,7 +642,14 @@ pub fn check_proof(
     if cert.block_hash != header.hash() || cert.height != height {
         bail!("INVALID: the certificate is for another block");
     }
-    verify_certificate(&cert, &genesis.validator_set()?, &genesis.chain_id)
+    if header.validators_hash != set.hash() {
+        bail!(
+            "INVALID: block {height} names validators {}, not the set proven for its height ({})",
+            header.validators_hash.short(),
+            set.hash().short()
+        );
+    }
+    verify_certificate(&cert, set, chain_id)
         .map_err(|e| anyhow::anyhow!("INVALID certificate: {e}"))?;
     Ok(format!(
         "valid: state root {} of block {} (height {height}) certified by {} validators",

@@ -79,7 +79,7 @@ impl Env {
         NodeCore::new(
             CoreSetup {
                 rules: self.rules(),
-                me: Some(me),
+                key: Some(self.chain.validator_keys[me as usize].public()),
                 empty_block_interval_ms,
                 fill,
                 pause: None,
@@ -93,7 +93,7 @@ impl Env {
         NodeCore::new(
             CoreSetup {
                 rules: self.rules(),
-                me: Some(me),
+                key: Some(self.chain.validator_keys[me as usize].public()),
                 empty_block_interval_ms: 0,
                 fill: BlockFill::default(),
                 pause,

@@ -25,6 +25,12 @@
 //! honest validator accused of equivocation, and each offence recorded at
 //! most once per node.
 //!
+//! Membership changes ride in the transactions: an admin removes a
+//! Byzantine validator while it attacks, or rotates an honest validator's
+//! key while a silent one forces round changes. Messages are judged by the
+//! set of their height, as the network judges them; the checker also
+//! asserts the change took effect.
+//!
 //! `SIM_SEEDS=N` runs N seeds per scenario. A failing seed prints the
 //! command that replays it alone.
 
@@ -37,15 +43,18 @@ use std::sync::Arc;
 use tally_consensus::{Signer, ROUND_WINDOW};
 use tally_ledger::crypto::{Domain, Keypair};
 use tally_ledger::genesis::Genesis;
+use tally_ledger::governance::Change;
+use tally_ledger::membership::rotation_message;
+use tally_ledger::proposer::ProposerSchedule;
 use tally_ledger::signer_state::{MemorySignerState, SignerStateStore};
 use tally_ledger::state::MemoryTreeStore;
 use tally_ledger::testkit::TestChain;
 use tally_ledger::types::{
-    last_commit_hash, Block, CommitCertificate, CommitSig, Proposal, SignedProposal, SignedTx,
-    SignedVote, Vote, VoteKind,
+    last_commit_hash, Block, CommitCertificate, CommitSig, Op, Proposal, SignedProposal, SignedTx,
+    SignedVote, ValidatorSet, Vote, VoteKind,
 };
 use tally_ledger::verify::{ChainRules, Parent, Placement, BLOCK_TIME_MS_MAX};
-use tally_ledger::Hash;
+use tally_ledger::{Hash, PublicKey};
 use tally_node::candidates::CANDIDATES_MAX;
 use tally_node::node_core::{
     should_sync, signing_pause, BlockFill, CoreEnv, CoreSetup, Effect, Event, NodeCore, Notice,
@@ -118,6 +127,11 @@ struct Scenario {
     fixed_split: Option<Vec<usize>>,
     target_height: u64,
     seeds: u64,
+    /// A validator the admin removes (by its genesis index).
+    remove: Option<u32>,
+    /// An honest validator whose key the admin rotates (its operator
+    /// switches to the new key once the rotation is in force).
+    rotate: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,6 +302,9 @@ impl Node {
     }
 }
 
+/// A height's validator set and proposer schedule.
+type SetAt = (Arc<ValidatorSet>, Arc<ProposerSchedule>);
+
 struct Sim {
     rng: Rng,
     now: u64,
@@ -295,7 +312,19 @@ struct Sim {
     queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
     events: Vec<Option<Ev>>,
     nodes: Vec<Node>,
+    /// Each validator's current key, by genesis index.
     keys: Vec<Keypair>,
+    /// Every key each validator's operator has held.
+    held: Vec<Vec<PublicKey>>,
+    /// Rotations waiting to be taken up: validator, new key.
+    rotations: Vec<(u32, Keypair)>,
+    /// The sets of the heights some node has come to know (from the state
+    /// after a commit), as the network learns them.
+    sets: BTreeMap<u64, SetAt>,
+    /// What the membership changes must have done by the end: the
+    /// removed key, and the rotated-to key.
+    expect_gone: Vec<PublicKey>,
+    expect_in: Vec<PublicKey>,
     genesis: Genesis,
     rules: Arc<ChainRules>,
     txs: Vec<SignedTx>,
@@ -323,7 +352,43 @@ fn sim_chain(powers: &[u64]) -> TestChain {
 impl Sim {
     fn new(scenario: &Scenario, seed: u64) -> Self {
         let mut chain = sim_chain(&scenario.powers);
-        let txs: Vec<SignedTx> = (0..TXS).map(|i| chain.transfer(1 + i % 2, 0, 1)).collect();
+        let mut txs: Vec<SignedTx> = (0..TXS).map(|i| chain.transfer(1 + i % 2, 0, 1)).collect();
+        let mut rotations = Vec::new();
+        let (mut expect_gone, mut expect_in) = (Vec::new(), Vec::new());
+        if let Some(v) = scenario.remove {
+            let public_key = chain.validator_keys[v as usize].public();
+            expect_gone.push(public_key);
+            let change = Change::RemoveValidator { public_key };
+            txs.push(chain.tx(
+                0,
+                Op::Propose {
+                    change: Box::new(change),
+                },
+            ));
+        }
+        if let Some(v) = scenario.rotate {
+            let old = Keypair::from_seed(chain.validator_keys[v as usize].seed());
+            let new = Keypair::from_seed([0xe0 + v as u8; 32]);
+            let consent = old.sign(
+                Domain::Rotation,
+                chain.chain_id(),
+                &rotation_message(&old.public(), &new.public()),
+            );
+            let change = Change::RotateKey {
+                public_key: old.public(),
+                new_key: new.public(),
+                consent,
+            };
+            txs.push(chain.tx(
+                0,
+                Op::Propose {
+                    change: Box::new(change),
+                },
+            ));
+            expect_gone.push(old.public());
+            expect_in.push(new.public());
+            rotations.push((v, new));
+        }
         let mut rng = Rng(seed);
         let mut nodes = Vec::new();
         for v in 0..scenario.powers.len() as u32 {
@@ -383,7 +448,19 @@ impl Sim {
             queue: BinaryHeap::new(),
             events: Vec::new(),
             nodes,
+            held: chain
+                .validator_keys
+                .iter()
+                .map(|k| vec![k.public()])
+                .collect(),
             keys: chain.validator_keys.drain(..).collect(),
+            rotations,
+            sets: [1, 2]
+                .into_iter()
+                .map(|h| (h, (chain.rules.set.clone(), chain.rules.schedule.clone())))
+                .collect(),
+            expect_gone,
+            expect_in,
             rules: Arc::new(chain.rules.clone()),
             genesis: chain.genesis.clone(),
             txs,
@@ -455,7 +532,7 @@ impl Sim {
         let core = NodeCore::new(
             CoreSetup {
                 rules: self.rules.clone(),
-                me: Some(n.validator),
+                key: Some(self.keys[n.validator as usize].public()),
                 empty_block_interval_ms: 0,
                 fill: BlockFill::default(),
                 pause: signing_pause(accounted, tip),
@@ -634,7 +711,9 @@ impl Sim {
                         }
                     }
                 }
-                Some(Event::vote_signed(vote, validator, result))
+                // Its place in the set of the vote's height.
+                let index = self.nodes[node].core.as_ref()?.me()?;
+                Some(Event::vote_signed(vote, index, result))
             }
             Effect::SignProposal(p) => {
                 let signer = self.nodes[node].signer.as_mut()?;
@@ -699,6 +778,54 @@ impl Sim {
         if let (Some(signer), Some(core)) = (&n.signer, &n.core) {
             if core.pause().is_none() && signer.last_signed().is_none_or(|r| r.height < tip) {
                 n.home.passed = Some(tip);
+            }
+        }
+        self.learn_sets(node);
+    }
+
+    /// The sets of the two heights after a node's tip, as its state names
+    /// them; and a rotation taken up by its operator once the new key is in
+    /// the set of the next height (the node restarts with it, keeping its
+    /// signer state).
+    fn learn_sets(&mut self, node: usize) {
+        let n = &self.nodes[node];
+        let validator = n.validator;
+        let tip = n.home.chain.len() as u64;
+        let learned = self
+            .rules
+            .at_height(&n.home.state, tip + 1)
+            .and_then(|rules| {
+                let next = rules.next_set(&n.home.state)?;
+                Ok((rules, next))
+            });
+        let (rules, next) = match learned {
+            Ok(r) => r,
+            Err(e) => {
+                self.violation
+                    .get_or_insert(format!("node {node}: no rules for height {}: {e}", tip + 1));
+                return;
+            }
+        };
+        self.sets
+            .entry(tip + 1)
+            .or_insert_with(|| (rules.set.clone(), rules.schedule.clone()));
+        self.sets.entry(tip + 2).or_insert_with(|| {
+            let schedule = Arc::new(ProposerSchedule::new(&next));
+            (next, schedule)
+        });
+        let due = self
+            .rotations
+            .iter()
+            .position(|(v, new)| *v == validator && rules.set.index_of(&new.public()).is_some());
+        if let Some(i) = due {
+            let (v, new) = self.rotations.remove(i);
+            self.held[v as usize].push(new.public());
+            self.keys[v as usize] = new;
+            let restarts: Vec<usize> = (0..self.nodes.len())
+                .filter(|j| self.nodes[*j].validator == v && self.nodes[*j].core.is_some())
+                .collect();
+            for node in restarts {
+                self.push(self.now, Ev::Restart { node });
             }
         }
     }
@@ -913,12 +1040,28 @@ impl Sim {
     /// the signer may sign it (a proposal by its round's proposer, whose
     /// block is the one named; a vote by a validator).
     fn admissible(&self, from: usize, msg: &ConsensusMsg) -> bool {
-        let author = self.nodes[from].validator;
+        let held = &self.held[self.nodes[from].validator as usize];
+        let height = match msg {
+            ConsensusMsg::Vote(v) => v.vote.height,
+            ConsensusMsg::Proposal { proposal, .. } => proposal.proposal.height,
+        };
+        // A height whose set no node knows yet (the network ignores it)
+        // is judged by the latest set known, so that floods of far-future
+        // messages still reach the cores and test their bounds.
+        let Some((set, schedule)) = self
+            .sets
+            .get(&height)
+            .or_else(|| self.sets.values().next_back())
+        else {
+            return false;
+        };
+        let signed_by_author =
+            |index: u32| set.get(index).is_some_and(|v| held.contains(&v.public_key));
         match msg {
-            ConsensusMsg::Vote(v) => v.validator_index == author,
+            ConsensusMsg::Vote(v) => signed_by_author(v.validator_index),
             ConsensusMsg::Proposal { proposal, block } => {
                 let p = proposal.proposal;
-                self.rules.schedule.proposer(p.height, p.round) == author
+                signed_by_author(schedule.proposer(p.height, p.round))
                     && block.hash() == p.block_hash
                     && block.height() == p.height
             }
@@ -1026,12 +1169,14 @@ impl Sim {
                 round: cert.round,
                 now_ms: None,
             };
-            let checked = self
-                .rules
+            let Ok(rules) = self.rules.at_height(&n.home.state, parent.height + 1) else {
+                break;
+            };
+            let checked = rules
                 .check_signatures(&block, Some(&cert))
                 .map_err(|e| e.to_string())
                 .and_then(|_| {
-                    self.rules
+                    rules
                         .check_block(
                             &block,
                             tally_ledger::encoding::encode(&block).len(),
@@ -1040,7 +1185,7 @@ impl Sim {
                         .map_err(|e| e.to_string())
                 })
                 .and_then(|()| {
-                    self.rules
+                    rules
                         .check_state(&block, &n.home.state)
                         .map_err(|e| e.to_string())
                 });
@@ -1210,16 +1355,37 @@ impl Sim {
                     n.evidence_repeats
                 ));
             }
-            for (validator, ..) in &n.home.evidence {
-                if self
-                    .nodes
-                    .iter()
-                    .any(|m| m.validator == *validator && m.honest())
-                {
+            for (index, height, ..) in &n.home.evidence {
+                let accused = self
+                    .sets
+                    .get(height)
+                    .and_then(|(set, _)| set.get(*index))
+                    .map(|v| v.public_key);
+                let honest_key = |m: &Node| {
+                    m.honest()
+                        && accused.is_some_and(|k| self.held[m.validator as usize].contains(&k))
+                };
+                if self.nodes.iter().any(honest_key) {
                     return Err(format!(
-                        "evidence: instance {i} accuses honest validator {validator}"
+                        "evidence: instance {i} accuses an honest validator (index {index} at height {height})"
                     ));
                 }
+            }
+            let tip = n.home.chain.len() as u64;
+            let set = self
+                .rules
+                .at_height(&n.home.state, tip + 1)
+                .map_err(|e| format!("instance {i}: {e}"))?
+                .set;
+            if let Some(k) = self.expect_gone.iter().find(|k| set.index_of(k).is_some()) {
+                return Err(format!(
+                    "membership: instance {i} still has {k} in the set after height {tip}"
+                ));
+            }
+            if let Some(k) = self.expect_in.iter().find(|k| set.index_of(k).is_none()) {
+                return Err(format!(
+                    "membership: instance {i} lacks {k} in the set after height {tip}"
+                ));
             }
         }
         Ok(())
@@ -1234,24 +1400,27 @@ impl Sim {
             hash: self.genesis.hash(),
             time_ms: self.genesis.genesis_time_ms,
         };
+        let mut rules = (*self.rules).clone();
         for (block, cert) in &home.chain {
             let placement = Placement {
                 parent,
                 round: cert.round,
                 now_ms: None,
             };
-            self.rules
+            rules = rules
+                .at_height(&state, parent.height + 1)
+                .map_err(|e| format!("height {}: {e}", block.height()))?;
+            rules
                 .check_block(
                     block,
                     tally_ledger::encoding::encode(block).len(),
                     &placement,
                 )
                 .map_err(|e| format!("height {}: {e}", block.height()))?;
-            self.rules
+            rules
                 .check_signatures(block, Some(cert))
                 .map_err(|e| format!("height {}: {e}", block.height()))?;
-            let update = self
-                .rules
+            let update = rules
                 .check_state(block, &state)
                 .map_err(|e| format!("height {}: {e}", block.height()))?;
             state.apply(&update.batch.node_batch);
@@ -1306,6 +1475,8 @@ fn scenarios() -> Vec<Scenario> {
         fixed_split: None,
         target_height: 4,
         seeds: 80,
+        remove: None,
+        rotate: None,
     };
     let one = |name, adversary| Scenario {
         name,
@@ -1342,6 +1513,30 @@ fn scenarios() -> Vec<Scenario> {
             crashes: Crashes::AfterGstToo,
             seeds: 40,
             ..base.clone()
+        },
+        Scenario {
+            name: "n4_remove_double_voter",
+            target_height: 6,
+            remove: Some(1),
+            seeds: 40,
+            ..one("", Adversary::DoubleVoter)
+        },
+        Scenario {
+            name: "n5_rotate_under_round_changes",
+            powers: vec![10; 5],
+            target_height: 6,
+            rotate: Some(2),
+            seeds: 40,
+            ..one("", Adversary::Silent)
+        },
+        Scenario {
+            name: "n7_remove_flooder_and_rotate",
+            powers: vec![10; 7],
+            target_height: 6,
+            remove: Some(1),
+            rotate: Some(3),
+            seeds: 40,
+            ..one("", Adversary::Flooder)
         },
         Scenario {
             name: "weighted_power",
@@ -1386,6 +1581,9 @@ scenario_tests!(
     n4_liar,
     n4_old_home,
     n7_mixed,
+    n4_remove_double_voter,
+    n5_rotate_under_round_changes,
+    n7_remove_flooder_and_rotate,
     weighted_power,
 );
 
@@ -1409,6 +1607,8 @@ fn forks(powers: Vec<u64>, twins: Vec<u32>, split: Vec<usize>, seeds: u64) -> u6
         fixed_split: Some(split),
         target_height: 2,
         seeds,
+        remove: None,
+        rotate: None,
     };
     (0..seeds)
         .filter(|seed| {

@@ -8,8 +8,8 @@ use jsonrpsee::types::ErrorObjectOwned;
 
 use crate::types::{
     AccountInfo, BatchItem, BlockId, BlockInfo, CertificateInfo, ChangeInfo, EvidencePage,
-    GovernanceInfo, HeadInfo, HealthInfo, MempoolInfo, RecordInfo, StatusInfo, TxCommitted, TxInfo,
-    TxSubmitted, ValidatorInfo, U64,
+    GovernanceInfo, HeadInfo, HealthInfo, MempoolInfo, RecordInfo, SetChangeInfo, StatusInfo,
+    TxCommitted, TxInfo, TxSubmitted, ValidatorInfo, U64,
 };
 
 pub type RpcResult<T> = Result<T, ErrorObjectOwned>;
@@ -56,6 +56,14 @@ pub trait LedgerApi {
     /// The validator set in force at `height` (default: the next block's).
     #[method(name = "getValidators")]
     async fn get_validators(&self, height: Option<U64>) -> RpcResult<Vec<ValidatorInfo>>;
+
+    /// The changes of the validator set after height `after` (default 0),
+    /// at most `SET_CHANGES_PAGE_MAX` (16) a page, oldest first: for each, the
+    /// header and certificate of the block before it (certified by the set
+    /// before, naming the new one in `next_validators_hash`) and the new
+    /// set. A light client walks them from genesis.
+    #[method(name = "getSetChanges")]
+    async fn get_set_changes(&self, after: Option<U64>) -> RpcResult<Vec<SetChangeInfo>>;
 
     /// The genesis file, as JSON.
     #[method(name = "getGenesis")]

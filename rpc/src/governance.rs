@@ -4,7 +4,7 @@
 
 use tally_ledger::genesis::peer_id_from_node_key;
 use tally_ledger::governance::{ChangeRecord, ChangeStatus, Council};
-use tally_ledger::membership::read_validators;
+use tally_ledger::membership::{read_validators, Validators};
 use tally_ledger::state::StateKey;
 use tally_ledger::Hash;
 
@@ -12,21 +12,58 @@ use crate::api::RpcResult;
 use crate::backend::Backend;
 use crate::errors::not_found;
 use crate::methods::{store_error as internal, LedgerRpc};
-use crate::types::{ChangeInfo, GovernanceInfo, ValidatorInfo, U64};
+use crate::types::{
+    to_hex, ChangeInfo, GovernanceInfo, SetChangeInfo, ValidatorInfo, SET_CHANGES_PAGE_MAX, U64,
+};
+use tally_ledger::encoding::encode;
 
 impl<B: Backend> LedgerRpc<B> {
-    /// The validators of `height` (default: the next block's).
+    /// The set changes after height `after`, with what proves each.
+    pub(crate) fn set_changes_info(&self, after: u64) -> RpcResult<Vec<SetChangeInfo>> {
+        let store = self.store();
+        let heights = store
+            .set_changes(after, SET_CHANGES_PAGE_MAX)
+            .map_err(internal)?;
+        let mut out = Vec::with_capacity(heights.len());
+        for height in heights {
+            let before = height - 1;
+            let missing = || internal(format!("block {before} is missing"));
+            let block = store.block(before).map_err(internal)?.ok_or_else(missing)?;
+            let cert = store
+                .certificate(before)
+                .map_err(internal)?
+                .ok_or_else(missing)?;
+            let validators = read_validators(&**store, height).map_err(internal)?;
+            out.push(SetChangeInfo {
+                height: U64(height),
+                header: to_hex(&encode(&block.header)),
+                certificate: to_hex(&encode(&cert)),
+                validators: to_hex(&encode(&validators)),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The validators of `height` (default: the next block's), up to the
+    /// block after the next, whose set the state after the tip already
+    /// names.
     pub(crate) fn validators_info(&self, height: Option<u64>) -> RpcResult<Vec<ValidatorInfo>> {
-        // The set of a height is known once its parent is decided: up to
-        // the block after the tip.
-        let next = self.store().height().saturating_add(1);
+        let tip = self.store().height();
+        let next = tip.saturating_add(1);
         let height = height.unwrap_or(next);
-        if height == 0 || height > next {
+        if height == 0 || height > next.saturating_add(1) {
             return Err(not_found(format!(
-                "the validator set of height {height}: heights start at 1, and the next block is {next}"
+                "the validator set of height {height}: heights start at 1, and the state names sets up to {}",
+                next + 1
             )));
         }
-        let validators = read_validators(&**self.store(), height).map_err(internal)?;
+        let validators = if height > next {
+            let (value, _) = self.read_state(&StateKey::NextValidators, tip, false)?;
+            let bytes = value.ok_or_else(|| internal("the next validators are missing"))?;
+            Validators::decode(&bytes).map_err(|e| internal(e.to_string()))?
+        } else {
+            read_validators(&**self.store(), height).map_err(internal)?
+        };
         Ok(validators
             .0
             .iter()

@@ -402,6 +402,10 @@ impl<B: Backend> LedgerApiServer for LedgerRpc<B> {
         self.validators_info(height.map(|h| h.0))
     }
 
+    async fn get_set_changes(&self, after: Option<U64>) -> RpcResult<Vec<SetChangeInfo>> {
+        self.set_changes_info(after.map_or(0, |h| h.0))
+    }
+
     async fn get_genesis(&self) -> RpcResult<serde_json::Value> {
         serde_json::to_value(self.backend.genesis()).map_err(|e| invalid_params(e.to_string()))
     }

@@ -377,6 +377,26 @@ pub struct StateProofInfo {
     pub certificate: String,
 }
 
+/// The most set changes `ledger_getSetChanges` returns at once: with the
+/// largest sets (1,000 validators), a page stays within a client's default
+/// 10 MB response.
+pub const SET_CHANGES_PAGE_MAX: usize = 16;
+
+/// A change of the validator set (`ledger_getSetChanges`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetChangeInfo {
+    /// The first height the new set decides.
+    pub height: U64,
+    /// The encoded header of the block before it: its
+    /// `next_validators_hash` names the new set.
+    pub header: String,
+    /// That block's encoded certificate, by the set before.
+    pub certificate: String,
+    /// The new set's encoded validator list.
+    pub validators: String,
+}
+
 /// The governance state at a height (`ledger_getGovernance`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -194,9 +194,11 @@ fn a_changed_header_field_is_found() {
     let cases: [(&str, Edit, &[&str]); 5] = [
         ("time", Box::new(|b| b.header.time_ms += 1), &["block_hash"]),
         (
+            // Any change of a decided block's header changes its hash: the
+            // certificate no longer matches, and the audit says so first.
             "proposer (an outsider)",
             Box::new(|b| b.header.proposer = Keypair::from_seed([9; 32]).public()),
-            &["proposer"],
+            &["proposer", "block_hash"],
         ),
         (
             // Caught as out of turn, or (if the block was decided in a later

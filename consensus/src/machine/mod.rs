@@ -148,6 +148,10 @@ pub struct Consensus {
     schedule: ProposerSchedule,
     /// This node's validator index; `None` for a node that only follows.
     me: Option<u32>,
+    /// The set (with its schedule and this node's index in it) of the next
+    /// height, when it differs from this height's: the machine moves to it
+    /// when it decides. See [`Consensus::set_next`].
+    next: Option<(ValidatorSet, ProposerSchedule, Option<u32>)>,
     timeouts: Timeouts,
 
     height: u64,
@@ -186,6 +190,7 @@ impl Consensus {
             set,
             schedule,
             me,
+            next: None,
             timeouts,
             height,
             round: 0,
@@ -225,6 +230,35 @@ impl Consensus {
 
     pub fn validator_set(&self) -> &ValidatorSet {
         &self.set
+    }
+
+    /// This node's index in the set of the machine's height, if it is a
+    /// validator there: the index its votes at this height carry.
+    pub fn me(&self) -> Option<u32> {
+        self.me
+    }
+
+    /// Names the validator set of the next height and this node's index in
+    /// it (the chain knows it before this height is decided). Without it
+    /// the next height keeps this height's set. Messages for the next
+    /// height that wait for it are judged against that set; the caller has
+    /// checked their signatures against it too.
+    pub fn set_next(&mut self, set: ValidatorSet, me: Option<u32>) {
+        let same = set == self.set && me == self.me;
+        if same {
+            self.next = None;
+        } else if self.next.as_ref().map(|(s, _, m)| (s, *m)) != Some((&set, me)) {
+            let schedule = ProposerSchedule::new(&set);
+            self.next = Some((set, schedule, me));
+        }
+    }
+
+    /// The set and schedule of the next height.
+    fn next_set(&self) -> (&ValidatorSet, &ProposerSchedule) {
+        match &self.next {
+            Some((set, schedule, _)) => (set, schedule),
+            None => (&self.set, &self.schedule),
+        }
     }
 
     /// The validator index of the proposer of `height`, `round`.
@@ -334,12 +368,13 @@ impl Consensus {
     /// Keeps a next-height message (whose signature the caller checked)
     /// within its signer's quota; anything else ahead is dropped.
     fn buffer_future(&mut self, input: Input, found: u64, out: &mut Vec<Output>) {
+        let (set, schedule) = self.next_set();
         let signer = match &input {
-            Input::Proposal(sp) => Some(self.proposer(found, sp.proposal.round)),
+            Input::Proposal(sp) => Some(schedule.proposer(found, sp.proposal.round)),
             Input::Vote(v) => Some(v.validator_index),
             _ => None,
         }
-        .filter(|i| (*i as usize) < self.set.len());
+        .filter(|i| (*i as usize) < set.len());
         let queue = signer
             .filter(|_| found == self.height.saturating_add(1))
             .map(|i| self.future.entry(i).or_default());
@@ -540,6 +575,11 @@ impl Consensus {
         self.proposals.clear();
         self.verdicts.clear();
         self.validation_requested.clear();
+        if let Some((set, schedule, me)) = self.next.take() {
+            self.set = set;
+            self.schedule = schedule;
+            self.me = me;
+        }
         self.votes = VoteKeeper::new(self.height, self.set.clone());
         self.start_round(0, out);
         for input in std::mem::take(&mut self.future).into_values().flatten() {

@@ -5,59 +5,66 @@
 use jmt::storage::TreeReader;
 use jmt::KeyHash;
 
-use super::{AuditError, Checked, Fault, FaultClass, Item, Replay, Rules, Summary};
+use super::{AuditError, Checked, Fault, FaultClass, Item, Replay, Rules, SetChange, Summary};
 use crate::execution::{BlockExecError, TxError};
-use crate::hash::Hash;
+use crate::hash::{merkle_root, Hash};
 use crate::state;
 use crate::store::{Store, StoreError};
 use crate::types::Block;
-use crate::verify::{BlockError, ContentError, Placement, StateCheckError};
+use crate::verify::{
+    check_certificate_matches, BlockError, ChainRules, ContentError, Placement, StateCheckError,
+};
 
-/// Every check that needs no state: the block rules every node applies
-/// ([`ChainRules::check_block`] and [`ChainRules::check_signatures`], the
-/// same calls consensus and block sync make), then the indexes. A fault's
-/// message is the rule's own reason, word for word what a validator or a
-/// syncing node would say.
+/// Every check that needs no state and no validator set, run on many
+/// threads ahead of the replay: the transaction root, the certificate is
+/// for this block (not one altered after it was decided), each transaction's
+/// limits and signature ([`ChainRules::check_transactions`], the call block
+/// sync makes), then the indexes. A fault's message is the rule's own
+/// reason, word for word what a validator or a syncing node would say.
 pub(super) fn check_stateless(rules: &Rules<'_>, item: Item) -> Result<Checked, Fault> {
     let block = &item.block;
     let h = block.height();
-    let placement = Placement {
-        parent: item.parent,
-        round: item.cert.round,
-        now_ms: None,
-    };
-    rules
-        .chain
-        .check_block(block, item.encoded_len, &placement)
-        .map_err(|e| block_fault(h, e))?;
+    let tx_hashes = block.tx_hashes();
+    let tx_root = merkle_root(&tx_hashes);
+    if tx_root != block.header.tx_root {
+        let e = BlockError::TxRoot {
+            expected: tx_root,
+            found: block.header.tx_root,
+        };
+        return Err(block_fault(h, e));
+    }
+    check_certificate_matches(block, &item.cert).map_err(|e| block_fault(h, e))?;
     let signatures = rules
         .chain
-        .check_signatures(block, Some(&item.cert))
-        .map_err(|e| {
-            let message = e.to_string();
-            match e {
-                ContentError::Mismatch(e) => block_fault(h, e),
-                ContentError::Certificate(_) => {
-                    Fault::new(FaultClass::Certificate, h, "certificate", message)
-                }
-                ContentError::LastCommit(_) => {
-                    Fault::new(FaultClass::Certificate, h, "last_commit", message)
-                }
-                ContentError::Tx { error, .. } => {
-                    let check = if matches!(error, TxError::BadSignature(_)) {
-                        "tx_signature"
-                    } else {
-                        "tx_rules"
-                    };
-                    Fault::new(FaultClass::Transaction, h, check, message)
-                }
-            }
-        })?;
+        .check_transactions(block)
+        .map_err(|e| content_fault(h, e))?;
     check_indexes(rules.store, block, item.hash)?;
     Ok(Checked {
         item,
+        tx_hashes,
         signatures: signatures as u64,
     })
+}
+
+fn content_fault(h: u64, e: ContentError) -> Fault {
+    let message = e.to_string();
+    match e {
+        ContentError::Mismatch(e) => block_fault(h, e),
+        ContentError::Certificate(_) => {
+            Fault::new(FaultClass::Certificate, h, "certificate", message)
+        }
+        ContentError::LastCommit(_) => {
+            Fault::new(FaultClass::Certificate, h, "last_commit", message)
+        }
+        ContentError::Tx { error, .. } => {
+            let check = if matches!(error, TxError::BadSignature(_)) {
+                "tx_signature"
+            } else {
+                "tx_rules"
+            };
+            Fault::new(FaultClass::Transaction, h, check, message)
+        }
+    }
 }
 
 pub(super) fn check_indexes(store: &Store, block: &Block, hash: Hash) -> Result<(), Fault> {
@@ -156,16 +163,57 @@ pub(super) fn block_fault(height: u64, e: BlockError) -> Fault {
     }
 }
 
-/// Executes a checked block against the replay and compares the root.
+/// Judges a checked block by the rules of its height (the validator sets
+/// the replayed state names: [`ChainRules::at_height`]), the same calls
+/// consensus and block sync make: the block rules
+/// ([`ChainRules::check_block`]), its certificates
+/// ([`ChainRules::check_certificates`]), then executes it against the
+/// replay and compares the root. `chain` follows the heights; a change of
+/// the set is recorded in the summary.
 pub(super) fn execute(
-    rules: &Rules<'_>,
+    chain: &mut ChainRules,
     replay: &mut Replay<'_>,
     checked: Checked,
     summary: &mut Summary,
 ) -> Result<u64, Fault> {
-    let block = &checked.item.block;
+    let item = &checked.item;
+    let block = &item.block;
     let h = block.height();
-    let update = rules.chain.check_state(block, &*replay).map_err(|e| {
+    let height = item.parent.height.saturating_add(1);
+    let at = chain.at_height(&*replay, height).map_err(|e| {
+        Fault::new(
+            FaultClass::State,
+            height,
+            "validator_set",
+            format!("the replayed state names no valid validator set for height {height}: {e}"),
+        )
+    })?;
+    if at.validators_hash() != chain.validators_hash() {
+        summary.set_changes.push(SetChange {
+            height,
+            validators: at.set.len(),
+            total_power: at.set.total_power(),
+            validators_hash: at.validators_hash().to_string(),
+        });
+    }
+    *chain = at;
+    let placement = Placement {
+        parent: item.parent,
+        round: item.cert.round,
+        now_ms: None,
+    };
+    chain
+        .check_block_hashed(
+            block,
+            Some(&checked.tx_hashes),
+            item.encoded_len,
+            &placement,
+        )
+        .map_err(|e| block_fault(h, e))?;
+    let signatures = chain
+        .check_certificates(block, Some(&item.cert))
+        .map_err(|e| content_fault(h, e))?;
+    let update = chain.check_state(block, &*replay).map_err(|e| {
         let message = e.to_string();
         match e {
             StateCheckError::Execution(BlockExecError::InvalidTx { .. }) => {
@@ -182,6 +230,7 @@ pub(super) fn execute(
             }
         }
     })?;
+    summary.signatures += signatures as u64;
     replay.top.apply_latest(&update.batch);
     summary.blocks += 1;
     summary.txs += block.txs.len() as u64;

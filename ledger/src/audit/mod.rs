@@ -165,6 +165,18 @@ pub struct Summary {
     /// Signatures verified: transactions, certificates and `last_commit`s.
     pub signatures: u64,
     pub elapsed_ms: u64,
+    /// The changes of the validator set checked: the heights from which a
+    /// new set decided blocks.
+    pub set_changes: Vec<SetChange>,
+}
+
+/// A validator set that took over at `height`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SetChange {
+    pub height: u64,
+    pub validators: usize,
+    pub total_power: u64,
+    pub validators_hash: String,
 }
 
 impl Summary {
@@ -254,6 +266,8 @@ struct Item {
 /// A block whose stateless checks all passed.
 struct Checked {
     item: Item,
+    /// The block's transaction hashes, computed once.
+    tx_hashes: Vec<Hash>,
     signatures: u64,
 }
 
@@ -379,6 +393,7 @@ fn run(
         drop(item_rx);
 
         let mut pending: BTreeMap<u64, Vec<Result<Checked, Fault>>> = BTreeMap::new();
+        let mut chain = rules.chain.clone();
         let mut next_seq = 0u64;
         let mut fault = None;
         'outer: while let Ok((seq, chunk)) = checked_rx.recv() {
@@ -386,7 +401,7 @@ fn run(
             while let Some(chunk) = pending.remove(&next_seq) {
                 next_seq += 1;
                 for checked in chunk {
-                    match checked.and_then(|c| execute(rules, &mut replay, c, summary)) {
+                    match checked.and_then(|c| execute(&mut chain, &mut replay, c, summary)) {
                         Ok(height) => progress(Progress {
                             height,
                             from,

@@ -32,6 +32,8 @@ pub enum Domain {
     Vote,
     Proposal,
     Status,
+    /// A validator's consent to rotating its consensus key.
+    Rotation,
 }
 
 impl Domain {
@@ -42,6 +44,7 @@ impl Domain {
             Domain::Vote => "tally/vote/v1",
             Domain::Proposal => "tally/proposal/v1",
             Domain::Status => "tally/status/v1",
+            Domain::Rotation => "tally/rotation/v1",
         }
     }
 }
@@ -130,6 +133,17 @@ impl<'de> Deserialize<'de> for PublicKey {
 /// An ed25519 signature (64 bytes: R then s).
 #[derive(Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Signature(pub [u8; 64]);
+
+impl Signature {
+    pub fn to_hex(&self) -> String {
+        hex_serde::to_hex(&self.0)
+    }
+
+    /// Parses hex with or without `0x`.
+    pub fn from_hex(s: &str) -> Result<Self, String> {
+        hex_serde::parse_fixed::<64>(s).map(Signature)
+    }
+}
 
 impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

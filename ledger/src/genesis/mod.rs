@@ -14,7 +14,9 @@ use crate::encoding;
 use crate::governance::{enough_admins, GovernanceParams, ADMINS_MAX, EXPIRY_BLOCKS_MAX};
 use crate::hash::Hash;
 use crate::types::{check_chain_id, Role, Validator, ValidatorSet, ValidatorSetError};
-use crate::types::{BLOCK_BYTES_CAP, BLOCK_OVERHEAD_BYTES_MAX, FIXED_TX_BYTES_MAX};
+use crate::types::{
+    BLOCK_BYTES_CAP, BLOCK_OVERHEAD_BYTES_MAX, FIXED_TX_BYTES_MAX, GOVERNANCE_TX_BYTES_MAX,
+};
 use crate::types::{PUT_TX_FRAMING_BYTES_MAX, TOTAL_POWER_MAX, TX_BYTES_CAP, VALIDATORS_MAX};
 
 /// A genesis file larger than this is refused, and never read past it.
@@ -27,10 +29,12 @@ pub const ACCOUNTS_MAX: usize = 100_000;
 /// The latest genesis time, 9999-12-31T23:59:59.999Z. Block times only grow
 /// from it, so it stays far from where `time_ms + 1` would overflow.
 pub const GENESIS_TIME_MS_MAX: u64 = 253_402_300_799_999;
-/// The lowest `tx_bytes_max`: room for a transfer, grant or revoke on a
-/// chain with the longest chain id.
-pub const TX_BYTES_MAX_FLOOR: u64 = 256;
+/// The lowest `tx_bytes_max`: room for a transfer and for any governance
+/// proposal (a validator added with the longest name) on a chain with the
+/// longest chain id.
+pub const TX_BYTES_MAX_FLOOR: u64 = 512;
 const _: () = assert!(FIXED_TX_BYTES_MAX as u64 <= TX_BYTES_MAX_FLOOR);
+const _: () = assert!(GOVERNANCE_TX_BYTES_MAX as u64 <= TX_BYTES_MAX_FLOOR);
 /// The longest record key genesis may allow.
 pub const KEY_BYTES_MAX_CAP: u64 = 1024;
 /// The most transactions genesis may allow in a block.

@@ -172,7 +172,7 @@ fn every_numeric_field_is_refused_just_outside_its_range() {
     let key = u64::from(Params::default().key_bytes_max);
     let put_room = tx - PUT_TX_FRAMING_BYTES_MAX as u64;
     let small_tx: &[(&str, u64)] = &[
-        ("params.tx_bytes_max", 256),
+        ("params.tx_bytes_max", 512),
         ("params.key_bytes_max", 1),
         ("params.value_bytes_max", 0),
     ];
@@ -180,11 +180,11 @@ fn every_numeric_field_is_refused_just_outside_its_range() {
     type Case<'a> = (&'a str, u64, u64, &'a [(&'a str, u64)]);
     let table: &[Case<'_>] = &[
         ("genesis_time_ms", 0, 253_402_300_799_999, &[]),
-        ("params.tx_bytes_max", 256, 1 << 20, small_tx),
+        ("params.tx_bytes_max", 512, 1 << 20, small_tx),
         ("params.key_bytes_max", 1, 1024, &[]),
-        ("params.key_bytes_max", 1, 256 - 181, small_tx),
+        ("params.key_bytes_max", 1, 512 - 181, small_tx),
         ("params.value_bytes_max", 0, put_room - key, &[]),
-        ("params.value_bytes_max", 0, 256 - 181 - 1, small_tx),
+        ("params.value_bytes_max", 0, 512 - 181 - 1, small_tx),
         (
             "params.block_bytes_max",
             BLOCK_OVERHEAD_BYTES_MAX as u64 + tx,
@@ -193,7 +193,7 @@ fn every_numeric_field_is_refused_just_outside_its_range() {
         ),
         (
             "params.block_bytes_max",
-            BLOCK_OVERHEAD_BYTES_MAX as u64 + 256,
+            BLOCK_OVERHEAD_BYTES_MAX as u64 + 512,
             64 << 20,
             small_tx,
         ),

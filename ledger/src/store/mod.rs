@@ -69,6 +69,9 @@ const META_TIP: &[u8] = b"tip";
 const META_SIGNER: &[u8] = b"signer_state";
 const META_LOCKED_BLOCK: &[u8] = b"locked_block";
 const META_SIGNER_PASSED: &[u8] = b"signer_passed";
+/// Followed by a height's 8 big-endian bytes: a new validator set decides
+/// blocks from that height (see [`Store::set_changes`]).
+const META_SET_CHANGE: &[u8] = b"set_change/";
 
 /// Bounds on stored values, checked before decoding what the disk returns.
 const NODE_BYTES_MAX: usize = 4096;
@@ -472,6 +475,33 @@ impl Store {
         Ok(tip)
     }
 
+    /// The heights after `after` from which a new validator set decided
+    /// blocks (the block before each names it in its header), at most
+    /// `limit`, in order. A light client walks them from genesis.
+    pub fn set_changes(&self, after: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+        let mut start = META_SET_CHANGE.to_vec();
+        start.extend_from_slice(&height_key(after.saturating_add(1)));
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_META),
+            IteratorMode::From(&start, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (key, _) = item?;
+            let Some(height) = key.strip_prefix(META_SET_CHANGE) else {
+                break;
+            };
+            let height: [u8; 8] = height.try_into().map_err(|_| {
+                StoreError::Corrupt(format!("a set change key of {} bytes", key.len()))
+            })?;
+            if out.len() >= limit {
+                break;
+            }
+            out.push(u64::from_be_bytes(height));
+        }
+        Ok(out)
+    }
+
     /// Adds `block` on top of `tip` to `batch`, after checking that it
     /// extends it and that the certificate and update are its own.
     fn add_block(
@@ -511,6 +541,11 @@ impl Store {
         batch.put_cf(self.cf(CF_BLOCKS), height_key(height), &block_bytes);
         batch.put_cf(self.cf(CF_BLOCK_HASHES), hash.0, height_key(height));
         batch.put_cf(self.cf(CF_CERTIFICATES), height_key(height), encode(cert));
+        if block.header.next_validators_hash != block.header.validators_hash {
+            let mut key = META_SET_CHANGE.to_vec();
+            key.extend_from_slice(&height_key(height + 1));
+            batch.put_cf(self.cf(CF_META), key, []);
+        }
         let txs = self.cf(CF_TXS);
         for (index, tx_hash) in update.tx_hashes_of(block).iter().enumerate() {
             let location = TxLocation {

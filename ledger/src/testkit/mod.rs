@@ -25,9 +25,14 @@ pub const TEST_BALANCE: u64 = 1_000_000_000;
 pub struct TestChain {
     pub genesis: Genesis,
     pub validator_set: ValidatorSet,
-    /// The chain's block rules (the proposer schedule among them).
+    /// The block rules of the next block (its validator sets and proposer
+    /// schedule among them).
     pub rules: ChainRules,
+    /// The genesis validators' keys, in genesis order.
     pub validator_keys: Vec<Keypair>,
+    /// Keys of validators added later (or rotated to): see
+    /// [`TestChain::hold_key`].
+    pub later_keys: Vec<Keypair>,
     /// Account 0 is the admin; the others are members.
     pub account_keys: Vec<Keypair>,
     pub state: MemoryTreeStore,
@@ -104,6 +109,7 @@ impl TestChain {
             validator_set,
             rules,
             validator_keys,
+            later_keys: Vec::new(),
             account_keys,
             state,
             blocks: Vec::new(),
@@ -132,6 +138,13 @@ impl TestChain {
         }
     }
 
+    /// Takes back a transaction that was never committed (a test saw it
+    /// refused): its sender's next transaction reuses its nonce.
+    pub fn take_back(&mut self, tx: &SignedTx) {
+        self.nonces
+            .insert(tx.tx.sender, tx.tx.nonce.saturating_sub(1));
+    }
+
     /// Signs `op` from account `from` with its next nonce.
     pub fn tx(&mut self, from: usize, op: Op) -> SignedTx {
         let key = &self.account_keys[from];
@@ -154,7 +167,7 @@ impl TestChain {
             Some(self.height()),
             self.chain_id(),
             &self.genesis.params,
-        );
+        )?;
         exec.apply(tx)
     }
 
@@ -195,7 +208,7 @@ impl TestChain {
                 prev_hash,
                 tx_root: Default::default(),
                 state_root: update.root,
-                validators_hash: self.validator_set.hash(),
+                validators_hash: self.rules.validators_hash(),
                 next_validators_hash: self.rules.next_validators_hash(),
                 proposer: self.proposer_key(height, 0),
                 last_commit_hash: last_commit_hash(last_commit.as_ref()),
@@ -207,12 +220,33 @@ impl TestChain {
         Ok((block, update))
     }
 
-    /// The key of the validator the schedule names for `height`, `round`.
+    /// The key of the validator the schedule of the next block names for
+    /// `height`, `round`.
     pub fn proposer_key(&self, height: u64, round: u32) -> PublicKey {
-        self.validator_keys[self.rules.schedule.proposer(height, round) as usize].public()
+        let index = self.rules.schedule.proposer(height, round);
+        self.rules
+            .set
+            .get(index)
+            .map_or(self.validator_keys[0].public(), |v| v.public_key)
     }
 
-    /// A certificate for `block` signed by the validators at `signers`.
+    /// Holds the secret of a validator key added (or rotated to) later, so
+    /// the chain can sign with it.
+    pub fn hold_key(&mut self, key: Keypair) {
+        self.later_keys.push(key);
+    }
+
+    /// The held keypair of validator key `key`.
+    pub fn keypair(&self, key: &PublicKey) -> Option<&Keypair> {
+        self.validator_keys
+            .iter()
+            .chain(&self.later_keys)
+            .find(|k| k.public() == *key)
+    }
+
+    /// A certificate for `block` signed by the validators at `signers`, by
+    /// their positions in the set of the next block (the genesis set until
+    /// a change applies).
     pub fn certify(&self, block: &Block, round: u32, signers: &[usize]) -> CommitCertificate {
         let mut cert = CommitCertificate {
             height: block.height(),
@@ -222,9 +256,15 @@ impl TestChain {
         };
         let message = cert.vote().message();
         for &i in signers {
+            let key = self
+                .rules
+                .set
+                .get(i as u32)
+                .and_then(|v| self.keypair(&v.public_key))
+                .unwrap_or(&self.validator_keys[i % self.validator_keys.len()]);
             cert.signatures.push(CommitSig {
                 validator_index: i as u32,
-                signature: self.validator_keys[i].sign(Domain::Vote, self.chain_id(), &message),
+                signature: key.sign(Domain::Vote, self.chain_id(), &message),
             });
         }
         cert
@@ -260,7 +300,7 @@ impl TestChain {
         txs: Vec<SignedTx>,
     ) -> Result<(Block, CommitCertificate, StateUpdate), BlockExecError> {
         let (block, update) = self.build_block(txs)?;
-        let all: Vec<usize> = (0..self.validator_keys.len()).collect();
+        let all: Vec<usize> = (0..self.rules.set.len()).collect();
         let cert = self.certify(&block, 0, &all);
         if self.latest_only {
             self.state.apply_latest(&update.batch);
@@ -268,6 +308,8 @@ impl TestChain {
             self.state.apply(&update.batch.node_batch);
         }
         self.blocks.push((block.clone(), cert.clone()));
+        let next = self.height() + 1;
+        self.rules = self.rules.at_height(&self.state, next)?;
         Ok((block, cert, update))
     }
 

@@ -393,8 +393,9 @@ pub fn validation_verdict<R: StateReader>(
 }
 
 /// What block sync concludes about a certified block, in its order: the
-/// signatures (off the driver task), then placement, then re-execution.
-/// Sync has no clock.
+/// transactions' signatures (off the driver task), then placement, the
+/// certificates by the sets of the block's height, then re-execution. Sync
+/// has no clock. `rules` are the rules of the block's height.
 pub fn sync_verdict<R: StateReader>(
     rules: &ChainRules,
     block: &Block,
@@ -402,9 +403,7 @@ pub fn sync_verdict<R: StateReader>(
     parent: Parent,
     state: &R,
 ) -> Result<(), String> {
-    rules
-        .check_signatures(block, Some(cert))
-        .map_err(|e| e.to_string())?;
+    rules.check_transactions(block).map_err(|e| e.to_string())?;
     let at = Placement {
         parent,
         round: cert.round,
@@ -412,6 +411,9 @@ pub fn sync_verdict<R: StateReader>(
     };
     rules
         .check_block(block, encode(block).len(), &at)
+        .map_err(|e| e.to_string())?;
+    rules
+        .check_certificates(block, Some(cert))
         .map_err(|e| e.to_string())?;
     rules
         .check_state(block, state)

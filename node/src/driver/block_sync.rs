@@ -3,6 +3,7 @@
 //! then runs of blocks linked, re-executed over an in-memory overlay and
 //! committed in one synced write; consensus restarts on the new tip.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
@@ -10,7 +11,7 @@ use tracing::{debug, info, warn};
 
 use tally_ledger::state::{Overlay, StateUpdate};
 use tally_ledger::types::{Block, CommitCertificate};
-use tally_ledger::verify::{Parent, Placement};
+use tally_ledger::verify::{check_certificate_matches, ContentError, Parent, Placement};
 
 use super::{Driver, DriverError};
 use crate::network::NetCommand;
@@ -147,7 +148,14 @@ impl Driver {
             let mut valid = Vec::with_capacity(blocks.len());
             let mut invalid = None;
             for (block, cert) in blocks {
-                match rules.check_signatures(&block, Some(&cert)) {
+                // The certificates wait for the sets of their heights,
+                // which the state before each block names (execute_run);
+                // a certificate for another block is refused before the
+                // transactions cost anything.
+                let checked = check_certificate_matches(&block, &cert)
+                    .map_err(ContentError::Mismatch)
+                    .and_then(|()| rules.check_transactions(&block));
+                match checked {
                     Ok(_) => valid.push((block, cert)),
                     Err(e) => {
                         invalid = Some((block.height(), e.to_string()));
@@ -254,6 +262,7 @@ impl Driver {
         let tip = self.store.height();
         let mut overlay = Overlay::new(Some((&*self.store, tip)));
         let mut parent = self.store.parent_of_next();
+        let mut rules = self.core.rules().clone();
         let mut updates = Vec::with_capacity(run.len());
         for (index, r) in run.iter().enumerate() {
             let block = &r.block;
@@ -263,12 +272,22 @@ impl Driver {
                 now_ms: None,
             };
             let size = tally_ledger::encoding::encoded_len(block);
-            let checked = self
-                .rules
-                .check_block(block, size, &placement)
+            let checked = rules
+                .at_height(&overlay, parent.height.saturating_add(1))
                 .map_err(|e| e.to_string())
+                .and_then(|at| {
+                    rules = Arc::new(at);
+                    rules
+                        .check_block(block, size, &placement)
+                        .map_err(|e| e.to_string())
+                })
                 .and_then(|()| {
-                    self.rules
+                    rules
+                        .check_certificates(block, Some(&r.cert))
+                        .map_err(|e| e.to_string())
+                })
+                .and_then(|_| {
+                    rules
                         .check_state(block, &overlay)
                         .map_err(|e| e.to_string())
                 });

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use tally_consensus::Signer;
 use tally_ledger::genesis::Genesis;
@@ -39,7 +39,7 @@ use crate::metrics::Metrics;
 use crate::network::{NetCommand, NetEvent};
 pub use crate::node_core::SigningPause;
 use crate::node_core::{
-    signing_pause, CoreError, CoreSetup, Effect, Event, NodeCore, Notice, Now, SignerView, Timer,
+    signing_pause, CoreError, CoreSetup, Effect, Event, NodeCore, Now, SignerView, Timer,
 };
 use crate::sync::{PeerView, Sync};
 use crate::wire::{ConsensusMsg, Status};
@@ -47,6 +47,8 @@ use crate::wire::{ConsensusMsg, Status};
 mod block_sync;
 mod env;
 mod events;
+mod membership;
+mod notices;
 mod writer;
 pub use block_sync::CheckedBlocks;
 use block_sync::SyncMeter;
@@ -149,10 +151,13 @@ pub struct Driver {
     rules: Arc<ChainRules>,
     store: Arc<Store>,
     core: NodeCore,
+    /// The height whose membership the network was told of last, and the
+    /// set (with its schedule) of the height after it.
+    announced: Option<u64>,
+    next_set: Option<crate::network::HeightSet>,
     signer: Option<Signer<SignerRecords>>,
     /// The lock body waiting for the precommit's record ([`SignerRecords`]).
     locking: Arc<Mutex<Option<Block>>>,
-    my_index: Option<u32>,
     mempool: Mempool,
     net: mpsc::Sender<NetCommand>,
     timers: BTreeMap<(Instant, u64), Timer>,
@@ -209,23 +214,23 @@ impl Driver {
         net: mpsc::Sender<NetCommand>,
         commits: broadcast::Sender<Committed>,
     ) -> Result<Self, DriverError> {
-        let rules = Arc::new(ChainRules::new(&setup.genesis)?);
         let tip = setup.store.height();
+        let rules = Arc::new(
+            ChainRules::new(&setup.genesis)?
+                .at_height(&*setup.store, tip.saturating_add(1))
+                .map_err(CoreError::from)?,
+        );
         let locking = Arc::new(Mutex::new(None));
         let records = SignerRecords {
             store: setup.store.clone(),
             locking: locking.clone(),
         };
-        let (my_index, signer) = match setup.validator_key {
-            Some(key) => {
-                let index = rules.set.index_of(&key.public());
-                let signer = match index {
-                    Some(i) => Some(Signer::new(key, &setup.genesis.chain_id, i, records)?),
-                    None => None,
-                };
-                (index, signer)
-            }
-            None => (None, None),
+        // A validator key signs at the heights whose set holds it (its index
+        // in the set is the core's to know, height by height).
+        let my_key = setup.validator_key.as_ref().map(|k| k.public());
+        let signer = match setup.validator_key {
+            Some(key) => Some(Signer::new(key, &setup.genesis.chain_id, 0, records)?),
+            None => None,
         };
         let passed = setup.store.signer_passed()?;
         let pause = signer.as_ref().and_then(|s| {
@@ -242,7 +247,7 @@ impl Driver {
         let core = NodeCore::new(
             CoreSetup {
                 rules: rules.clone(),
-                me: my_index,
+                key: my_key,
                 empty_block_interval_ms: setup.empty_block_interval.as_millis() as u64,
                 fill: setup.fill,
                 pause,
@@ -263,11 +268,12 @@ impl Driver {
         );
         Ok(Driver {
             rules,
+            announced: None,
+            next_set: None,
             store: setup.store,
             core,
             signer,
             locking,
-            my_index,
             mempool,
             net,
             timers: BTreeMap::new(),
@@ -394,7 +400,8 @@ impl Driver {
                 .proposal_handling_seconds
                 .observe(started.elapsed().as_secs_f64());
         }
-        self.apply(effects)
+        self.apply(effects)?;
+        self.follow_membership()
     }
 
     /// Carries out effects in order; the effects that follow from one (a
@@ -451,7 +458,7 @@ impl Driver {
                 // the height the disk lacks, and a lone validator (or a
                 // whole network that crashed at once) with no copy of it.
                 self.settle()?;
-                let (Some(index), Some(signer)) = (self.my_index, self.signer.as_mut()) else {
+                let (Some(index), Some(signer)) = (self.core.me(), self.signer.as_mut()) else {
                     return Ok(None);
                 };
                 let result = signer.sign_vote_with_polka(&vote, &polka);
@@ -521,41 +528,6 @@ impl Driver {
                 None
             }
         })
-    }
-
-    fn notice(&mut self, notice: Notice) {
-        match notice {
-            Notice::Proposed {
-                height,
-                round,
-                block_hash,
-            } => info!(height, round, block = %block_hash.short(), "proposed"),
-            Notice::InvalidBlock {
-                height,
-                round,
-                block_hash,
-                reason,
-            } => warn!(height, round, block = %block_hash.short(), %reason, "invalid proposed block"),
-            Notice::DecidedUnknown {
-                height,
-                block_hash,
-                reason,
-            } => warn!(height, block = %block_hash.short(), %reason, "decided a block this node cannot commit yet; it will sync it"),
-            Notice::CannotPropose {
-                height,
-                round,
-                reason,
-            } => warn!(height, round, %reason, "cannot propose"),
-            Notice::SignerFault(reason) => {
-                self.metrics.signer_failures.inc();
-                error!(%reason, "the signer cannot persist its state: this validator is not signing; check the disk and the data directory");
-            }
-            Notice::SignerRefused(reason) => warn!(%reason, "the signer refused"),
-            Notice::SigningResumed { height } => info!(
-                height,
-                "the network decided past every height this validator may have signed: signing resumes"
-            ),
-        }
     }
 
     fn publish(&mut self, msg: ConsensusMsg) {

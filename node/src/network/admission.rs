@@ -2,6 +2,9 @@
 //! its size bound, signed by someone entitled to sign it, and identified by
 //! its topic and content ([`message_id`], ADR 8).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use libp2p::gossipsub;
 
 use tally_ledger::crypto::{BatchVerifier, Domain};
@@ -12,28 +15,66 @@ use tally_ledger::Hash;
 use super::SEQ_BYTES;
 use crate::wire::{self, ConsensusMsg};
 
+/// A height's validator set and its proposer schedule.
+pub type HeightSet = (Arc<ValidatorSet>, Arc<ProposerSchedule>);
+
+/// The validator sets consensus gossip is judged against, by height: the
+/// heights the node is deciding and about to decide (the driver names
+/// them as the chain moves, from its state), and the one before (late
+/// votes still help peers finishing it). A message for any other height
+/// is ignored, not forwarded: no set is known to say who may sign it.
+#[derive(Debug, Default)]
+pub(super) struct HeightSets {
+    by_height: BTreeMap<u64, HeightSet>,
+}
+
+impl HeightSets {
+    /// Sets `sets` as the sets of the heights from `from` on.
+    pub(super) fn update(&mut self, from: u64, sets: Vec<HeightSet>) {
+        let end = from.saturating_add(sets.len() as u64);
+        for (height, set) in (from..).zip(sets) {
+            self.by_height.insert(height, set);
+        }
+        self.by_height
+            .retain(|h, _| h.saturating_add(1) >= from && *h < end);
+    }
+
+    fn at(&self, height: u64) -> Option<&HeightSet> {
+        self.by_height.get(&height)
+    }
+}
+
 /// Checks gossip before it is forwarded.
 pub(super) struct Validator {
     pub(super) chain_id: String,
-    pub(super) set: ValidatorSet,
-    pub(super) schedule: ProposerSchedule,
     pub(super) tx_batch_bytes_max: usize,
     pub(super) consensus_bytes_max: usize,
 }
 
 pub(super) enum Verdict<T> {
     Accept(T),
+    /// Not forwarded, but no fault of the sender's.
+    Ignore(&'static str),
     Reject(&'static str),
 }
 
 impl Validator {
-    pub(super) fn consensus(&self, data: &[u8]) -> Verdict<ConsensusMsg> {
+    pub(super) fn consensus(&self, data: &[u8], sets: &HeightSets) -> Verdict<ConsensusMsg> {
         let Ok(env) = wire::decode_consensus(data, self.consensus_bytes_max) else {
             return Verdict::Reject("undecodable consensus message");
         };
+        let height = match &env.body {
+            ConsensusMsg::Vote(v) => v.vote.height,
+            ConsensusMsg::Proposal { proposal, .. } => proposal.proposal.height,
+        };
+        let Some((set, schedule)) = sets.at(height) else {
+            return Verdict::Ignore(
+                "consensus message for a height whose validators are not known here",
+            );
+        };
         match env.body {
             ConsensusMsg::Vote(v) => {
-                let Some(validator) = self.set.get(v.validator_index) else {
+                let Some(validator) = set.get(v.validator_index) else {
                     return Verdict::Reject("vote from a non-validator");
                 };
                 if validator
@@ -52,8 +93,8 @@ impl Validator {
             }
             ConsensusMsg::Proposal { proposal, block } => {
                 let p = proposal.proposal;
-                let index = self.schedule.proposer(p.height, p.round);
-                let Some(proposer) = self.set.get(index) else {
+                let index = schedule.proposer(p.height, p.round);
+                let Some(proposer) = set.get(index) else {
                     return Verdict::Reject("no proposer");
                 };
                 if proposer

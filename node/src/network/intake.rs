@@ -60,6 +60,7 @@ impl Network {
                     Some(NetEvent::Txs(t)),
                     "",
                 ),
+                Verdict::Ignore(r) => (gossipsub::MessageAcceptance::Ignore, None, r),
                 Verdict::Reject(r) => (gossipsub::MessageAcceptance::Reject, None, r),
             };
             self.validated(checked.source, checked.id, acceptance, reason, event)

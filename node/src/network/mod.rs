@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
     allow_block_list, connection_limits, gossipsub, identify, identity, noise, request_response,
     tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm,
@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, info, warn};
 
 use tally_ledger::genesis::Genesis;
-use tally_ledger::proposer::ProposerSchedule;
+use tally_ledger::membership::read_allowed_nodes;
 use tally_ledger::store::Store;
 use tally_ledger::types::{Block, CommitCertificate, SignedTx};
 
@@ -40,9 +40,11 @@ use crate::wire::{
     self, BlocksRequest, BlocksResponse, ConsensusMsg, Status, SYNC_RESPONSE_SOFT_BYTES,
 };
 pub use admission::message_id;
-use admission::{Validator, Verdict};
+pub use admission::HeightSet;
+use admission::{HeightSets, Validator, Verdict};
 use blocks::Served;
 use intake::CheckedTxs;
+pub use members::peer_of;
 
 /// Redial backoff bounds for persistent peers.
 const REDIAL_MIN: Duration = Duration::from_millis(500);
@@ -98,6 +100,14 @@ pub enum NetCommand {
     AddPeer {
         peer: PeerId,
         addr: Multiaddr,
+    },
+    /// The chain moved: the validator sets of the heights from `from` on
+    /// (consensus messages are judged against them) and the nodes allowed
+    /// to connect (the others' connections are closed).
+    Membership {
+        from: u64,
+        sets: Vec<HeightSet>,
+        allowed: Vec<PeerId>,
     },
     /// Publishes raw bytes on a topic ("txs", "consensus" or "status"),
     /// unchecked: only for tests that prove peers reject bad gossip.
@@ -162,6 +172,10 @@ pub struct Network {
     swarm: Swarm<Behaviour>,
     topics: Topics,
     validator: Arc<Validator>,
+    /// The validator sets consensus messages are judged against.
+    sets: HeightSets,
+    /// The peers allowed to connect: the members the chain's state names.
+    allowed: HashSet<PeerId>,
     /// Gossiped transaction batches being checked on the blocking pool: at
     /// most two per core at once; the swarm waits for a slot.
     tx_checks: Arc<Semaphore>,
@@ -285,18 +299,16 @@ impl Network {
             gossip.subscribe(t).map_err(setup_err)?;
         }
 
+        // The members the state after the tip names (the genesis ones on
+        // a new chain); the node updates them as blocks commit.
         let mut allow = allow_block_list::Behaviour::<allow_block_list::AllowedPeers>::default();
-        let mut allowed = 0;
-        for id in genesis
-            .validators
-            .iter()
-            .map(|v| &v.peer_id)
-            .chain(genesis.replicas.iter().map(|r| &r.peer_id))
-        {
-            let peer: PeerId = id.parse().map_err(setup_err)?;
+        let members = read_allowed_nodes(&*store, store.height()).map_err(setup_err)?;
+        let mut allowed = HashSet::new();
+        for key in members {
+            let peer = peer_of(&key).map_err(setup_err)?;
             if peer != local {
                 allow.allow_peer(peer);
-                allowed += 1;
+                allowed.insert(peer);
             }
         }
         let limits = connection_limits::Behaviour::new(
@@ -346,7 +358,7 @@ impl Network {
                 addr: setup.listen.clone(),
                 reason: e.to_string(),
             })?;
-        info!(peer_id = %local, allowed_peers = allowed, "network configured");
+        info!(peer_id = %local, allowed_peers = allowed.len(), "network configured");
 
         let now = Instant::now();
         let redial = setup
@@ -370,17 +382,17 @@ impl Network {
         // it is, a reading thread waits.
         let (served_tx, served_rx) = mpsc::channel(SERVE_REQUESTS_MAX);
         let (checked_tx, checked_rx) = mpsc::unbounded_channel();
-        let set = genesis.validator_set().map_err(setup_err)?;
         let network = Network {
             swarm,
             topics,
             validator: Arc::new(Validator {
                 chain_id: genesis.chain_id.clone(),
-                schedule: ProposerSchedule::new(&set),
-                set,
                 tx_batch_bytes_max,
                 consensus_bytes_max,
             }),
+            // The node names the sets of its heights when consensus starts.
+            sets: HeightSets::default(),
+            allowed,
             tx_checks: crate::handle::admission_slots(),
             checked_tx,
             checked_rx,
@@ -499,6 +511,14 @@ impl Network {
                 self.requests.insert(id, (peer, from, to));
             }
             NetCommand::PublishRaw { topic, data } => self.publish(topic, data),
+            NetCommand::Membership {
+                from,
+                sets,
+                allowed,
+            } => {
+                self.sets.update(from, sets);
+                self.follow_members(allowed);
+            }
             NetCommand::AddPeer { peer, addr } => {
                 self.redial.insert(
                     peer,
@@ -594,29 +614,6 @@ impl Network {
         }
     }
 
-    /// A connection counts once identify shows its peer runs this chain
-    /// and genesis. One that runs another is closed, and only that one: a
-    /// node run with a member's key must not push the member out. It keeps
-    /// its place on the allow-list: its operator may fix its genesis.
-    fn on_identified(&mut self, peer: PeerId, conn: ConnectionId, version: &str) {
-        if version != self.protocol_version {
-            if self.warned.insert(peer) {
-                warn!(%peer, theirs = version, ours = %self.protocol_version,
-                    "peer runs another chain or genesis; closing its connections");
-            }
-            self.metrics.invalid("another genesis");
-            self.swarm.close_connection(conn);
-            return;
-        }
-        if self.members.identified(peer, conn) {
-            info!(%peer, "peer connected");
-        }
-        if let Some(r) = self.redial.get_mut(&peer) {
-            r.backoff = REDIAL_MIN;
-        }
-        self.metrics.peers.set(self.members.len() as i64);
-    }
-
     async fn on_gossip(
         &mut self,
         source: PeerId,
@@ -626,12 +623,13 @@ impl Network {
         let topic = message.topic;
         let (acceptance, event, reason) = if topic == self.topics.consensus.hash() {
             self.metrics.gossip("consensus", "in");
-            match self.validator.consensus(&message.data) {
+            match self.validator.consensus(&message.data, &self.sets) {
                 Verdict::Accept(m) => (
                     gossipsub::MessageAcceptance::Accept,
                     Some(NetEvent::Consensus(m)),
                     "",
                 ),
+                Verdict::Ignore(r) => (gossipsub::MessageAcceptance::Ignore, None, r),
                 Verdict::Reject(r) => (gossipsub::MessageAcceptance::Reject, None, r),
             }
         } else if topic == self.topics.txs.hash() {

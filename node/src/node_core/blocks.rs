@@ -114,7 +114,7 @@ impl NodeCore {
     ) -> Result<Vec<Output>, CoreError> {
         self.stop_waiting_to_build();
         let parent = env.tip();
-        let (Some(me), true) = (self.me, height == parent.height.saturating_add(1)) else {
+        let (Some(me), true) = (self.me(), height == parent.height.saturating_add(1)) else {
             return Ok(Vec::new());
         };
         let rules = self.rules.clone();
@@ -126,7 +126,7 @@ impl NodeCore {
             (params.block_bytes_max as usize).saturating_sub(BLOCK_OVERHEAD_BYTES_MAX),
         );
         let mut exec =
-            BlockExecutor::new(env.state(), Some(parent.height), &rules.chain_id, params);
+            BlockExecutor::new(env.state(), Some(parent.height), &rules.chain_id, params)?;
         let mut included = Vec::with_capacity(txs.len());
         let mut tx_hashes = Vec::with_capacity(txs.len());
         let mut evicted = Vec::new();
@@ -182,7 +182,7 @@ impl NodeCore {
                 prev_hash: parent.hash,
                 tx_root: merkle_root(&tx_hashes),
                 state_root: update.root,
-                validators_hash: rules.set.hash(),
+                validators_hash: rules.validators_hash(),
                 next_validators_hash: rules.next_validators_hash(),
                 proposer,
                 last_commit_hash: last_commit_hash(last_commit.as_ref()),

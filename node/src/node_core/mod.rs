@@ -21,6 +21,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use tally_consensus::{Consensus, Input, Output, SignerError, TimeoutKind, Timeouts};
+use tally_ledger::crypto::PublicKey;
 use tally_ledger::types::{Block, SignedProposal, VoteKind};
 use tally_ledger::verify::ChainRules;
 use tally_ledger::Hash;
@@ -93,9 +94,11 @@ pub fn should_sync(tip: u64, target: u64, since_commit_ms: u64) -> bool {
 /// Settings of the core.
 #[derive(Debug, Clone)]
 pub struct CoreSetup {
+    /// The rules of the height after the tip.
     pub rules: Arc<ChainRules>,
-    /// This node's validator index, for a validator.
-    pub me: Option<u32>,
+    /// This node's consensus key, for a validator: it votes at the heights
+    /// whose set holds it.
+    pub key: Option<PublicKey>,
     pub empty_block_interval_ms: u64,
     pub fill: BlockFill,
     pub pause: Option<SigningPause>,
@@ -125,8 +128,9 @@ impl Default for BlockFill {
 /// The core's state.
 #[derive(Debug)]
 pub struct NodeCore {
+    /// The rules of the height after the tip.
     rules: Arc<ChainRules>,
-    me: Option<u32>,
+    key: Option<PublicKey>,
     timeouts: Timeouts,
     empty_block_interval_ms: u64,
     fill: BlockFill,
@@ -165,17 +169,18 @@ impl NodeCore {
     /// A core for the height after `tip`; send [`Event::Restart`] first.
     pub fn new(setup: CoreSetup, tip: u64, now: Now) -> Self {
         let timeouts = Timeouts::from(&setup.rules.params);
+        let me = setup.key.and_then(|k| setup.rules.set.index_of(&k));
         let machine = Consensus::new(
             &setup.rules.chain_id,
-            setup.rules.set.clone(),
-            setup.me,
+            (*setup.rules.set).clone(),
+            me,
             timeouts,
             tip.saturating_add(1),
         );
         NodeCore {
             candidates: Candidates::new(tip.saturating_add(1)),
             rules: setup.rules,
-            me: setup.me,
+            key: setup.key,
             timeouts,
             empty_block_interval_ms: setup.empty_block_interval_ms,
             fill: setup.fill,
@@ -237,7 +242,7 @@ impl NodeCore {
     ) -> Result<Vec<Effect>, CoreError> {
         let mut fx = Vec::new();
         let outputs = match event {
-            Event::Restart(view) => self.restart(*view, now, env, &mut fx),
+            Event::Restart(view) => self.restart(*view, now, env, &mut fx)?,
             Event::Proposal { proposal, block } => {
                 self.on_proposal(proposal, *block, now, env, &mut fx)
             }
@@ -268,7 +273,7 @@ impl NodeCore {
                 self.on_sign_failed(e, &mut fx);
                 Vec::new()
             }
-            Event::Committed => self.on_committed(now, env, &mut fx),
+            Event::Committed => self.on_committed(now, env, &mut fx)?,
             Event::TxsArrived => match self.waiting_build {
                 Some((height, round)) if !env.mempool_is_empty() => {
                     self.request_build(height, round, now, env, &mut fx)?
@@ -305,23 +310,33 @@ impl NodeCore {
         now: Now,
         env: &E,
         fx: &mut Vec<Effect>,
-    ) -> Vec<Output> {
+    ) -> Result<Vec<Output>, CoreError> {
         let height = env.tip().height.saturating_add(1);
         if self.started && self.machine.height() == height && self.committing.is_none() {
             // Block sync brought the block consensus had already decided
             // (without its body): the machine is at the right height with
             // everything it signed there; keep it, and judge the blocks
             // that waited for their parent.
-            return self.resume(now, env, fx);
+            self.follow_sets(env)?;
+            return Ok(self.resume(now, env, fx));
         }
         self.started = true;
+        self.follow_sets(env)?;
         self.machine = Consensus::new(
             &self.rules.chain_id,
-            self.rules.set.clone(),
-            self.me,
+            (*self.rules.set).clone(),
+            self.key.and_then(|k| self.rules.set.index_of(&k)),
             self.timeouts,
             height,
         );
+        self.follow_sets(env)?;
+        let mut view = view;
+        // The signer's records hold what was signed, not where the signer
+        // stood in the set: its place is this height's.
+        match self.me() {
+            Some(me) => view.votes.iter_mut().for_each(|v| v.validator_index = me),
+            None => view.votes.clear(),
+        }
         self.own_messages.clear();
         self.stop_waiting_to_build();
         self.waiting_validation.clear();
@@ -331,7 +346,7 @@ impl NodeCore {
         self.candidates.advance(height);
         self.check_pause(env.tip().height, fx);
         self.last_progress_ms = now.mono_ms;
-        if self.me.is_some() {
+        if self.me().is_some() {
             self.machine.restore(view.round.unwrap_or(0), view.lock);
             if let (Some((_, hash)), Some(block)) = (view.lock, view.locked_block) {
                 if block.hash() == hash && block.height() == height {
@@ -349,7 +364,37 @@ impl NodeCore {
             fx.push(Effect::Broadcast(msg.clone()));
             self.keep_own(msg);
         }
-        out
+        Ok(out)
+    }
+
+    /// Follows the chain's membership to the height after the tip: the
+    /// rules of that height and this node's place in its set, and the set
+    /// of the height after it, which the machine moves to when it decides
+    /// (the state after the tip already names it).
+    fn follow_sets<E: CoreEnv>(&mut self, env: &E) -> Result<(), CoreError> {
+        let height = env.tip().height.saturating_add(1);
+        if self.rules.height != height {
+            self.rules = Arc::new(self.rules.at_height(env.state(), height)?);
+        }
+        if self.machine.height() == height {
+            let next = self.rules.next_set(env.state())?;
+            let next_me = self.key.and_then(|k| next.index_of(&k));
+            self.machine.set_next((*next).clone(), next_me);
+        }
+        Ok(())
+    }
+
+    /// The rules of the height after the tip.
+    pub fn rules(&self) -> &Arc<ChainRules> {
+        &self.rules
+    }
+
+    /// This node's index in the set of the height consensus is deciding,
+    /// if it is a validator there: the index its votes carry. The machine
+    /// moves to the next height (and its set) when it decides, which may be
+    /// before the decided block is committed here.
+    pub fn me(&self) -> Option<u32> {
+        self.machine.me()
     }
 
     /// The tip moved under a machine already at the next height.
@@ -478,8 +523,14 @@ impl NodeCore {
         self.kept_lock = None;
     }
 
-    fn on_committed<E: CoreEnv>(&mut self, now: Now, env: &E, fx: &mut Vec<Effect>) -> Vec<Output> {
+    fn on_committed<E: CoreEnv>(
+        &mut self,
+        now: Now,
+        env: &E,
+        fx: &mut Vec<Effect>,
+    ) -> Result<Vec<Output>, CoreError> {
         let tip = env.tip().height;
+        self.follow_sets(env)?;
         self.committing = None;
         self.last_commit_ms = now.mono_ms;
         self.last_progress_ms = now.mono_ms;
@@ -489,7 +540,7 @@ impl NodeCore {
         self.offences.retain(|o| o.0 > tip);
         self.candidates.advance(tip.saturating_add(1));
         self.check_pause(tip, fx);
-        std::mem::take(&mut self.deferred)
+        Ok(std::mem::take(&mut self.deferred))
     }
 
     fn check_pause(&mut self, tip: u64, fx: &mut Vec<Effect>) {
@@ -507,7 +558,7 @@ impl NodeCore {
     }
 
     fn may_sign(&self) -> bool {
-        self.me.is_some() && self.pause.is_none()
+        self.me().is_some() && self.pause.is_none()
     }
 
     /// Carries the machine's outputs into effects, in order, feeding back

@@ -276,6 +276,91 @@ pub enum TxCommand {
         common: TxArgs,
         change: String,
     },
+    /// Admin: propose a change of the validator set (it applies two blocks
+    /// after the block that reaches the approval threshold).
+    Validator {
+        #[command(subcommand)]
+        command: ValidatorCommand,
+    },
+    /// Admin: propose admitting or removing a read replica.
+    Replica {
+        #[command(subcommand)]
+        command: ReplicaCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ValidatorCommand {
+    /// Add a validator.
+    Add {
+        #[command(flatten)]
+        common: TxArgs,
+        /// A name for it, unique among validators and replicas.
+        #[arg(long)]
+        name: String,
+        /// Its consensus key (hex; `tally key show` prints it).
+        #[arg(long)]
+        public_key: String,
+        /// Its node's PeerId.
+        #[arg(long)]
+        peer_id: String,
+        #[arg(long)]
+        power: u64,
+    },
+    /// Remove a validator, by its consensus key.
+    Remove {
+        #[command(flatten)]
+        common: TxArgs,
+        #[arg(long)]
+        public_key: String,
+    },
+    /// Set a validator's voting power.
+    Power {
+        #[command(flatten)]
+        common: TxArgs,
+        #[arg(long)]
+        public_key: String,
+        #[arg(long)]
+        power: u64,
+    },
+    /// Replace a validator's consensus key; the old key must consent.
+    Rotate {
+        #[command(flatten)]
+        common: TxArgs,
+        /// The validator's current consensus key.
+        #[arg(long)]
+        public_key: String,
+        /// The new consensus key.
+        #[arg(long)]
+        new_key: String,
+        /// The old key's file, to sign its consent here (or give --consent).
+        #[arg(long, conflicts_with = "consent")]
+        old_key_file: Option<PathBuf>,
+        /// The old key's consent signature (hex), made with `tally key
+        /// consent` by the validator's operator.
+        #[arg(long)]
+        consent: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReplicaCommand {
+    /// Admit a replica's node.
+    Add {
+        #[command(flatten)]
+        common: TxArgs,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        peer_id: String,
+    },
+    /// Remove a replica, by its node's PeerId.
+    Remove {
+        #[command(flatten)]
+        common: TxArgs,
+        #[arg(long)]
+        peer_id: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -366,6 +451,19 @@ pub struct LogArgs {
 pub enum KeyCommand {
     /// Print a key file's public key and PeerId.
     Show { file: PathBuf },
+    /// Sign a validator's consent to rotating its consensus key (run by
+    /// the validator's operator with the current key; an admin then
+    /// proposes `tally tx validator rotate --consent <signature>`).
+    Consent {
+        /// The validator's current consensus key file.
+        file: PathBuf,
+        /// The new consensus key (hex).
+        #[arg(long)]
+        new_key: String,
+        /// The chain's id.
+        #[arg(long)]
+        chain_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -83,6 +83,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key {
             command: KeyCommand::Show { file },
         } => print_key(&read_key_file(&file)?),
+        Command::Key {
+            command:
+                KeyCommand::Consent {
+                    file,
+                    new_key,
+                    chain_id,
+                },
+        } => {
+            let old = read_key_file(&file)?;
+            let new_key = requests::public_key(&new_key)?;
+            println!(
+                "{}",
+                tally_node::client::sign_consent(&old, &new_key, &chain_id).to_hex()
+            );
+        }
         Command::Init {
             home,
             chain_id,

@@ -3,11 +3,14 @@
 
 use anyhow::Context;
 
+use tally_ledger::crypto::Signature;
+use tally_ledger::genesis::node_key_from_peer_id;
+use tally_ledger::governance::Change;
 use tally_ledger::{PublicKey, Role};
-use tally_node::client::{Query, TxKind};
+use tally_node::client::{Consent, Query, TxKind};
 use tally_rpc::types::BlockId;
 
-use crate::cli::{QueryArgs, QueryCommand, TxArgs, TxCommand};
+use crate::cli::{QueryArgs, QueryCommand, ReplicaCommand, TxArgs, TxCommand, ValidatorCommand};
 
 /// Reads a hex public key given on the command line.
 pub fn public_key(s: &str) -> anyhow::Result<PublicKey> {
@@ -72,6 +75,97 @@ pub fn tx_request(command: TxCommand) -> anyhow::Result<(TxArgs, TxKind)> {
                     .map_err(|e| anyhow::anyhow!("change id {change:?}: {e}"))?,
             },
         ),
+        TxCommand::Validator { command } => validator_request(command)?,
+        TxCommand::Replica { command } => match command {
+            ReplicaCommand::Add {
+                common,
+                name,
+                peer_id,
+            } => (
+                common,
+                TxKind::Propose(Change::AddReplica {
+                    name,
+                    node_key: node_key(&peer_id)?,
+                }),
+            ),
+            ReplicaCommand::Remove { common, peer_id } => (
+                common,
+                TxKind::Propose(Change::RemoveReplica {
+                    node_key: node_key(&peer_id)?,
+                }),
+            ),
+        },
+    })
+}
+
+/// Reads a PeerId given on the command line as the node key it names.
+fn node_key(peer_id: &str) -> anyhow::Result<PublicKey> {
+    node_key_from_peer_id(peer_id).map_err(|e| anyhow::anyhow!("--peer-id {peer_id:?}: {e}"))
+}
+
+fn validator_request(command: ValidatorCommand) -> anyhow::Result<(TxArgs, TxKind)> {
+    Ok(match command {
+        ValidatorCommand::Add {
+            common,
+            name,
+            public_key: key,
+            peer_id,
+            power,
+        } => (
+            common,
+            TxKind::Propose(Change::AddValidator {
+                name,
+                public_key: public_key(&key)?,
+                node_key: node_key(&peer_id)?,
+                power,
+            }),
+        ),
+        ValidatorCommand::Remove {
+            common,
+            public_key: key,
+        } => (
+            common,
+            TxKind::Propose(Change::RemoveValidator {
+                public_key: public_key(&key)?,
+            }),
+        ),
+        ValidatorCommand::Power {
+            common,
+            public_key: key,
+            power,
+        } => (
+            common,
+            TxKind::Propose(Change::SetPower {
+                public_key: public_key(&key)?,
+                power,
+            }),
+        ),
+        ValidatorCommand::Rotate {
+            common,
+            public_key: key,
+            new_key,
+            old_key_file,
+            consent,
+        } => {
+            let consent = match (old_key_file, consent) {
+                (Some(file), None) => Consent::KeyFile(file),
+                (None, Some(sig)) => Consent::Signature(
+                    Signature::from_hex(&sig)
+                        .map_err(|e| anyhow::anyhow!("--consent {sig:?}: {e}"))?,
+                ),
+                _ => anyhow::bail!(
+                    "a rotation needs the old key's consent: give --old-key-file or --consent"
+                ),
+            };
+            (
+                common,
+                TxKind::Rotate {
+                    public_key: public_key(&key)?,
+                    new_key: public_key(&new_key)?,
+                    consent,
+                },
+            )
+        }
     })
 }
 
