@@ -170,6 +170,17 @@ impl TestNet {
     }
 }
 
+/// `op` signed by `key` with `nonce` on the test chain.
+pub fn signed(key: &Keypair, nonce: u64, op: Op) -> SignedTx {
+    Tx {
+        chain_id: "tally-test".into(),
+        sender: key.public(),
+        nonce,
+        op,
+    }
+    .sign(key)
+}
+
 /// Replaces `to` with a copy of the flat folder `from` (a database the
 /// nodes using it have closed).
 pub fn copy_dir(from: &Path, to: &Path) {

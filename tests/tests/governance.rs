@@ -11,24 +11,14 @@ use jsonrpsee_http_client::HttpClientBuilder;
 use tally_ledger::encoding::{encode, hex_serde};
 use tally_ledger::governance::{ChangeRecord, Council};
 use tally_ledger::state::StateKey;
-use tally_ledger::types::{Op, Role, Tx};
-use tally_ledger::{Keypair, SignedTx};
+use tally_ledger::types::{Op, Role};
+use tally_ledger::Keypair;
 use tally_node::client::check_proof;
 use tally_rpc::types::{to_hex, StateProofInfo};
 use tally_rpc::LedgerApiClient;
-use tally_tests::{read_key, wait_height, TestNet};
+use tally_tests::{read_key, signed, wait_height, TestNet};
 
 const LIVENESS: Duration = Duration::from_secs(120);
-
-fn signed(key: &Keypair, nonce: u64, op: Op) -> SignedTx {
-    Tx {
-        chain_id: "tally-test".into(),
-        sender: key.public(),
-        nonce,
-        op,
-    }
-    .sign(key)
-}
 
 fn proof_value(p: &StateProofInfo) -> Vec<u8> {
     hex_serde::parse_vec(p.value.as_deref().expect("a value"), 1 << 20).unwrap()

@@ -21,7 +21,7 @@ use tally_ledger::governance::Change;
 use tally_ledger::membership::{read_validators, rotation_message};
 use tally_ledger::state::StateKey;
 use tally_ledger::store::Store;
-use tally_ledger::types::{Op, Tx};
+use tally_ledger::types::Op;
 use tally_ledger::verify::verify_certificate;
 use tally_ledger::{Keypair, SignedTx};
 use tally_node::client::{check_proof_against, proven_set};
@@ -29,20 +29,13 @@ use tally_node::home::{DATA_DIR, VALIDATOR_KEY_FILE};
 use tally_node::node::NodeHandle;
 use tally_rpc::types::{to_hex, U64};
 use tally_rpc::LedgerApiClient;
-use tally_tests::{load, read_key, wait_height, TestNet};
+use tally_tests::{load, read_key, signed, wait_height, TestNet};
 
 const LIVENESS: Duration = Duration::from_secs(120);
 
 fn propose(admin: &Keypair, nonce: u64, change: Change) -> SignedTx {
-    Tx {
-        chain_id: "tally-test".into(),
-        sender: admin.public(),
-        nonce,
-        op: Op::Propose {
-            change: Box::new(change),
-        },
-    }
-    .sign(admin)
+    let change = Box::new(change);
+    signed(admin, nonce, Op::Propose { change })
 }
 
 /// Submits `tx` and returns the height that committed it.
