@@ -1635,6 +1635,35 @@ fn control_just_over_a_third_byzantine_forks_and_the_checker_sees_it() {
     assert!(forks(vec![10, 10, 11], vec![2], vec![0, 2], 40) > 0);
 }
 
+/// The rotation scenario does what its name says: in some seeds the first
+/// height the new key decides needs more than one round (the silent
+/// validator's turn, or the network before GST), so a key changes hands
+/// while rounds change.
+#[test]
+fn rotations_meet_round_changes() {
+    let scenario = scenario("n5_rotate_under_round_changes");
+    let rounds: Vec<u32> = (0..scenario.seeds)
+        .map(|seed| {
+            let mut sim = Sim::new(&scenario, seed);
+            sim.run(GST_MS + 3_000 + LIVENESS_BOUND_MS, scenario.target_height);
+            let new_key = sim.expect_in[0];
+            let first = sim
+                .sets
+                .iter()
+                .find(|(_, (set, _))| set.index_of(&new_key).is_some())
+                .map(|(h, _)| *h)
+                .expect("the rotation applied");
+            let (_, cert) = &sim.nodes[0].home.chain[first as usize - 1];
+            cert.round
+        })
+        .collect();
+    println!("rounds deciding the new key's first height: {rounds:?}");
+    assert!(
+        rounds.iter().any(|r| *r > 0),
+        "every rotation applied in round 0: {rounds:?}"
+    );
+}
+
 /// Replays one seed of one scenario: set SIM_SCENARIO and SIM_SEED.
 #[test]
 #[ignore = "replays one seed: SIM_SCENARIO=name SIM_SEED=n"]
