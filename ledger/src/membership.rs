@@ -178,9 +178,18 @@ pub fn read_validators<R: TreeReader>(reader: &R, height: u64) -> Result<Validat
     let version = height
         .checked_sub(1)
         .ok_or_else(|| StateError::Corrupt("height 0 has no validators".into()))?;
-    let bytes = state::read(reader, &StateKey::Validators, version)?
-        .ok_or_else(|| StateError::Corrupt(format!("no validators at state {version}")))?;
-    Validators::decode(&bytes).map_err(|e| StateError::Corrupt(e.to_string()))
+    read_entry(reader, &StateKey::Validators, version, Validators::decode)
+}
+
+/// The membership entry `key` (a validator list or the replicas) in the
+/// state at `version`, decoded with `decode`.
+pub fn read_entry<R: TreeReader, T>(
+    reader: &R,
+    key: &StateKey,
+    version: u64,
+    decode: fn(&[u8]) -> Result<T, DecodeError>,
+) -> Result<T, StateError> {
+    decoded(state::read(reader, key, version)?, key, decode)
 }
 
 /// The node keys allowed to connect after the block whose state `version`
@@ -191,17 +200,12 @@ pub fn read_allowed_nodes<R: TreeReader>(
     reader: &R,
     version: u64,
 ) -> Result<Vec<PublicKey>, StateError> {
-    let read = |key: &StateKey| {
-        state::read(reader, key, version)?
-            .ok_or_else(|| StateError::Corrupt(format!("no {key:?} at state {version}")))
-    };
-    let corrupt = |e: DecodeError| StateError::Corrupt(e.to_string());
     let mut nodes = Vec::new();
     for key in [StateKey::Validators, StateKey::NextValidators] {
-        let validators = Validators::decode(&read(&key)?).map_err(corrupt)?;
+        let validators = read_entry(reader, &key, version, Validators::decode)?;
         nodes.extend(validators.0.iter().map(|v| v.node_key));
     }
-    let replicas = Replicas::decode(&read(&StateKey::Replicas)?).map_err(corrupt)?;
+    let replicas = read_entry(reader, &StateKey::Replicas, version, Replicas::decode)?;
     nodes.extend(replicas.0.iter().map(|r| r.node_key));
     nodes.sort();
     nodes.dedup();
@@ -210,36 +214,31 @@ pub fn read_allowed_nodes<R: TreeReader>(
 
 fn decoded<T>(
     bytes: Option<OwnedValue>,
-    what: &str,
+    key: &StateKey,
     decode: fn(&[u8]) -> Result<T, DecodeError>,
 ) -> Result<T, StateError> {
-    let bytes = bytes.ok_or_else(|| StateError::Corrupt(format!("the state has no {what}")))?;
-    decode(&bytes).map_err(|e| StateError::Corrupt(e.to_string()))
+    let bytes = bytes.ok_or_else(|| StateError::Corrupt(format!("the state has no {key:?}")))?;
+    decode(&bytes).map_err(|e| StateError::Corrupt(format!("{key:?}: {e}")))
 }
 
 impl<R: TreeReader> BlockExecutor<'_, R> {
     /// The validators of the next block, as this block leaves them.
     pub fn validators(&self) -> Result<Validators, StateError> {
-        decoded(
-            self.get(&StateKey::Validators)?,
-            "validators",
-            Validators::decode,
-        )
+        let key = StateKey::Validators;
+        decoded(self.get(&key)?, &key, Validators::decode)
     }
 
     /// The validators of the block after the next, as the transactions so
     /// far leave them.
     pub fn next_validators(&self) -> Result<Validators, StateError> {
-        decoded(
-            self.get(&StateKey::NextValidators)?,
-            "next validators",
-            Validators::decode,
-        )
+        let key = StateKey::NextValidators;
+        decoded(self.get(&key)?, &key, Validators::decode)
     }
 
     /// The replicas, as the transactions so far leave them.
     pub fn replicas(&self) -> Result<Replicas, StateError> {
-        decoded(self.get(&StateKey::Replicas)?, "replicas", Replicas::decode)
+        let key = StateKey::Replicas;
+        decoded(self.get(&key)?, &key, Replicas::decode)
     }
 
     /// The block's first step: the set its parent's state named for the

@@ -10,7 +10,7 @@ use crate::execution::{
 };
 use crate::genesis::{Genesis, Params};
 use crate::hash::{merkle_root, Hash};
-use crate::membership::Validators;
+use crate::membership::{read_entry, Validators};
 use crate::proposer::ProposerSchedule;
 use crate::state::{StateError, StateKey, StateReader, StateUpdate};
 use crate::types::{last_commit_hash, Block, CommitCertificate, ValidatorSet, ValidatorSetError};
@@ -591,10 +591,7 @@ fn read_set<R: StateReader>(
     key: &StateKey,
     version: u64,
 ) -> Result<ValidatorSet, StateError> {
-    let bytes = crate::state::read(reader, key, version)?
-        .ok_or_else(|| StateError::Corrupt(format!("the state at {version} has no {key:?}")))?;
-    Validators::decode(&bytes)
-        .map_err(|e| StateError::Corrupt(e.to_string()))?
+    read_entry(reader, key, version, Validators::decode)?
         .set()
         .map_err(|e| StateError::Corrupt(format!("{key:?} at state {version}: {e}")))
 }

@@ -4,7 +4,7 @@
 
 use tally_ledger::genesis::peer_id_from_node_key;
 use tally_ledger::governance::{ChangeRecord, ChangeStatus, Council};
-use tally_ledger::membership::{read_validators, Validators};
+use tally_ledger::membership::{read_entry, read_validators, Validators};
 use tally_ledger::state::StateKey;
 use tally_ledger::Hash;
 
@@ -58,9 +58,8 @@ impl<B: Backend> LedgerRpc<B> {
             )));
         }
         let validators = if height > next {
-            let (value, _) = self.read_state(&StateKey::NextValidators, tip, false)?;
-            let bytes = value.ok_or_else(|| internal("the next validators are missing"))?;
-            Validators::decode(&bytes).map_err(|e| internal(e.to_string()))?
+            let key = StateKey::NextValidators;
+            read_entry(&**self.store(), &key, tip, Validators::decode).map_err(internal)?
         } else {
             read_validators(&**self.store(), height).map_err(internal)?
         };

@@ -142,7 +142,7 @@ impl Driver {
                 return;
             }
         }
-        let rules = self.rules.clone();
+        let rules = self.core.rules().clone();
         let out = self.checked_tx.clone();
         tokio::task::spawn_blocking(move || {
             let mut valid = Vec::with_capacity(blocks.len());

@@ -148,7 +148,6 @@ const TICK: Duration = Duration::from_millis(1000);
 pub struct Driver {
     /// The one definition of a valid block (shared with the core and the
     /// audit); sync checks answers with it.
-    rules: Arc<ChainRules>,
     store: Arc<Store>,
     core: NodeCore,
     /// The height whose membership the network was told of last, and the
@@ -246,7 +245,7 @@ impl Driver {
         let started = Instant::now();
         let core = NodeCore::new(
             CoreSetup {
-                rules: rules.clone(),
+                rules,
                 key: my_key,
                 empty_block_interval_ms: setup.empty_block_interval.as_millis() as u64,
                 fill: setup.fill,
@@ -267,7 +266,6 @@ impl Driver {
             setup.mempool,
         );
         Ok(Driver {
-            rules,
             announced: None,
             next_set: None,
             store: setup.store,
