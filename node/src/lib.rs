@@ -31,6 +31,7 @@ pub mod client;
 pub mod config;
 pub mod devnet;
 pub mod driver;
+pub mod explorer;
 pub mod handle;
 pub mod home;
 pub mod keys;

@@ -56,6 +56,7 @@ pub const CONSENSUS_TASK: &str = "consensus";
 pub const NETWORK_TASK: &str = "network";
 pub const RPC_TASK: &str = "rpc server";
 pub const METRICS_TASK: &str = "metrics server";
+pub const EXPLORER_TASK: &str = "explorer server";
 #[cfg(feature = "byzantine")]
 pub const TAP_TASK: &str = "consensus tap";
 
@@ -129,6 +130,8 @@ pub struct RunningNode {
     pub p2p_addr: Multiaddr,
     pub rpc_addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
+    /// The explorer's own address, when it is not on the RPC port.
+    pub explorer_addr: Option<SocketAddr>,
     rpc: jsonrpsee::server::ServerHandle,
     shutdown: watch::Sender<bool>,
     tasks: Tasks,
@@ -279,17 +282,54 @@ pub async fn start(home: &NodeHome, overrides: Overrides) -> anyhow::Result<Runn
             format!("rpc.listen = {:?} is not host:port", home.config.rpc.listen)
         })?,
     };
+    let explorer = crate::explorer::Placement::from_config(&home.config.explorer, rpc_listen)
+        .context("explorer.listen is not host:port")?;
+    let mut cors_origins = home.config.rpc.cors_origins.clone();
+    // On its own address the page calls the RPC from another origin.
+    let explorer_listener = match &explorer {
+        crate::explorer::Placement::Own { listen, .. } => {
+            let listener = tally_rpc::site::bind(*listen)
+                .await
+                .with_context(|| format!("cannot serve the explorer on {listen}"))?;
+            cors_origins.push(crate::explorer::origin_of(listener.local_addr()?));
+            Some(listener)
+        }
+        _ => None,
+    };
     let settings = tally_rpc::server::RpcSettings {
         listen: rpc_listen,
         max_body_bytes: home.config.rpc.max_body_bytes,
         max_connections: home.config.rpc.max_connections,
         max_subscriptions_per_connection: home.config.rpc.max_subscriptions_per_connection,
         max_batch_len: home.config.rpc.max_batch_len,
-        cors_origins: home.config.rpc.cors_origins.clone(),
+        cors_origins,
         auth_token: home.config.rpc.auth_token.clone(),
+        site: explorer.on_rpc_port(),
     };
     let backend = crate::rpc_backend::NodeBackend::new(handle.clone(), home.config.role);
     let (rpc_addr, rpc) = tally_rpc::server::start(&settings, backend).await?;
+    let explorer_addr = match (explorer_listener, &explorer) {
+        (Some(listener), crate::explorer::Placement::Own { .. }) => {
+            let bound = listener.local_addr()?;
+            // An RPC port the OS picked is known only now.
+            let rpc_url = match &home.config.explorer.rpc_url {
+                Some(url) => url.clone(),
+                None => format!("http://{rpc_addr}"),
+            };
+            let site = std::sync::Arc::new(crate::explorer::site(Some(&rpc_url)));
+            tasks.spawn(EXPLORER_TASK, async move {
+                tally_rpc::site::serve(listener, site).await;
+                Ok(())
+            });
+            Some(bound)
+        }
+        _ => None,
+    };
+    let explorer_at = match (&explorer, explorer_addr) {
+        (crate::explorer::Placement::Off, _) => "off".to_string(),
+        (_, Some(addr)) => format!("http://{addr}/"),
+        _ => format!("http://{rpc_addr}/"),
+    };
     // The server runs in jsonrpsee's own task; this one ends when it does.
     let rpc_stopped = rpc.clone();
     tasks.spawn(RPC_TASK, async move {
@@ -297,13 +337,14 @@ pub async fn start(home: &NodeHome, overrides: Overrides) -> anyhow::Result<Runn
         Err(anyhow::anyhow!("the JSON-RPC server stopped"))
     });
     let metrics_at = metrics_addr.map_or_else(|| "off".to_string(), |a| a.to_string());
-    info!(peer_id = %peer_id, p2p = %p2p_addr, rpc = %rpc_addr, metrics = %metrics_at, role = ?home.config.role, "node started");
+    info!(peer_id = %peer_id, p2p = %p2p_addr, rpc = %rpc_addr, metrics = %metrics_at, explorer = %explorer_at, role = ?home.config.role, "node started");
     Ok(RunningNode {
         handle,
         rpc_addr,
         rpc,
         p2p_addr,
         metrics_addr,
+        explorer_addr,
         shutdown: shutdown_tx,
         tasks,
     })
@@ -334,8 +375,10 @@ impl RunningNode {
             Some(task) => task.await.context("the consensus task panicked")?,
             None => Ok(()),
         };
-        if let Some(task) = self.tasks.take(METRICS_TASK) {
-            task.abort();
+        for serving in [METRICS_TASK, EXPLORER_TASK] {
+            if let Some(task) = self.tasks.take(serving) {
+                task.abort();
+            }
         }
         // The network ends on the shutdown signal, the RPC task with the
         // server; their results are only the ends they were asked for.

@@ -3,7 +3,8 @@
 //! Tally's JSON-RPC API (jsonrpsee, HTTP and WebSocket on one port): the
 //! `ledger_*` API ([`api`]), its JSON types ([`types`]), error codes
 //! ([`errors`]), the methods ([`methods`]) over a [`backend::Backend`] that
-//! the node implements, and the server that binds them ([`server`]).
+//! the node implements, the server that binds them ([`server`]), and the
+//! static pages served beside them ([`site`]: the block explorer).
 //! Clients use the generated [`api::LedgerApiClient`] trait over any
 //! jsonrpsee client. Every method is documented with an example in
 //! `docs/rpc.md`.
@@ -24,6 +25,7 @@ pub mod errors;
 mod governance;
 pub mod methods;
 pub mod server;
+pub mod site;
 pub mod types;
 
 pub use api::{LedgerApiClient, LedgerApiServer};

@@ -24,6 +24,8 @@ pub struct RpcSettings {
     pub cors_origins: Vec<String>,
     /// With a token, submitting methods need `Authorization: Bearer <token>`.
     pub auth_token: Option<String>,
+    /// Pages served at their paths for `GET` (the block explorer at `/`).
+    pub site: Option<Arc<crate::site::Site>>,
 }
 
 /// Why the server could not start.
@@ -72,12 +74,12 @@ pub async fn start<B: Backend>(
     };
     // The token is read from the HTTP request; the decision is taken on
     // each call the server parsed from it (see `auth`).
-    let http_middleware =
-        tower::ServiceBuilder::new()
-            .option_layer(cors)
-            .layer(crate::auth::SubmitTokenLayer::new(
-                settings.auth_token.clone(),
-            ));
+    let http_middleware = tower::ServiceBuilder::new()
+        .option_layer(cors)
+        .layer(crate::auth::SubmitTokenLayer::new(
+            settings.auth_token.clone(),
+        ))
+        .layer(crate::site::SiteLayer::new(settings.site.clone()));
     let rpc_middleware = RpcServiceBuilder::new().layer(crate::auth::SubmitGateLayer);
     let server = jsonrpsee::server::Server::builder()
         .set_config(config)
