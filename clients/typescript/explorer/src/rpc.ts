@@ -179,7 +179,7 @@ export class HeadFeed {
       ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ledger_subscribeNewHeads', params: [] }));
     };
     ws.onmessage = (ev) => {
-      let msg: { id?: number; result?: unknown; error?: { message: string }; method?: string; params?: { subscription: string; result: Head } };
+      let msg: { id?: number; result?: unknown; error?: { message: string }; method?: string; params?: { subscription: string | number; result: Head } };
       try {
         msg = JSON.parse(String(ev.data));
       } catch {
@@ -196,7 +196,9 @@ export class HeadFeed {
         this.setState('subscribed', 'live');
         return;
       }
-      if (msg.method === 'newHead' && msg.params && msg.params.subscription === this.subId) {
+      // Matched by subscription id (a number or a string, as the server
+      // writes it), whatever the notification's method is named.
+      if (msg.method !== undefined && msg.params && String(msg.params.subscription) === this.subId) {
         for (const f of this.listeners) f(msg.params.result);
       }
     };
