@@ -216,7 +216,10 @@ export function liveView(chain: Chain, life: Lifetime): View {
     }
     rateBlocks.textContent = (blocks / span).toFixed(2);
     rateTxs.textContent = (txs / span).toFixed(1);
-    rateSpan.textContent = span >= 59.5 ? 'over the last minute' : `over the last ${Math.round(span)} s (all the chain has)`;
+    rateSpan.textContent =
+      span >= 59.5
+        ? 'over the last minute'
+        : `over the last ${Math.round(span)} s (${lowest === 1 ? 'all the chain has' : 'the blocks this page has fetched'})`;
   };
   life.interval(rates, 1_000);
 
