@@ -27,6 +27,8 @@ use tokio::net::TcpListener;
 /// How long a connection to [`serve`] may stay open: pages are a few
 /// requests, so a client that holds one longer is dropped.
 pub const CONNECTION_SECS_MAX: u64 = 30;
+/// Connections [`serve`] holds at once; further ones wait to be accepted.
+pub const CONNECTIONS_MAX: usize = 256;
 
 /// One file of a site.
 #[derive(Debug, Clone)]
@@ -168,12 +170,18 @@ where
 /// Serves `site` alone on `listener` until the task is dropped: pages for
 /// `GET`/`HEAD`, 404 for other paths, 405 for other methods.
 pub async fn serve(listener: TcpListener, site: Arc<Site>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
     loop {
+        // The semaphore is never closed.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let site = site.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = hyper::service::service_fn(move |request: HttpRequest<_>| {
                 let response = match wants_page(&request) {
                     Some(head) => site
