@@ -190,7 +190,13 @@ pub struct BlockExecutor<'a, R: TreeReader> {
     chain_id: &'a str,
     params: &'a Params,
     writes: BTreeMap<KeyHash, Option<OwnedValue>>,
+    /// The keys behind `writes`, when asked for ([`BlockExecutor::recording`]):
+    /// the tree holds only their hashes.
+    keys: Option<BTreeMap<KeyHash, StateKey>>,
 }
+
+/// A state entry a block wrote: its key and new value (`None`: removed).
+pub type StateChange = (StateKey, Option<OwnedValue>);
 
 impl<'a, R: TreeReader> BlockExecutor<'a, R> {
     /// Executes a block on top of state version `base` (`None` before
@@ -209,14 +215,47 @@ impl<'a, R: TreeReader> BlockExecutor<'a, R> {
             chain_id,
             params,
             writes: BTreeMap::new(),
+            keys: None,
         };
         if base.is_some() {
             if let Some(next) = exec.advance_validators()? {
-                exec.writes
-                    .insert(StateKey::Validators.key_hash(), Some(next));
+                exec.stage(StateKey::Validators, Some(next));
             }
         }
         Ok(exec)
+    }
+
+    /// [`BlockExecutor::new`], keeping the key of every write so that
+    /// [`BlockExecutor::finish_with_changes`] can list them.
+    pub fn recording(
+        reader: &'a R,
+        base: Option<Version>,
+        chain_id: &'a str,
+        params: &'a Params,
+    ) -> Result<Self, StateError> {
+        let mut exec = BlockExecutor {
+            reader,
+            base,
+            chain_id,
+            params,
+            writes: BTreeMap::new(),
+            keys: Some(BTreeMap::new()),
+        };
+        if base.is_some() {
+            if let Some(next) = exec.advance_validators()? {
+                exec.stage(StateKey::Validators, Some(next));
+            }
+        }
+        Ok(exec)
+    }
+
+    /// Stages a write; returns what was staged for the key before.
+    fn stage(&mut self, key: StateKey, value: Option<OwnedValue>) -> Option<Option<OwnedValue>> {
+        let hash = key.key_hash();
+        if let Some(keys) = &mut self.keys {
+            keys.insert(hash, key);
+        }
+        self.writes.insert(hash, value)
     }
 
     pub(crate) fn chain_id(&self) -> &str {
@@ -250,10 +289,7 @@ impl<'a, R: TreeReader> BlockExecutor<'a, R> {
 
     /// Puts an account directly (genesis only).
     fn put_account(&mut self, key: PublicKey, account: &AccountState) {
-        self.writes.insert(
-            StateKey::Account(key).key_hash(),
-            Some(encoding::encode(account)),
-        );
+        self.stage(StateKey::Account(key), Some(encoding::encode(account)));
     }
 
     /// Applies one transaction whose signature has already been verified.
@@ -353,7 +389,7 @@ impl<'a, R: TreeReader> BlockExecutor<'a, R> {
             Some(encoding::encode(&sender)),
         ));
         for (key, value) in writes {
-            self.writes.insert(key.key_hash(), value);
+            self.stage(key, value);
         }
         Ok(())
     }
@@ -369,12 +405,15 @@ impl<'a, R: TreeReader> BlockExecutor<'a, R> {
     ) -> Result<(), ApplyError> {
         let sender_key = tx.tx.sender;
         let slot = StateKey::Account(sender_key).key_hash();
-        let before = self.writes.insert(slot, Some(encoding::encode(&sender)));
+        let before = self.stage(
+            StateKey::Account(sender_key),
+            Some(encoding::encode(&sender)),
+        );
         let height = self.base.map_or(0, |b| b.saturating_add(1));
         match self.govern(sender_key, tx.hash(), height, action) {
             Ok(writes) => {
                 for (key, value) in writes {
-                    self.writes.insert(key.key_hash(), value);
+                    self.stage(key, value);
                 }
                 Ok(())
             }
@@ -391,6 +430,21 @@ impl<'a, R: TreeReader> BlockExecutor<'a, R> {
     /// Computes the new root at `version` and the nodes to persist.
     pub fn finish(self, version: Version) -> Result<StateUpdate, StateError> {
         state::compute_update(self.reader, self.writes, version)
+    }
+
+    /// [`BlockExecutor::finish`], with every entry written, in key-hash
+    /// order (empty unless made by [`BlockExecutor::recording`]).
+    pub fn finish_with_changes(
+        mut self,
+        version: Version,
+    ) -> Result<(StateUpdate, Vec<StateChange>), StateError> {
+        let keys = self.keys.take().unwrap_or_default();
+        let changes = self
+            .writes
+            .iter()
+            .filter_map(|(hash, value)| keys.get(hash).map(|k| (k.clone(), value.clone())))
+            .collect();
+        Ok((self.finish(version)?, changes))
     }
 }
 
@@ -422,7 +476,29 @@ pub fn execute_verified_block<R: TreeReader>(
     txs: &[SignedTx],
 ) -> Result<StateUpdate, BlockExecError> {
     let base = height.checked_sub(1);
-    let mut exec = BlockExecutor::new(reader, base, chain_id, params)?;
+    let exec = BlockExecutor::new(reader, base, chain_id, params)?;
+    Ok(apply_all(exec, txs)?.finish(height)?)
+}
+
+/// [`execute_verified_block`], listing the entries the block wrote (what
+/// the PostgreSQL export turns into rows).
+pub fn execute_verified_block_with_changes<R: TreeReader>(
+    reader: &R,
+    height: u64,
+    chain_id: &str,
+    params: &Params,
+    txs: &[SignedTx],
+) -> Result<(StateUpdate, Vec<StateChange>), BlockExecError> {
+    let base = height.checked_sub(1);
+    let exec = BlockExecutor::recording(reader, base, chain_id, params)?;
+    Ok(apply_all(exec, txs)?.finish_with_changes(height)?)
+}
+
+/// Applies every transaction of a block, or names the first that fails.
+fn apply_all<'a, R: TreeReader>(
+    mut exec: BlockExecutor<'a, R>,
+    txs: &[SignedTx],
+) -> Result<BlockExecutor<'a, R>, BlockExecError> {
     for (index, tx) in txs.iter().enumerate() {
         match exec.apply(tx) {
             Ok(()) => {}
@@ -436,7 +512,7 @@ pub fn execute_verified_block<R: TreeReader>(
             Err(ApplyError::State(e)) => return Err(e.into()),
         }
     }
-    Ok(exec.finish(height)?)
+    Ok(exec)
 }
 
 /// The state at version 0: the genesis accounts.

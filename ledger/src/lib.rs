@@ -25,6 +25,7 @@
 #[cfg(feature = "store")]
 pub mod audit;
 pub mod crypto;
+pub mod describe;
 pub mod encoding;
 pub mod execution;
 pub mod genesis;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use crate::crypto::{BatchVerifier, Domain};
 use crate::execution::{
-    check_tx_static, execute_verified_block, verify_tx_signatures_except, BlockExecError, TxError,
+    check_tx_static, execute_verified_block, execute_verified_block_with_changes,
+    verify_tx_signatures_except, BlockExecError, StateChange, TxError,
 };
 use crate::genesis::{Genesis, Params};
 use crate::hash::{merkle_root, Hash};
@@ -543,13 +544,24 @@ impl ChainRules {
             &block.txs,
         )
         .map_err(StateCheckError::Execution)?;
-        if update.root != block.header.state_root {
-            return Err(StateCheckError::StateRoot {
-                expected: update.root,
-                found: block.header.state_root,
-            });
-        }
-        Ok(update)
+        check_root(block, update)
+    }
+
+    /// [`ChainRules::check_state`], listing the entries the block wrote.
+    pub fn check_state_with_changes<R: StateReader>(
+        &self,
+        block: &Block,
+        state: &R,
+    ) -> Result<(StateUpdate, Vec<StateChange>), StateCheckError> {
+        let (update, changes) = execute_verified_block_with_changes(
+            state,
+            block.height(),
+            &self.chain_id,
+            &self.params,
+            &block.txs,
+        )
+        .map_err(StateCheckError::Execution)?;
+        Ok((check_root(block, update)?, changes))
     }
 
     /// All three parts, for a block proposed in consensus (no certificate
@@ -583,6 +595,17 @@ impl ChainRules {
         update.tx_hashes = tx_hashes;
         Ok(update)
     }
+}
+
+/// The update, if its root is the one the block's header names.
+fn check_root(block: &Block, update: StateUpdate) -> Result<StateUpdate, StateCheckError> {
+    if update.root != block.header.state_root {
+        return Err(StateCheckError::StateRoot {
+            expected: update.root,
+            found: block.header.state_root,
+        });
+    }
+    Ok(update)
 }
 
 /// The validator set `key` names in the state at `version`.

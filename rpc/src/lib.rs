@@ -24,6 +24,7 @@ pub mod backend;
 pub mod errors;
 mod governance;
 pub mod methods;
+pub mod raw;
 pub mod server;
 pub mod site;
 pub mod types;

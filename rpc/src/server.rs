@@ -42,7 +42,10 @@ pub async fn start<B: Backend>(
     settings: &RpcSettings,
     backend: Arc<B>,
 ) -> Result<(SocketAddr, ServerHandle), RpcError> {
-    let mut module = LedgerRpc::new(backend).into_rpc();
+    let mut module = LedgerRpc::new(backend.clone()).into_rpc();
+    module
+        .merge(crate::raw::RawApiServer::into_rpc(LedgerRpc::new(backend)))
+        .map_err(|e| RpcError::Config(e.to_string()))?;
     let names = method_names(&module);
     module
         .register_method("rpc_methods", move |_, _, _| json!({ "methods": names }))
