@@ -56,6 +56,13 @@ pub struct Metrics {
     pub signer_failures: Counter,
     /// Equivocations recorded as evidence (each offence once).
     pub evidence: Counter,
+    /// From a transaction's admission at this node (by its RPC) to its
+    /// commit.
+    pub submit_to_commit_seconds: Histogram,
+    /// The round in which each height was decided (0: the first).
+    pub decided_round: Histogram,
+    /// The data folder, whose file system's space is reported.
+    data_dir: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -87,7 +94,15 @@ impl Metrics {
             candidates: Gauge::default(),
             signer_failures: Counter::default(),
             evidence: Counter::default(),
+            submit_to_commit_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
+            decided_round: Histogram::new([0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0]),
+            data_dir: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Reports the free and total space of the file system holding `dir`.
+    pub fn watch_disk(&self, dir: std::path::PathBuf) {
+        let _ = self.data_dir.set(dir);
     }
 
     /// The registry, built on demand over shared metric handles.
@@ -174,6 +189,28 @@ impl Metrics {
             "Equivocations recorded as evidence",
             self.evidence.clone(),
         );
+        r.register(
+            "submit_to_commit_seconds",
+            "From a transaction's admission at this node to its commit",
+            self.submit_to_commit_seconds.clone(),
+        );
+        r.register(
+            "decided_round",
+            "The round in which each height was decided (0: the first)",
+            self.decided_round.clone(),
+        );
+        if let Some(disk) = self.data_dir.get().and_then(|d| disk_space(d)) {
+            r.register(
+                "data_disk_free_bytes",
+                "Space available to the node on its data folder's file system",
+                ConstGauge::new(i64::try_from(disk.0).unwrap_or(i64::MAX)),
+            );
+            r.register(
+                "data_disk_total_bytes",
+                "Size of the data folder's file system",
+                ConstGauge::new(i64::try_from(disk.1).unwrap_or(i64::MAX)),
+            );
+        }
         if let Some(usage) = process_usage() {
             r.register(
                 "process_cpu_seconds",
@@ -297,14 +334,30 @@ pub fn process_usage() -> Option<ProcessUsage> {
     })
 }
 
+/// The space available to unprivileged users and the size of the file
+/// system holding `dir`, in bytes.
+fn disk_space(dir: &std::path::Path) -> Option<(u64, u64)> {
+    let s = rustix::fs::statvfs(dir).ok()?;
+    Some((
+        s.f_bavail.saturating_mul(s.f_frsize),
+        s.f_blocks.saturating_mul(s.f_frsize),
+    ))
+}
+
 /// Serves `GET /metrics` on `listener` until the task is dropped. Requests
 /// are read with a bound; anything else gets 404.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    serve_text(listener, Arc::new(move || metrics.render())).await;
+}
+
+/// Serves `GET /metrics` with what `render` gives at each request (the
+/// exporter's metrics, say).
+pub async fn serve_text(listener: TcpListener, render: Arc<dyn Fn() -> String + Send + Sync>) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
             continue;
         };
-        let metrics = metrics.clone();
+        let metrics = render.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             let n = match tokio::time::timeout(
@@ -318,7 +371,7 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
             };
             let request = String::from_utf8_lossy(&buf[..n]);
             let (status, body) = if request.starts_with("GET /metrics") {
-                ("200 OK", metrics.render())
+                ("200 OK", metrics())
             } else {
                 ("404 Not Found", "not found: try /metrics\n".to_string())
             };

@@ -154,6 +154,7 @@ pub async fn start(home: &NodeHome, overrides: Overrides) -> anyhow::Result<Runn
         "database opened"
     );
     let metrics = Metrics::new();
+    metrics.watch_disk(home.data_dir());
     metrics.height.set(store.height() as i64);
 
     let listen: Multiaddr = match overrides.p2p_listen {

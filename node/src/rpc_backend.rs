@@ -56,6 +56,51 @@ pub struct NodeBackend {
     handle: NodeHandle,
     role: NodeRole,
     heads: broadcast::Sender<HeadInfo>,
+    submitted: Arc<Submitted>,
+}
+
+/// The most admitted transactions whose admission time is kept for the
+/// submit-to-commit latency; past it the oldest are forgotten (never
+/// committed, or committed elsewhere after eviction).
+const SUBMITTED_TRACKED_MAX: usize = 200_000;
+
+/// When each transaction admitted through this node's RPC was admitted.
+#[derive(Debug, Default)]
+struct Submitted {
+    at: std::sync::Mutex<(
+        std::collections::HashMap<Hash, std::time::Instant>,
+        std::collections::VecDeque<Hash>,
+    )>,
+}
+
+impl Submitted {
+    fn admitted(&self, hashes: impl Iterator<Item = Hash>) {
+        let now = std::time::Instant::now();
+        let mut guard = self.at.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, order) = &mut *guard;
+        for hash in hashes {
+            if at.insert(hash, now).is_none() {
+                order.push_back(hash);
+            }
+            while order.len() > SUBMITTED_TRACKED_MAX {
+                if let Some(old) = order.pop_front() {
+                    at.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// The time since admission of each committed transaction seen here.
+    fn committed(&self, hashes: &[Hash]) -> Vec<f64> {
+        let mut guard = self.at.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, _) = &mut *guard;
+        hashes
+            .iter()
+            .filter_map(|h| at.remove(h))
+            .map(|t| t.elapsed().as_secs_f64())
+            .collect()
+        // Their places in the eviction order go when they come round.
+    }
 }
 
 impl NodeBackend {
@@ -64,10 +109,16 @@ impl NodeBackend {
         let (heads, _) = broadcast::channel(1024);
         let mut commits = handle.subscribe_commits();
         let tx = heads.clone();
+        let submitted = Arc::new(Submitted::default());
+        let latency = submitted.clone();
+        let metrics = handle.metrics.clone();
         tokio::spawn(async move {
             loop {
                 match commits.recv().await {
                     Ok(c) => {
+                        for seconds in latency.committed(&c.txs) {
+                            metrics.submit_to_commit_seconds.observe(seconds);
+                        }
                         let _ = tx.send(HeadInfo {
                             height: U64(c.height),
                             hash: c.block_hash.to_hex(),
@@ -84,6 +135,7 @@ impl NodeBackend {
             handle,
             role,
             heads,
+            submitted,
         })
     }
 }
@@ -110,7 +162,10 @@ impl Backend for NodeBackend {
 
     async fn submit_tx(&self, tx: SignedTx) -> Result<Hash, Rejection> {
         match self.handle.submit_tx(tx).await {
-            Ok(Ok(hash)) => Ok(hash),
+            Ok(Ok(hash)) => {
+                self.submitted.admitted(std::iter::once(hash));
+                Ok(hash)
+            }
             Ok(Err(e)) => Err(rejection(&e)),
             Err(_) => Err(stopped()),
         }
@@ -119,10 +174,14 @@ impl Backend for NodeBackend {
     async fn submit_txs(&self, txs: Vec<SignedTx>) -> Vec<Result<Hash, Rejection>> {
         let n = txs.len();
         match self.handle.submit_txs(txs).await {
-            Ok(results) => results
-                .into_iter()
-                .map(|r| r.map_err(|e| rejection(&e)))
-                .collect(),
+            Ok(results) => {
+                self.submitted
+                    .admitted(results.iter().filter_map(|r| r.as_ref().ok()).copied());
+                results
+                    .into_iter()
+                    .map(|r| r.map_err(|e| rejection(&e)))
+                    .collect()
+            }
             Err(_) => (0..n).map(|_| Err(stopped())).collect(),
         }
     }

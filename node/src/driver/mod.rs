@@ -493,6 +493,9 @@ impl Driver {
                 self.settle()?;
                 let update: Arc<StateUpdate> = Arc::from(update.0);
                 let block: Arc<Block> = Arc::from(block);
+                self.metrics
+                    .decided_round
+                    .observe(f64::from(certificate.round));
                 self.decided(&block, &update);
                 let writing = self.writer.write(block, Arc::new(certificate), update);
                 self.writing = Some(writing);
