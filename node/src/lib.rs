@@ -32,6 +32,7 @@ pub mod config;
 pub mod devnet;
 pub mod driver;
 pub mod explorer;
+pub mod export;
 pub mod handle;
 pub mod home;
 pub mod keys;

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod faults;
+pub mod pg;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};

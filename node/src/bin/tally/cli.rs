@@ -95,6 +95,11 @@ pub enum Command {
         #[command(flatten)]
         args: tally_node::audit::AuditArgs,
     },
+    /// Copy the ledger into other databases, verified block by block.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// Run a whole local network in this process: creates it (in a temporary
     /// folder unless --home is given) or restarts the one in --home.
     Devnet {
@@ -110,6 +115,47 @@ pub enum Command {
         base_port: u16,
         #[command(flatten)]
         log: LogArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Follow a node and write each committed block (its certificate's
+    /// signers, transactions and state changes) into PostgreSQL in one
+    /// transaction with the checkpoint, after verifying it against the
+    /// genesis. Resumes from the checkpoint; runs until SIGINT or SIGTERM.
+    Postgres {
+        /// A node home to follow: its RPC address and genesis.
+        #[arg(long, conflicts_with_all = ["rpc", "genesis"], required_unless_present = "rpc")]
+        home: Option<PathBuf>,
+        /// The node's JSON-RPC address (a read replica is the natural one).
+        #[arg(long, requires = "genesis")]
+        rpc: Option<String>,
+        /// The chain's genesis file, the one thing the export trusts.
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+        /// PostgreSQL connection string, e.g. `host=/run/postgresql
+        /// dbname=ledger` or `postgres://user@host/db`.
+        #[arg(long, env = "TALLY_EXPORT_DSN", hide_env_values = true)]
+        dsn: String,
+        /// The exporter's own state tree (created if missing).
+        #[arg(long)]
+        data: PathBuf,
+        /// Serve Prometheus metrics (lag, height) on host:port.
+        #[arg(long)]
+        metrics: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        log: LogArgs,
+    },
+    /// Where the export in a database stands, and its lag behind a node.
+    Status {
+        #[arg(long, env = "TALLY_EXPORT_DSN", hide_env_values = true)]
+        dsn: String,
+        /// Compare with this node's height.
+        #[arg(long)]
+        rpc: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 

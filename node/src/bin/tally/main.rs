@@ -220,6 +220,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             runtime()?.block_on(tally_node::devnet::run(spec))?;
         }
+        Command::Export { command } => process::export(command)?,
         // Dispatched by main, which returns its own exit codes.
         Command::Audit { .. } => anyhow::bail!("audit is run by main"),
         Command::Genesis {

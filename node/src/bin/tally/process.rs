@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::cli::{LogArgs, LogFormat};
+use crate::cli::{ExportCommand, LogArgs, LogFormat};
 
 pub fn init_logs(args: &LogArgs, default: &str) {
     let filter =
@@ -89,4 +89,66 @@ pub fn start_node(home: &Path, threads: Option<usize>, log: &LogArgs) -> anyhow:
     // exiting.
     runtime.shutdown_timeout(STOP_GRACE);
     result
+}
+
+/// `tally export …`.
+pub fn export(command: ExportCommand) -> anyhow::Result<()> {
+    match command {
+        ExportCommand::Postgres {
+            home,
+            rpc,
+            genesis,
+            dsn,
+            data,
+            metrics,
+            log,
+        } => {
+            init_logs(&log, "info");
+            let (rpc, genesis) = match (home, rpc, genesis) {
+                (Some(home), _, _) => {
+                    let loaded = tally_node::home::load(&home)?;
+                    (
+                        format!("http://{}", loaded.config.rpc.listen),
+                        loaded.genesis,
+                    )
+                }
+                (None, Some(rpc), Some(genesis)) => (
+                    rpc,
+                    tally_ledger::genesis::Genesis::load(&genesis)
+                        .with_context(|| format!("cannot load genesis {}", genesis.display()))?,
+                ),
+                _ => anyhow::bail!("give --home, or --rpc with --genesis"),
+            };
+            let spec = tally_node::export::ExportSpec {
+                rpc,
+                genesis,
+                dsn,
+                data_dir: data,
+                metrics,
+            };
+            runtime()?.block_on(async move {
+                let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                let mut export = tokio::spawn(tally_node::export::run(spec, stop_rx));
+                tokio::select! {
+                    _ = stop_signal() => {
+                        // The block being written finishes or rolls back.
+                        tracing::info!("stopping the export");
+                        let _ = stop_tx.send(true);
+                        export.await.context("the export task panicked")?
+                    }
+                    done = &mut export => done.context("the export task panicked")?,
+                }
+            })
+        }
+        ExportCommand::Status { dsn, rpc, json } => {
+            let status =
+                runtime()?.block_on(tally_node::export::status::read(&dsn, rpc.as_deref()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                println!("{status}");
+            }
+            Ok(())
+        }
+    }
 }
