@@ -35,6 +35,7 @@ pub mod explorer;
 pub mod export;
 pub mod handle;
 pub mod home;
+pub mod home_check;
 pub mod keys;
 pub mod mempool;
 pub mod metrics;
@@ -47,6 +48,7 @@ pub mod sync;
 #[cfg(feature = "byzantine")]
 pub mod tap;
 pub mod testnet;
+pub mod version;
 pub mod wire;
 
 /// Threads the node's work may use at once, when set by `tally start

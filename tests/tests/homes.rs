@@ -80,3 +80,68 @@ fn a_home_whose_key_is_not_in_genesis_is_refused() {
     let err = format!("{:#}", home::load(&out.join("node1")).unwrap_err());
     assert!(err.contains("chmod 600"), "{err}");
 }
+
+/// The binary's own view of a home, its version, completions and man
+/// pages, as an operator runs them.
+#[test]
+fn the_cli_checks_a_home_and_describes_itself() {
+    let tally = tally_tests::faults::cluster::tally_binary();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&tally)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let spec = TestnetSpec {
+        chain_id: "cli-test".into(),
+        validators: 1,
+        replicas: 0,
+        accounts: 1,
+        base_port: 30000,
+    };
+    generate(&spec, dir.path()).unwrap();
+    let home = dir.path().join("node0");
+    let home = home.to_str().unwrap();
+    let (code, out, _) = run(&["config", "check", "--home", home]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("is ready to start"), "{out}");
+    let key = dir.path().join("node0/validator_key.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (code, out, err) = run(&["config", "check", "--home", home]);
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("FAIL  validator_key.pem") && out.contains("chmod 600"),
+        "{out}"
+    );
+    assert!(err.contains("1 problem(s)"), "{err}");
+
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("tally 0."), "{out}");
+    assert!(
+        out.contains("(commit ") && out.contains("formats: genesis 1, database 1, wire 1"),
+        "{out}"
+    );
+
+    let (code, out, _) = run(&["completions", "bash"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("complete -F _tally") && out.contains("export"),
+        "the script knows the subcommands"
+    );
+
+    let man = dir.path().join("man");
+    let (code, _, _) = run(&["man", "--out", man.to_str().unwrap()]);
+    assert_eq!(code, Some(0));
+    let page = std::fs::read_to_string(man.join("tally-export.1")).unwrap();
+    assert!(page.contains(".TH tally-export"), "{page}");
+    assert!(std::fs::read_to_string(man.join("tally.1"))
+        .unwrap()
+        .contains("config"));
+}

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "tally",
-    version,
+    version = tally_node::version::LONG,
     about = "Tally: a permissioned BFT ledger node"
 )]
 pub struct Cli {
@@ -95,6 +95,22 @@ pub enum Command {
         #[command(flatten)]
         args: tally_node::audit::AuditArgs,
     },
+    /// Check a node home: the config (every key), the genesis, the key
+    /// files' modes and keys, and that the database is this genesis's.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print a completion script for a shell (bash, zsh, fish, elvish,
+    /// powershell) to standard output.
+    Completions { shell: clap_complete::Shell },
+    /// Write man pages generated from this command line: tally.1 and one
+    /// for each subcommand (tally-start.1, …).
+    Man {
+        /// The folder to write them to (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Copy the ledger into other databases, verified block by block.
     Export {
         #[command(subcommand)]
@@ -115,6 +131,15 @@ pub enum Command {
         base_port: u16,
         #[command(flatten)]
         log: LogArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Report every problem of a node home, one line each; exit 1 if any.
+    Check {
+        #[arg(long)]
+        home: PathBuf,
     },
 }
 

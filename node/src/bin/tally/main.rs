@@ -18,7 +18,7 @@ use tally_ledger::Keypair;
 use tally_node::keys::{peer_id, read_key_file, write_key_file};
 use tally_node::testnet::{generate, init, TestnetSpec};
 
-use cli::{BenchCommand, Cli, Command, GenesisCommand, KeyCommand};
+use cli::{BenchCommand, Cli, Command, ConfigCommand, GenesisCommand, KeyCommand};
 use process::{init_logs, runtime, start_node};
 use requests::{query_request, tx_request};
 
@@ -70,6 +70,39 @@ fn check_genesis(file: &Path) -> anyhow::Result<()> {
     );
     println!("genesis hash: {}", genesis.hash());
     Ok(())
+}
+
+/// `tally man`: the top page and one per subcommand, from the clap
+/// definition, so the pages never drift from the flags.
+fn write_man_pages(out: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let mut pages = vec![("tally".to_string(), cmd.clone())];
+    for sub in cmd.get_subcommands() {
+        let name = format!("tally-{}", sub.get_name());
+        pages.push((
+            name.clone(),
+            sub.clone().display_name(name.clone()).bin_name(name),
+        ));
+    }
+    for (name, page) in pages {
+        let mut bytes = Vec::new();
+        clap_mangen::Man::new(page).render(&mut bytes)?;
+        let path = out.join(format!("{name}.1"));
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        write_stdout(format!("wrote {}\n", path.display()).as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Writes to standard output; a reader that went away (`| head`) ends the
+/// output quietly instead of failing.
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(bytes) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -221,6 +254,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(tally_node::devnet::run(spec))?;
         }
         Command::Export { command } => process::export(command)?,
+        Command::Config {
+            command: ConfigCommand::Check { home },
+        } => {
+            let findings = tally_node::home_check::check(&home);
+            for f in &findings {
+                match &f.result {
+                    Ok(note) => println!("ok    {:<18} {note}", f.part),
+                    Err(problem) => println!("FAIL  {:<18} {problem}", f.part),
+                }
+            }
+            let failed = findings.iter().filter(|f| f.result.is_err()).count();
+            if failed > 0 {
+                anyhow::bail!("{failed} problem(s) in {}", home.display());
+            }
+            println!("{} is ready to start", home.display());
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "tally", &mut script);
+            write_stdout(&script)?;
+        }
+        Command::Man { out } => write_man_pages(&out)?,
         // Dispatched by main, which returns its own exit codes.
         Command::Audit { .. } => anyhow::bail!("audit is run by main"),
         Command::Genesis {
