@@ -100,6 +100,17 @@ impl Metrics {
         })
     }
 
+    /// Counts every kind of refusal from zero, so dashboards and alerts
+    /// see each series before its first refusal.
+    pub fn with_refusal_kinds(self: Arc<Self>, kinds: &[&str]) -> Arc<Self> {
+        for kind in kinds {
+            let _ = self.rejected_txs.get_or_create(&ReasonLabel {
+                reason: (*kind).to_string(),
+            });
+        }
+        self
+    }
+
     /// Reports the free and total space of the file system holding `dir`.
     pub fn watch_disk(&self, dir: std::path::PathBuf) {
         let _ = self.data_dir.set(dir);

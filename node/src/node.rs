@@ -153,7 +153,9 @@ pub async fn start(home: &NodeHome, overrides: Overrides) -> anyhow::Result<Runn
         height = store.height(),
         "database opened"
     );
-    let metrics = Metrics::new();
+    let metrics = Metrics::new()
+        .with_refusal_kinds(&crate::mempool::REFUSAL_KINDS)
+        .with_refusal_kinds(&["nonce_gap_expired"]);
     metrics.watch_disk(home.data_dir());
     metrics.height.set(store.height() as i64);
 

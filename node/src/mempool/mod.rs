@@ -66,6 +66,22 @@ pub enum MempoolError {
     Full { txs: usize, bytes: u64 },
 }
 
+/// Every [`MempoolError::kind`], so that metrics show each refusal from
+/// the start (at zero) rather than from its first occurrence.
+pub const REFUSAL_KINDS: [&str; 11] = [
+    "bad_signature",
+    "wrong_chain",
+    "unknown_sender",
+    "revoked_sender",
+    "too_large",
+    "invalid",
+    "duplicate",
+    "stale_nonce",
+    "future_nonce",
+    "sender_full",
+    "mempool_full",
+];
+
 impl MempoolError {
     /// A short machine-readable name for metrics and RPC error data.
     pub fn kind(&self) -> &'static str {
