@@ -180,6 +180,38 @@ async fn sigterm_under_load_stops_cleanly_and_the_audit_passes() {
     assert_eq!(status.code(), Some(0), "SIGTERM exits 0");
     let log = std::fs::read_to_string(&cluster.nodes[3].log).unwrap();
     assert!(log.contains("stopped cleanly"), "{log}");
+    // The nodes log JSON: each event keeps its field names.
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let fields_of = |message: &str| {
+        events
+            .iter()
+            .filter(|e| e["fields"]["message"] == message)
+            .map(|e| {
+                let mut keys: Vec<String> =
+                    e["fields"].as_object().unwrap().keys().cloned().collect();
+                keys.sort();
+                keys
+            })
+            .collect::<BTreeSet<_>>()
+    };
+    let committed = fields_of("committed block");
+    assert_eq!(
+        committed,
+        BTreeSet::from([vec!["block", "height", "message", "round", "txs"]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>()]),
+        "one shape for every committed block"
+    );
+    for shape in fields_of("peer connected")
+        .iter()
+        .chain(&fields_of("peer disconnected"))
+    {
+        assert!(shape.contains(&"peer".to_string()), "{shape:?}");
+    }
     load.stop().await;
     let audit = std::process::Command::new(tally_binary())
         .args(["audit", "--home"])

@@ -565,7 +565,7 @@ impl Driver {
         };
         let tip = writing.wait()?;
         let block = &writing.block;
-        info!(height = tip.height, hash = %tip.block_hash.short(), round = writing.certificate.round, txs = block.txs.len(), "committed block");
+        info!(height = tip.height, round = writing.certificate.round, block = %tip.block_hash.short(), txs = block.txs.len(), "committed block");
         self.after_commit(&[(block, &writing.update)], tip)
     }
 
