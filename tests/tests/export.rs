@@ -427,3 +427,114 @@ async fn the_export_survives_kills_of_itself_the_database_and_the_node() {
         fresh.log()
     );
 }
+
+/// An HTTP proxy in front of a node's RPC that changes one hex digit of
+/// every block `ledger_getRawBlocks` answers with: a node that lies.
+async fn lying_proxy(target: SocketAddr) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                // One request per connection: read the head, then the body.
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let (head_end, length) = loop {
+                    let n = client.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                        break (end + 4, length);
+                    }
+                };
+                while buf.len() < head_end + length {
+                    let n = client.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let body = buf[head_end..head_end + length].to_vec();
+                let answer = forward_post(target, &body).await;
+                let mut json: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+                if String::from_utf8_lossy(&body).contains("ledger_getRawBlocks") {
+                    for raw in json["result"].as_array_mut().into_iter().flatten() {
+                        let hex = raw["block"].as_str().unwrap().to_string();
+                        let mut chars: Vec<char> = hex.chars().collect();
+                        let i = chars.len() / 2;
+                        chars[i] = if chars[i] == '0' { '1' } else { '0' };
+                        raw["block"] = serde_json::Value::String(chars.into_iter().collect());
+                    }
+                }
+                let out = serde_json::to_vec(&json).unwrap();
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    out.len()
+                );
+                let _ = client.write_all(head.as_bytes()).await;
+                let _ = client.write_all(&out).await;
+            });
+        }
+    });
+    addr
+}
+
+/// Posts a JSON-RPC body to `target` and returns the answer's body.
+async fn forward_post(target: SocketAddr, body: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(target).await.unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {target}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    out[split + 4..].to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_serves_a_wrong_block_cannot_put_it_into_the_database() {
+    let mut net = tally_tests::TestNet::create(1, 0);
+    net.start_all().await;
+    tally_tests::wait_height(&net.running(), 3, LIMIT).await;
+    let pg = PgServer::start();
+    let liar = lying_proxy(net.nodes[0].as_ref().unwrap().rpc_addr).await;
+    let work = tempfile::tempdir().unwrap();
+    let mut exporter = Exporter::start(
+        &format!("http://{liar}"),
+        &net.net_dir().join("genesis.json"),
+        &pg.dsn(),
+        &work.path().join("export"),
+        work.path().join("export.log"),
+    );
+    let code = exporter.exited(LIMIT).await;
+    assert_eq!(code, Some(1), "{}", exporter.log());
+    assert!(
+        exporter.log().contains("block 1 from http://")
+            && exporter.log().contains("does not verify"),
+        "{}",
+        exporter.log()
+    );
+    let db = db(&pg.dsn()).await;
+    let blocks: i64 = db
+        .query_one("SELECT count(*) FROM blocks", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(blocks, 0, "nothing from the lying node was written");
+    net.stop_all().await;
+}
