@@ -261,6 +261,24 @@ async fn the_export_survives_kills_of_itself_the_database_and_the_node() {
     exporter.spawn();
     let at = exported_past(&dsn, at + 10, &exporter).await;
 
+    // One exporter a database: a second one is refused, the first goes on.
+    let mut second = Exporter::start(
+        &format!("http://{}", proxy.addr()),
+        &genesis,
+        &dsn,
+        &work.path().join("second"),
+        work.path().join("second.log"),
+    );
+    assert_eq!(second.exited(LIMIT).await, Some(1), "{}", second.log());
+    assert!(
+        second
+            .log()
+            .contains("another exporter is writing to this database"),
+        "{}",
+        second.log()
+    );
+    let at = exported_past(&dsn, at + 3, &exporter).await;
+
     // 2. The database, killed (no checkpoint, recovery from its log).
     pg.kill();
     node_past(&cluster, 0, node_height(&cluster, 0).await + 10).await;
@@ -277,13 +295,44 @@ async fn the_export_survives_kills_of_itself_the_database_and_the_node() {
 
     let acknowledged = load.stop().await;
     assert!(!acknowledged.is_empty(), "the load committed nothing");
-    let tip = node_height(&cluster, replica).await;
+    // What the load left pending commits first: then the state stays put
+    // (only empty blocks follow) and the node's latest state is the
+    // export's.
+    let deadline = Instant::now() + LIMIT;
+    for i in 0..cluster.validators() {
+        let client = cluster.client(i).unwrap();
+        while client.get_mempool().await.unwrap().size.0 > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "node {i}'s mempool does not drain"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let tip = node_past(&cluster, replica, node_height(&cluster, 0).await).await;
     exported_past(&dsn, tip, &exporter).await;
     // Empty blocks keep coming: stop the export to compare a fixed prefix.
     exporter.kill();
     let at = exported(&dsn).await;
     let node = cluster.client(replica).unwrap();
     let db = db(&dsn).await;
+
+    // `tally export status` reads the same checkpoint, and the lag.
+    let status = Command::new(tally_binary())
+        .args(["export", "status", "--json", "--dsn", &dsn, "--rpc"])
+        .arg(format!("http://{}", proxy.addr()))
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["height"], at);
+    assert_eq!(status["chain_id"], "tally-test");
+    let lag = status["lag_blocks"].as_u64().unwrap();
+    assert_eq!(status["chain_height"].as_u64().unwrap() - at, lag);
 
     // Every block once, none missing, each as the chain has it.
     let row = db

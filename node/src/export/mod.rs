@@ -43,6 +43,13 @@ use self::write::{Verified, WriteError};
 const RETRY: Duration = Duration::from_secs(1);
 /// How often to ask the node for new blocks when it has none.
 const POLL: Duration = Duration::from_millis(200);
+/// At the tip, at most one "exported" line this often.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+/// How often the node's height is asked for the lag metrics.
+const LAG_POLL: Duration = Duration::from_secs(2);
+/// The session lock an exporter holds on its database ("tally-ex" in ASCII).
+const EXPORTER_LOCK: i64 = 0x7461_6c6c_792d_6578;
+
 /// The largest answer the node may send (a batch of raw blocks, hex).
 const RESPONSE_BYTES_MAX: u32 = 64 << 20;
 
@@ -60,17 +67,37 @@ pub struct ExportSpec {
 }
 
 /// The exporter's figures for Prometheus.
+///
+/// The lags are computed when scraped, from the node's height (polled on
+/// its own, whatever the database does) and the last written block's time,
+/// so an export that stalls shows a growing lag rather than a frozen one.
 #[derive(Debug, Default)]
 pub struct ExportMetrics {
     pub height: prometheus_client::metrics::gauge::Gauge,
     pub chain_height: prometheus_client::metrics::gauge::Gauge,
-    pub lag_blocks: prometheus_client::metrics::gauge::Gauge,
-    pub lag_seconds: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
     pub blocks: prometheus_client::metrics::counter::Counter,
+    /// The time of the last written block (ms since the epoch).
+    last_block_ms: std::sync::atomic::AtomicU64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl ExportMetrics {
     pub fn render(&self) -> String {
+        use prometheus_client::metrics::gauge::ConstGauge;
+        let lag_blocks = (self.chain_height.get() - self.height.get()).max(0);
+        let last = self
+            .last_block_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let lag_seconds = if last == 0 {
+            0.0
+        } else {
+            now_ms().saturating_sub(last) as f64 / 1000.0
+        };
         let mut r = prometheus_client::registry::Registry::with_prefix("tally_export");
         r.register(
             "height",
@@ -85,12 +112,12 @@ impl ExportMetrics {
         r.register(
             "lag_blocks",
             "Blocks the node has that PostgreSQL lacks",
-            self.lag_blocks.clone(),
+            ConstGauge::new(lag_blocks),
         );
         r.register(
             "lag_seconds",
             "Age of the last written block's time",
-            self.lag_seconds.clone(),
+            ConstGauge::new(lag_seconds),
         );
         r.register(
             "blocks",
@@ -103,19 +130,20 @@ impl ExportMetrics {
         out
     }
 
-    fn wrote(&self, block: &Block, chain_height: u64) {
-        let h = block.height();
-        self.height.set(i64::try_from(h).unwrap_or(i64::MAX));
-        self.chain_height
-            .set(i64::try_from(chain_height.max(h)).unwrap_or(i64::MAX));
-        self.lag_blocks
-            .set(i64::try_from(chain_height.saturating_sub(h)).unwrap_or(i64::MAX));
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let age_ms = now_ms.saturating_sub(block.header.time_ms);
-        self.lag_seconds.set(age_ms as f64 / 1000.0);
+    fn wrote(&self, block: &Block) {
+        let h = i64::try_from(block.height()).unwrap_or(i64::MAX);
+        self.height.set(h);
+        if self.chain_height.get() < h {
+            self.chain_height.set(h);
+        }
+        self.last_block_ms
+            .store(block.header.time_ms, std::sync::atomic::Ordering::Relaxed);
         self.blocks.inc();
+    }
+
+    fn node_at(&self, tip: u64) {
+        self.chain_height
+            .set(i64::try_from(tip).unwrap_or(i64::MAX));
     }
 }
 
@@ -173,6 +201,18 @@ pub async fn run(spec: ExportSpec, mut stop: watch::Receiver<bool>) -> anyhow::R
                 spec.rpc
             )
         })?;
+    // The node's height for the lag, whether or not the database is up.
+    let poll_node = node.clone();
+    let poll_metrics = metrics.clone();
+    let poller = tokio::spawn(async move {
+        loop {
+            if let Ok(s) = tally_rpc::LedgerApiClient::status(&poll_node).await {
+                poll_metrics.node_at(s.latest_height.0);
+            }
+            tokio::time::sleep(LAG_POLL).await;
+        }
+    });
+    let _stop_poller = AbortOnDrop(poller);
     loop {
         let pass = Pass {
             spec: &spec,
@@ -191,6 +231,15 @@ pub async fn run(spec: ExportSpec, mut stop: watch::Receiver<bool>) -> anyhow::R
             _ = tokio::time::sleep(RETRY) => {}
             _ = stop.changed() => return Ok(()),
         }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -219,6 +268,22 @@ impl Pass<'_> {
         db: &mut tokio_postgres::Client,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
+        // One exporter a database: a second one would only fight over
+        // each block. The lock goes with the connection, so a killed
+        // exporter's lock is freed when the server sees it gone.
+        db.batch_execute("SET client_min_messages TO warning")
+            .await
+            .map_err(|e| Stop::Database(WriteError::Sql(e)))?;
+        let locked: bool = db
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&EXPORTER_LOCK])
+            .await
+            .map_err(|e| Stop::Database(WriteError::Sql(e)))?
+            .get(0);
+        if !locked {
+            return Err(Stop::Refuse(
+                "another exporter is writing to this database (it holds the export's lock); stop it first or give this one another database".into(),
+            ));
+        }
         let applied = schema::migrate(db)
             .await
             .map_err(|e| Stop::Refuse(format!("cannot prepare the schema: {e}")))?;
@@ -234,6 +299,9 @@ impl Pass<'_> {
             "export resumes"
         );
         let mut chain_height = 0;
+        let mut logged = std::time::Instant::now()
+            .checked_sub(LOG_EVERY)
+            .unwrap_or_else(std::time::Instant::now);
         loop {
             if *stop.borrow() {
                 return Err(Stop::Asked);
@@ -295,14 +363,15 @@ impl Pass<'_> {
                         changes: &changes,
                     };
                     at = write::write_block(db, at, &v).await?;
-                    self.metrics.wrote(&block, chain_height);
-                    if h % 1000 == 0 || h == chain_height {
+                    self.metrics.wrote(&block);
+                    if h % 1000 == 0 || (h == chain_height && logged.elapsed() >= LOG_EVERY) {
                         info!(
                             height = h,
                             chain = chain_height,
                             txs = block.txs.len(),
                             "exported"
                         );
+                        logged = std::time::Instant::now();
                     }
                 }
                 if h > self.store.height() {
@@ -368,10 +437,8 @@ impl Pass<'_> {
             .map_err(|e| Stop::Node(e.to_string()))?
             .latest_height
             .0;
+        self.metrics.node_at(tip);
         if tip < from {
-            self.metrics
-                .chain_height
-                .set(i64::try_from(tip).unwrap_or(i64::MAX));
             return Ok(None);
         }
         let raw = self
@@ -437,4 +504,36 @@ fn verify(
     rules
         .check_state_with_changes(block, store)
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+    use super::*;
+
+    fn sample(text: &str, name: &str) -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// A stalled export shows a lag that grows with the node and the clock,
+    /// not the one it had at its last write.
+    #[test]
+    fn lags_are_computed_when_scraped() {
+        let m = ExportMetrics::default();
+        let text = m.render();
+        assert_eq!(sample(&text, "tally_export_lag_blocks"), 0.0);
+        assert_eq!(sample(&text, "tally_export_lag_seconds"), 0.0);
+        m.height.set(5);
+        m.last_block_ms
+            .store(now_ms() - 3_000, std::sync::atomic::Ordering::Relaxed);
+        m.node_at(9);
+        let text = m.render();
+        assert_eq!(sample(&text, "tally_export_lag_blocks"), 4.0);
+        assert!(sample(&text, "tally_export_lag_seconds") >= 3.0);
+    }
 }
