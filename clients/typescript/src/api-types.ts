@@ -62,6 +62,8 @@ export interface ValidatorInfo { index: number; name: string; publicKey: string;
 
 /** A change of the validator set: the first height it decides, and the block before it. */
 export interface SetChangeInfo { height: bigint; header: string; certificate: string; validators: string }
+/** A committed block as stored: its canonical encoding and the certificate that decided it (hex). */
+export interface RawBlock { height: bigint; block: string; certificate: string }
 
 export interface HealthInfo { ok: boolean; height: bigint; peers: number }
 export interface MempoolInfo { size: bigint; bytes: bigint }

@@ -95,6 +95,12 @@ export const toSetChanges = (v: unknown): T.SetChangeInfo[] =>
     return { ...o, height: big(o, 'height', 'set change') } as unknown as T.SetChangeInfo;
   });
 
+export const toRawBlocks = (v: unknown): T.RawBlock[] =>
+  arr(v, 'raw blocks').map((x) => {
+    const o = obj(x, 'raw block');
+    return { ...o, height: big(o, 'height', 'raw block') } as unknown as T.RawBlock;
+  });
+
 export function toHealth(v: unknown): T.HealthInfo {
   const o = obj(v, 'health');
   return { ...o, height: big(o, 'height', 'health') } as unknown as T.HealthInfo;

@@ -225,6 +225,15 @@ export class TallyClient {
     return C.toSetChanges(await this.call('ledger_getSetChanges', [String(after)]));
   }
 
+  /**
+   * Up to `count` (at most 64) committed blocks from `from`, as stored, each
+   * with the certificate that decided it; decode them with `decodeBlock`
+   * and `decodeCertificate`.
+   */
+  async getRawBlocks(from: bigint | number, count = 64): Promise<T.RawBlock[]> {
+    return C.toRawBlocks(await this.call('ledger_getRawBlocks', [String(from), count]));
+  }
+
   /** The genesis file as JSON; u64 values too large for a double arrive as strings. */
   async getGenesis(): Promise<Genesis> {
     return C.obj(await this.call('ledger_getGenesis'), 'genesis') as unknown as Genesis;

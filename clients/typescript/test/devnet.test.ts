@@ -4,7 +4,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Keypair, TallyClient, TallyRpcError, encodeSignedTx, fromHex, genesisHash, signTx, toHex, txHash,
+  Keypair, TallyClient, TallyRpcError, decodeBlock, decodeCertificate, encodeSignedTx, fromHex, genesisHash,
+  headerHash, signTx, toHex, txHash,
   verifyAccountProof, verifyBlock, verifyRecordProof, verifyTxProof, type Op,
 } from '../src/index.js';
 import { nodeClient, readKeyFile } from '../src/node.js';
@@ -129,6 +130,19 @@ describe('against a devnet', () => {
     const report = await verifyAccountProof(client, admin.address);
     assert.ok(report.ok, report.detail);
     assert.match(report.detail, /through 1 change/);
+  });
+
+  test('raw blocks decode to the blocks the node describes, each with the certificate that decided it', async () => {
+    const raw = await client.getRawBlocks(1n, 3);
+    assert.deepEqual(raw.map((r) => r.height), [1n, 2n, 3n]);
+    for (const r of raw) {
+      const block = decodeBlock(fromHex(r.block));
+      const cert = decodeCertificate(fromHex(r.certificate));
+      const described = await client.getBlockByHeight(r.height);
+      assert.equal(toHex(headerHash(block.header)), described.hash);
+      assert.equal(toHex(cert.blockHash), described.hash);
+    }
+    await assert.rejects(client.getRawBlocks(1n, 65), (e: unknown) => e instanceof TallyRpcError && /count/.test(e.message));
   });
 
   test('a signature by another key is refused as bad_signature; a used nonce as bad_nonce', async () => {
