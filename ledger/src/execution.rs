@@ -209,20 +209,7 @@ impl<'a, R: TreeReader> BlockExecutor<'a, R> {
         chain_id: &'a str,
         params: &'a Params,
     ) -> Result<Self, StateError> {
-        let mut exec = BlockExecutor {
-            reader,
-            base,
-            chain_id,
-            params,
-            writes: BTreeMap::new(),
-            keys: None,
-        };
-        if base.is_some() {
-            if let Some(next) = exec.advance_validators()? {
-                exec.stage(StateKey::Validators, Some(next));
-            }
-        }
-        Ok(exec)
+        Self::with_keys(reader, base, chain_id, params, None)
     }
 
     /// [`BlockExecutor::new`], keeping the key of every write so that
@@ -233,13 +220,23 @@ impl<'a, R: TreeReader> BlockExecutor<'a, R> {
         chain_id: &'a str,
         params: &'a Params,
     ) -> Result<Self, StateError> {
+        Self::with_keys(reader, base, chain_id, params, Some(BTreeMap::new()))
+    }
+
+    fn with_keys(
+        reader: &'a R,
+        base: Option<Version>,
+        chain_id: &'a str,
+        params: &'a Params,
+        keys: Option<BTreeMap<KeyHash, StateKey>>,
+    ) -> Result<Self, StateError> {
         let mut exec = BlockExecutor {
             reader,
             base,
             chain_id,
             params,
             writes: BTreeMap::new(),
-            keys: Some(BTreeMap::new()),
+            keys,
         };
         if base.is_some() {
             if let Some(next) = exec.advance_validators()? {
