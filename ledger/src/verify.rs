@@ -536,15 +536,9 @@ impl ChainRules {
         block: &Block,
         state: &R,
     ) -> Result<StateUpdate, StateCheckError> {
-        let update = execute_verified_block(
-            state,
-            block.height(),
-            &self.chain_id,
-            &self.params,
-            &block.txs,
-        )
-        .map_err(StateCheckError::Execution)?;
-        check_root(block, update)
+        let (height, id, params) = (block.height(), &self.chain_id, &self.params);
+        let update = execute_verified_block(state, height, id, params, &block.txs);
+        check_root(block, update.map_err(StateCheckError::Execution)?)
     }
 
     /// [`ChainRules::check_state`], listing the entries the block wrote.
@@ -553,14 +547,10 @@ impl ChainRules {
         block: &Block,
         state: &R,
     ) -> Result<(StateUpdate, Vec<StateChange>), StateCheckError> {
-        let (update, changes) = execute_verified_block_with_changes(
-            state,
-            block.height(),
-            &self.chain_id,
-            &self.params,
-            &block.txs,
-        )
-        .map_err(StateCheckError::Execution)?;
+        let (height, id, params) = (block.height(), &self.chain_id, &self.params);
+        let (update, changes) =
+            execute_verified_block_with_changes(state, height, id, params, &block.txs)
+                .map_err(StateCheckError::Execution)?;
         Ok((check_root(block, update)?, changes))
     }
 
