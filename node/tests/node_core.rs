@@ -17,8 +17,8 @@ use tally_ledger::types::{
 use tally_ledger::verify::{ChainRules, Parent, BLOCK_TIME_DRIFT_MS};
 use tally_ledger::Hash;
 use tally_node::node_core::{
-    BlockFill, CoreEnv, CoreSetup, Effect, Event, NodeCore, Notice, Now, Signed, SignerView,
-    SigningPause, Timer,
+    quorum_height, signing_pause, BlockFill, CoreEnv, CoreSetup, Effect, Event, NodeCore, Notice,
+    Now, Signed, SignerView, SigningPause, Timer,
 };
 use tally_node::wire::ConsensusMsg;
 
@@ -391,6 +391,7 @@ fn a_paused_validator_signs_nothing_until_the_network_decides_past_its_tip() {
     let me = (env.proposer(0) + 1) % 4;
     let pause = SigningPause {
         until_past: 0,
+        awaiting_peers: false,
         reason: "test".into(),
     };
     let mut core = env.core(me, Some(pause));
@@ -440,6 +441,7 @@ fn peer_heights_extend_a_pause_but_only_so_far() {
     let env = Env::new();
     let pause = SigningPause {
         until_past: 0,
+        awaiting_peers: false,
         reason: "test".into(),
     };
     let mut core = env.core(0, Some(pause));
@@ -448,6 +450,118 @@ fn peer_heights_extend_a_pause_but_only_so_far() {
     core.handle(Event::PeerHeight(3), env.now(), &env).unwrap();
     assert_eq!(core.pause().unwrap().until_past, 7);
     core.handle(Event::PeerHeight(u64::MAX), env.now(), &env)
+        .unwrap();
+    assert_eq!(
+        core.pause().unwrap().until_past,
+        tally_node::node_core::PAUSE_AHEAD_MAX
+    );
+}
+
+#[test]
+fn a_home_with_no_signer_state_and_no_blocks_waits_to_hear_the_network() {
+    let pause = signing_pause(None, 0).expect("a new or wiped home waits");
+    assert!(pause.awaiting_peers);
+    assert_eq!(pause.until_past, 0);
+    assert!(
+        pause.reason.contains("no signer state and no blocks"),
+        "{}",
+        pause.reason
+    );
+    // The other cases do not wait for peers: they know their tip.
+    assert!(!signing_pause(None, 5).unwrap().awaiting_peers);
+    assert!(!signing_pause(Some(2), 5).unwrap().awaiting_peers);
+    assert_eq!(signing_pause(Some(5), 5), None);
+    assert_eq!(signing_pause(Some(6), 5), None);
+}
+
+#[test]
+fn the_network_height_needs_two_thirds_heard_and_one_third_reporting_it() {
+    // Four validators of power 10; this one holds 10.
+    assert_eq!(quorum_height(10, 40, &[]), None);
+    assert_eq!(
+        quorum_height(10, 40, &[(10, 9)]),
+        None,
+        "20 of 40 is not > 2/3"
+    );
+    // 30 of 40 heard: one report above genesis is under a third.
+    assert_eq!(quorum_height(10, 40, &[(10, 9), (10, 0)]), Some(0));
+    // Two reports (20 of 40, over a third) at 9 or more: 9.
+    assert_eq!(quorum_height(10, 40, &[(10, 9), (10, 12)]), Some(9));
+    assert_eq!(
+        quorum_height(10, 40, &[(10, 9), (10, 12), (10, 0)]),
+        Some(9)
+    );
+    // A liar under a third cannot raise it, however high it claims.
+    assert_eq!(
+        quorum_height(10, 40, &[(10, u64::MAX), (10, 3), (10, 3)]),
+        Some(3)
+    );
+    // Exactly 2/3 heard is not enough; exactly 1/3 reporting is not either.
+    assert_eq!(quorum_height(0, 30, &[(10, 5), (10, 5)]), None);
+    assert_eq!(quorum_height(0, 30, &[(10, 5), (11, 0)]), Some(0));
+    // A network of one hears itself.
+    assert_eq!(quorum_height(10, 10, &[]), Some(0));
+    // Powers near the limit do not overflow.
+    assert_eq!(
+        quorum_height(u64::MAX / 2, u64::MAX, &[(u64::MAX / 2, 4)]),
+        Some(4)
+    );
+}
+
+#[test]
+fn a_waiting_home_ignores_single_reports_then_signs_on_a_new_network() {
+    let env = Env::new();
+    let me = (env.proposer(0) + 1) % 4;
+    let mut core = env.core(me, signing_pause(None, 0));
+    core.handle(Event::Restart(Box::default()), env.now(), &env)
+        .unwrap();
+    // One peer's claim does not extend the pause while it waits.
+    core.handle(Event::PeerHeight(500), env.now(), &env)
+        .unwrap();
+    assert_eq!(core.pause().unwrap().until_past, 0);
+    assert!(core.pause().unwrap().awaiting_peers);
+    let block = env.chain.build_block(vec![]).unwrap().0;
+    let hash = block.hash();
+    let fx = core
+        .handle(env.proposal(0, &block), env.now(), &env)
+        .unwrap();
+    assert_eq!(fx, vec![], "no prevote while it waits");
+    // Enough power says the chain is new: it signs at once, starting with
+    // the prevote its round asked for while it waited.
+    let fx = core.handle(Event::PeersHeard(0), env.now(), &env).unwrap();
+    assert_eq!(
+        fx,
+        vec![
+            Effect::Notice(Notice::SigningResumed { height: 0 }),
+            Effect::SignVote {
+                vote: vote_out(VoteKind::Prevote, 0, Some(hash)),
+                polka: vec![],
+            },
+        ]
+    );
+    assert!(core.pause().is_none());
+    // Heard again, nothing more is signed.
+    let fx = core.handle(Event::PeersHeard(0), env.now(), &env).unwrap();
+    assert_eq!(fx, vec![]);
+}
+
+#[test]
+fn a_waiting_home_that_hears_a_moved_chain_pauses_until_past_it() {
+    let env = Env::new();
+    let mut core = env.core(0, signing_pause(None, 0));
+    let fx = core.handle(Event::PeersHeard(40), env.now(), &env).unwrap();
+    assert_eq!(fx, vec![]);
+    let pause = core.pause().unwrap();
+    assert!(!pause.awaiting_peers);
+    assert_eq!(pause.until_past, 40);
+    // From then on, reports extend it as for any pause, and a second
+    // PeersHeard changes nothing.
+    core.handle(Event::PeerHeight(45), env.now(), &env).unwrap();
+    core.handle(Event::PeersHeard(0), env.now(), &env).unwrap();
+    assert_eq!(core.pause().unwrap().until_past, 45);
+    // A claimed height is capped.
+    let mut core = env.core(0, signing_pause(None, 0));
+    core.handle(Event::PeersHeard(u64::MAX), env.now(), &env)
         .unwrap();
     assert_eq!(
         core.pause().unwrap().until_past,
@@ -541,6 +655,46 @@ fn after_a_stall_the_core_sends_its_own_messages_again() {
         core.handle(Event::Tick, later, &env).unwrap(),
         vec![Effect::Broadcast(ConsensusMsg::Vote(vote))]
     );
+}
+
+#[test]
+fn after_a_stall_a_locked_validator_also_sends_the_prevotes_behind_its_lock() {
+    let env = Env::new();
+    let proposer = env.proposer(0);
+    let me = (proposer + 1) % 4;
+    let mut core = env.core(me, None);
+    core.handle(Event::Restart(Box::default()), env.now(), &env)
+        .unwrap();
+    let block = env.chain.build_block(vec![]).unwrap().0;
+    let hash = block.hash();
+    core.handle(env.proposal(0, &block), env.now(), &env)
+        .unwrap();
+    let own = env.sign_vote(me, vote_out(VoteKind::Prevote, 0, Some(hash)));
+    core.handle(Event::Signed(Signed::Vote(own.clone())), env.now(), &env)
+        .unwrap();
+    // Two others prevote the block: a polka, and this validator locks.
+    let others: Vec<u32> = (0..4).filter(|i| *i != me).take(2).collect();
+    let theirs: Vec<SignedVote> = others
+        .iter()
+        .map(|&i| env.sign_vote(i, vote_out(VoteKind::Prevote, 0, Some(hash))))
+        .collect();
+    for v in &theirs {
+        core.handle(Event::Vote(v.clone()), env.now(), &env)
+            .unwrap();
+    }
+    assert_eq!(core.machine().locked(), Some((0, hash)));
+    let mut later = env.now();
+    later.mono_ms += tally_node::node_core::RESEND_AFTER_MS;
+    let fx = core.handle(Event::Tick, later, &env).unwrap();
+    for v in theirs.iter().chain([&own]) {
+        let sent = Effect::Broadcast(ConsensusMsg::Vote(v.clone()));
+        assert_eq!(
+            fx.iter().filter(|e| **e == sent).count(),
+            1,
+            "{:?} sent once: {fx:?}",
+            v.validator_index
+        );
+    }
 }
 
 #[test]

@@ -57,8 +57,8 @@ use tally_ledger::verify::{ChainRules, Parent, Placement, BLOCK_TIME_MS_MAX};
 use tally_ledger::{Hash, PublicKey};
 use tally_node::candidates::CANDIDATES_MAX;
 use tally_node::node_core::{
-    should_sync, signing_pause, BlockFill, CoreEnv, CoreSetup, Effect, Event, NodeCore, Notice,
-    Now, SignerView, Timer,
+    quorum_height, should_sync, signing_pause, BlockFill, CoreEnv, CoreSetup, Effect, Event,
+    NodeCore, Notice, Now, SignerView, Timer,
 };
 use tally_node::wire::ConsensusMsg;
 
@@ -111,6 +111,10 @@ enum Adversary {
     Liar,
     /// Crashes and comes back from an old copy of its home.
     OldHome,
+    /// Crashes and comes back with an empty home: no blocks, no signer
+    /// state (a wiped data folder). Its operator erred, the node did not:
+    /// it is held to the honest signer's rule and must never sign twice.
+    WipedHome,
 }
 
 #[derive(Debug, Clone)]
@@ -281,6 +285,11 @@ struct Node {
     home: Home,
     /// A copy of the home taken earlier (for `OldHome`).
     backup: Option<Home>,
+    /// Heights other validators reported while its core waits to hear
+    /// the network (a home with no signer state and no blocks).
+    heard: BTreeMap<u32, u64>,
+    /// Whether its wipe (for `WipedHome`) is scheduled.
+    wipe_scheduled: bool,
     incarnation: u32,
     clock_skew_ms: i64,
     /// When the node last (re)started.
@@ -418,7 +427,18 @@ impl Sim {
                         passed: None,
                         evidence: BTreeSet::new(),
                     },
-                    backup: None,
+                    // A wiped home comes back as it was before it started.
+                    backup: (adversary == Some(Adversary::WipedHome)).then(|| Home {
+                        chain: Vec::new(),
+                        state: chain.state.clone(),
+                        committed: BTreeSet::new(),
+                        signer_state: MemorySignerState::new(),
+                        locked_block: None,
+                        passed: None,
+                        evidence: BTreeSet::new(),
+                    }),
+                    heard: BTreeMap::new(),
+                    wipe_scheduled: false,
                     incarnation: 0,
                     clock_skew_ms: skew,
                     started_at: 0,
@@ -545,7 +565,73 @@ impl Sim {
         );
         n.core = Some(core);
         n.signer = Some(signer);
+        n.heard.clear();
         self.restart_core(node);
+        self.hear(node, None);
+    }
+
+    /// A wiped home is wiped once every honest instance has committed a
+    /// block: the pause covers homes wiped after the chain has moved past
+    /// genesis (a home wiped before the network's first block may sign
+    /// again at height 1; ADR 18).
+    fn wipe_when_the_chain_has_moved(&mut self) {
+        let moved = self
+            .nodes
+            .iter()
+            .filter(|n| n.honest())
+            .all(|n| !n.home.chain.is_empty());
+        if !moved {
+            return;
+        }
+        for node in 0..self.nodes.len() {
+            let n = &self.nodes[node];
+            if n.adversary == Some(Adversary::WipedHome) && !n.wipe_scheduled {
+                let at = self.now + self.rng.range(0, 2_000);
+                let back = at + self.rng.range(100, 1_500);
+                self.nodes[node].wipe_scheduled = true;
+                self.push(at, Ev::Crash { node });
+                self.push(back, Ev::Restart { node });
+            }
+        }
+    }
+
+    /// As the driver does for a home with no signer state and no blocks:
+    /// notes a validator's reported height, and tells the core once
+    /// validators with more than 2/3 of the power (its own included) have
+    /// reported.
+    fn hear(&mut self, node: usize, report: Option<(usize, u64)>) {
+        let Some(set) = self.nodes[node]
+            .core
+            .as_ref()
+            .filter(|c| c.pause().is_some_and(|p| p.awaiting_peers))
+            .map(|c| c.rules().set.clone())
+        else {
+            return;
+        };
+        let me = self.nodes[node].validator;
+        if let Some((from, h)) = report {
+            let v = self.nodes[from].validator;
+            if v != me {
+                let e = self.nodes[node].heard.entry(v).or_default();
+                *e = (*e).max(h);
+            }
+        }
+        let (mut own, mut heard) = (0, Vec::new());
+        for (v, key) in self.keys.iter().enumerate() {
+            let Some(i) = set.index_of(&key.public()) else {
+                continue;
+            };
+            let power = set.validators()[i as usize].power;
+            if v as u32 == me {
+                own += power;
+            } else if let Some(h) = self.nodes[node].heard.get(&(v as u32)) {
+                heard.push((power, *h));
+            }
+        }
+        if let Some(h) = quorum_height(own, set.total_power(), &heard) {
+            self.nodes[node].heard.clear();
+            self.feed(node, Event::PeersHeard(h));
+        }
     }
 
     /// (Re)starts consensus at the node's tip with what its signer knows.
@@ -688,7 +774,10 @@ impl Sim {
 
     fn carry_out(&mut self, node: usize, effect: Effect) -> Option<Event> {
         let validator = self.nodes[node].validator;
-        let honest = self.nodes[node].honest();
+        // A wiped home is an operator's error, not the node's: its
+        // signatures are held to the honest rule.
+        let honest =
+            self.nodes[node].honest() || self.nodes[node].adversary == Some(Adversary::WipedHome);
         match effect {
             Effect::PersistLockedBlock(b) => {
                 self.nodes[node].home.locked_block = Some(*b);
@@ -1058,7 +1147,21 @@ impl Sim {
         let signed_by_author =
             |index: u32| set.get(index).is_some_and(|v| held.contains(&v.public_key));
         match msg {
-            ConsensusMsg::Vote(v) => signed_by_author(v.validator_index),
+            // A vote may come from its author, or be relayed by anyone if
+            // its author signed it.
+            ConsensusMsg::Vote(v) => {
+                signed_by_author(v.validator_index)
+                    || set.get(v.validator_index).is_some_and(|val| {
+                        val.public_key
+                            .verify(
+                                Domain::Vote,
+                                &self.genesis.chain_id,
+                                &v.vote.message(),
+                                &v.signature,
+                            )
+                            .is_ok()
+                    })
+            }
             ConsensusMsg::Proposal { proposal, block } => {
                 let p = proposal.proposal;
                 signed_by_author(schedule.proposer(p.height, p.round))
@@ -1092,6 +1195,7 @@ impl Sim {
             }
             Msg::Status(h) => {
                 self.feed(to, Event::PeerHeight(h));
+                self.hear(to, Some((from, h)));
                 let tip = self.nodes[to].home.chain.len() as u64;
                 let since = self.nodes[to]
                     .core
@@ -1234,7 +1338,7 @@ impl Sim {
                     let n = &mut self.nodes[node];
                     n.core = None;
                     n.signer = None;
-                    if n.adversary == Some(Adversary::OldHome) {
+                    if matches!(n.adversary, Some(Adversary::OldHome | Adversary::WipedHome)) {
                         if let Some(old) = n.backup.take() {
                             n.home = old;
                         }
@@ -1242,6 +1346,7 @@ impl Sim {
                 }
                 Ev::Restart { node } => self.boot(node),
             }
+            self.wipe_when_the_chain_has_moved();
             for (i, n) in self.nodes.iter_mut().enumerate() {
                 // An old-home validator keeps a copy from early on.
                 if n.adversary == Some(Adversary::OldHome)
@@ -1506,6 +1611,7 @@ fn scenarios() -> Vec<Scenario> {
         one("n4_withholder", Adversary::Withholder),
         one("n4_liar", Adversary::Liar),
         one("n4_old_home", Adversary::OldHome),
+        one("n4_wiped_home", Adversary::WipedHome),
         Scenario {
             name: "n7_mixed",
             powers: vec![10; 7],
@@ -1580,6 +1686,7 @@ scenario_tests!(
     n4_withholder,
     n4_liar,
     n4_old_home,
+    n4_wiped_home,
     n7_mixed,
     n4_remove_double_voter,
     n5_rotate_under_round_changes,

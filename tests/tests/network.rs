@@ -338,6 +338,67 @@ async fn blocks_larger_than_the_default_gossip_limit_are_committed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_whose_data_was_wiped_waits_to_hear_the_network_and_sits_out_its_height() {
+    let mut net = TestNet::create(4, 0);
+    net.start_all().await;
+    wait_height(&net.running(), 3, LIVENESS).await;
+
+    // Validator 3 stops and its whole data folder is deleted: no blocks,
+    // no signer state, as on a new home.
+    net.stop(3).await;
+    std::fs::remove_dir_all(net.home(3).data_dir()).unwrap();
+    net.start(3).await;
+    let status = net.handle(3).status().await.unwrap();
+    let pause = status
+        .signing_paused
+        .expect("a home with no signer state and no blocks holds back");
+    assert!(
+        pause.reason.contains("no signer state and no blocks"),
+        "{}",
+        pause.reason
+    );
+
+    // Once it has heard the others, it knows the chain moved on, and waits
+    // until the network decides past what they reported.
+    let all = net.running();
+    let deadline = tokio::time::Instant::now() + LIVENESS;
+    let heard = loop {
+        let s = net.handle(3).status().await.unwrap();
+        match s.signing_paused {
+            Some(p) if !p.awaiting_peers => break p,
+            Some(_) => {}
+            None => panic!("it resumed without waiting for the network to move on"),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "it never heard the network"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(heard.until_past >= 3, "{heard:?}");
+    let resumed_at = loop {
+        let s = net.handle(3).status().await.unwrap();
+        if s.signing_paused.is_none() {
+            break s.decided_height;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still paused: {:?}",
+            s.signing_paused
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(resumed_at > heard.until_past);
+    wait_height(&all, resumed_at + 3, LIVENESS).await;
+    check_chains(&all, resumed_at + 3);
+    for n in &all {
+        assert!(n.evidence().await.unwrap().is_empty());
+    }
+    drop(all);
+    net.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_validator_that_lost_its_signer_state_signs_only_after_the_network_moves_past() {
     let mut net = TestNet::create(4, 0);
     net.start_all().await;

@@ -47,6 +47,7 @@ use crate::wire::{ConsensusMsg, Status};
 mod block_sync;
 mod env;
 mod events;
+mod hearing;
 mod membership;
 mod notices;
 mod writer;
@@ -183,6 +184,9 @@ pub struct Driver {
     writing: Option<Writing>,
     /// Wakes the loop when a write ends.
     written_rx: Option<mpsc::UnboundedReceiver<u64>>,
+    /// Heights validators reported while a home with no signer state waits
+    /// to hear the network (see [`hearing`]).
+    heard: BTreeMap<libp2p::PeerId, u64>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -236,11 +240,17 @@ impl Driver {
             let accounted = s.last_signed().map(|r| r.height).max(passed);
             signing_pause(accounted, tip)
         });
-        if let Some(p) = &pause {
-            warn!(
+        match &pause {
+            // A new home looks the same until the others are heard.
+            Some(p) if p.awaiting_peers => info!(
+                "this validator signs once it has heard the others: {}",
+                p.reason
+            ),
+            Some(p) => warn!(
                 until_past = p.until_past,
                 "this validator will not sign yet: {}", p.reason
-            );
+            ),
+            None => {}
         }
         let started = Instant::now();
         let core = NodeCore::new(
@@ -297,6 +307,7 @@ impl Driver {
             writer,
             writing: None,
             written_rx: Some(written_rx),
+            heard: BTreeMap::new(),
         })
     }
 
@@ -308,6 +319,7 @@ impl Driver {
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), DriverError> {
         self.restart()?;
+        self.hear(None)?;
         let (Some(mut checked), Some(mut written)) =
             (self.checked_rx.take(), self.written_rx.take())
         else {
@@ -642,12 +654,13 @@ impl Driver {
     }
 
     fn on_tick(&mut self) -> Result<(), DriverError> {
-        if let Some(tip) = self.store.tip() {
-            let _ = self.net.try_send(NetCommand::PublishStatus(Status {
-                height: tip.height,
-                block_hash: tip.block_hash,
-            }));
-        }
+        // Before block 1 too: a validator whose home is new or wiped waits
+        // to hear where the network is (see [`hearing`]).
+        let parent = self.store.parent_of_next();
+        let _ = self.net.try_send(NetCommand::PublishStatus(Status {
+            height: parent.height,
+            block_hash: parent.hash,
+        }));
         // Transactions stuck behind a nonce gap for too long leave.
         let expired = self.mempool.expire(Instant::now());
         if expired > 0 {

@@ -18,12 +18,16 @@ impl Driver {
                 round,
                 block_hash,
                 reason,
-            } => warn!(height, round, block = %block_hash.short(), %reason, "invalid proposed block"),
+            } => {
+                warn!(height, round, block = %block_hash.short(), %reason, "invalid proposed block")
+            }
             Notice::DecidedUnknown {
                 height,
                 block_hash,
                 reason,
-            } => warn!(height, block = %block_hash.short(), %reason, "decided a block this node cannot commit yet; it will sync it"),
+            } => {
+                warn!(height, block = %block_hash.short(), %reason, "decided a block this node cannot commit yet; it will sync it")
+            }
             Notice::CannotPropose {
                 height,
                 round,
@@ -36,7 +40,7 @@ impl Driver {
             Notice::SignerRefused(reason) => warn!(%reason, "the signer refused"),
             Notice::SigningResumed { height } => info!(
                 height,
-                "the network decided past every height this validator may have signed: signing resumes"
+                "no height this validator may have signed before is still open: signing resumes"
             ),
         }
     }

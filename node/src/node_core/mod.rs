@@ -32,7 +32,9 @@ use crate::wire::ConsensusMsg;
 
 mod blocks;
 mod io;
+mod pause;
 pub use io::{CoreEnv, CoreError, Effect, Event, Notice, Now, Signed, SignerView, Timer, Update};
+pub use pause::{quorum_height, signing_pause, SigningPause, PAUSE_AHEAD_MAX};
 
 /// Own messages of the current height kept for re-sending: a proposal and
 /// two votes a round, for the rounds of the consensus window.
@@ -45,45 +47,6 @@ const _: () = assert!(RESEND_AFTER_MS as u128 > crate::network::GOSSIP_ID_PERIOD
 /// One block behind its peers with no commit for this long, a node fetches
 /// the block instead of waiting for consensus.
 pub const SYNC_ONE_BEHIND_AFTER_MS: u64 = 2_000;
-/// How far above its own tip a peer's reported height may extend a signing
-/// pause: a peer claiming a huge height cannot pause a validator for ever.
-pub const PAUSE_AHEAD_MAX: u64 = 10_000;
-
-/// A validator whose signer state is missing or older than its chain (a
-/// home restored from an old backup, a lost record) may already have
-/// signed at the heights ahead of it. It signs nothing until the network
-/// has decided a height past everything it knows of (its tip, and every
-/// height peers report meanwhile): its earlier self cannot have signed
-/// beyond the height after the network's, so nothing it signs from then on
-/// can conflict.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SigningPause {
-    /// Signing resumes once a block above this height is committed.
-    pub until_past: u64,
-    pub reason: String,
-}
-
-/// Whether a validator whose signer accounts for heights up to `accounted`
-/// (signed at, or committed without signing) may sign over a chain whose
-/// tip is `tip`.
-pub fn signing_pause(accounted: Option<u64>, tip: u64) -> Option<SigningPause> {
-    let reason = match accounted {
-        None if tip > 0 => format!(
-            "its signer state is missing but the chain is at height {tip} (a restored or copied home?)"
-        ),
-        Some(h) if h < tip => format!(
-            "its signer state ends at height {h}, older than the chain's tip {tip} (a home restored from an old backup?)"
-        ),
-        _ => return None,
-    };
-    Some(SigningPause {
-        until_past: tip,
-        reason: format!(
-            "{reason}; it waits until the network decides a height past every one it may have signed"
-        ),
-    })
-}
-
 /// Whether a node at `tip` whose best believed peer is at `target` should
 /// fetch blocks: when more than one behind, or one behind with no commit
 /// for a while (one behind is normal for a moment: consensus brings it).
@@ -156,6 +119,10 @@ pub struct NodeCore {
     last_commit_ms: u64,
     last_progress_ms: u64,
     pause: Option<SigningPause>,
+    /// What the machine asked to sign while the pause waited to hear the
+    /// network: signed if the network turns out to be new (the machine
+    /// does not repeat a step it has taken).
+    held: Vec<Output>,
     signer_fault: Option<String>,
     /// Offences recorded at heights not yet committed (height, validator,
     /// round, step): each once, however many conflicting votes are signed.
@@ -196,6 +163,7 @@ impl NodeCore {
             last_commit_ms: now.mono_ms,
             last_progress_ms: now.mono_ms,
             pause: setup.pause,
+            held: Vec::new(),
             signer_fault: None,
             offences: BTreeSet::new(),
             started: false,
@@ -281,17 +249,27 @@ impl NodeCore {
                 _ => Vec::new(),
             },
             Event::PeerHeight(h) => {
-                if let Some(p) = &mut self.pause {
-                    let cap = env.tip().height.saturating_add(PAUSE_AHEAD_MAX);
-                    p.until_past = p.until_past.max(h.min(cap));
-                }
+                self.on_peer_height(h, env);
                 Vec::new()
             }
+            Event::PeersHeard(h) => self.on_peers_heard(h, env, &mut fx),
             Event::Tick => {
                 if now.mono_ms.saturating_sub(self.last_progress_ms) >= RESEND_AFTER_MS {
                     self.last_progress_ms = now.mono_ms;
                     for m in &self.own_messages {
                         fx.push(Effect::Broadcast(m.clone()));
+                    }
+                    // The prevotes behind its lock, too: a peer that missed
+                    // one (its author restarted without it, or equivocated)
+                    // cannot otherwise see the polka, and would prevote nil
+                    // for the locked value for ever.
+                    if let Some((round, value)) = self.machine.locked() {
+                        let me = self.me();
+                        for v in self.machine.polka_votes(round, value) {
+                            if Some(v.validator_index) != me {
+                                fx.push(Effect::Broadcast(ConsensusMsg::Vote(v)));
+                            }
+                        }
                     }
                 }
                 Vec::new()
@@ -543,13 +521,6 @@ impl NodeCore {
         Ok(std::mem::take(&mut self.deferred))
     }
 
-    fn check_pause(&mut self, tip: u64, fx: &mut Vec<Effect>) {
-        if self.pause.as_ref().is_some_and(|p| tip > p.until_past) {
-            self.pause = None;
-            fx.push(Effect::Notice(Notice::SigningResumed { height: tip }));
-        }
-    }
-
     fn keep_own(&mut self, msg: ConsensusMsg) {
         if self.own_messages.len() >= OWN_MESSAGES_MAX {
             self.own_messages.remove(0);
@@ -579,6 +550,7 @@ impl NodeCore {
             match output {
                 Output::Propose(p) => {
                     if !self.may_sign() {
+                        self.hold(Output::Propose(p));
                         continue;
                     }
                     if self.candidates.get(&p.block_hash).is_none() {
@@ -593,6 +565,7 @@ impl NodeCore {
                 }
                 Output::Vote(vote) => {
                     if !self.may_sign() {
+                        self.hold(Output::Vote(vote));
                         continue;
                     }
                     if let (VoteKind::Precommit, Some(hash)) = (vote.kind, vote.value) {
