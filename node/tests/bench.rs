@@ -20,6 +20,10 @@ async fn a_short_load_run_reports_what_the_chain_holds() {
     for i in 0..4 {
         net.wait_rpc(i).await;
     }
+    // The load starts on a live chain: a new network's validators first
+    // hear one another (ADR 18), and senders whose transactions pile up
+    // past the nonce window before the first block are refused.
+    net.wait_height(&[0, 1, 2, 3], 1).await;
     let json = net.dir.path().join("load.json");
     let spec = LoadSpec {
         rpc: net.rpc_urls.iter().flatten().cloned().collect(),

@@ -437,7 +437,7 @@ fn a_paused_validator_signs_nothing_until_the_network_decides_past_its_tip() {
 }
 
 #[test]
-fn peer_heights_extend_a_pause_but_only_so_far() {
+fn the_network_height_extends_a_pause_but_only_so_far() {
     let env = Env::new();
     let pause = SigningPause {
         until_past: 0,
@@ -445,11 +445,11 @@ fn peer_heights_extend_a_pause_but_only_so_far() {
         reason: "test".into(),
     };
     let mut core = env.core(0, Some(pause));
-    core.handle(Event::PeerHeight(7), env.now(), &env).unwrap();
+    core.handle(Event::PeersHeard(7), env.now(), &env).unwrap();
     assert_eq!(core.pause().unwrap().until_past, 7);
-    core.handle(Event::PeerHeight(3), env.now(), &env).unwrap();
+    core.handle(Event::PeersHeard(3), env.now(), &env).unwrap();
     assert_eq!(core.pause().unwrap().until_past, 7);
-    core.handle(Event::PeerHeight(u64::MAX), env.now(), &env)
+    core.handle(Event::PeersHeard(u64::MAX), env.now(), &env)
         .unwrap();
     assert_eq!(
         core.pause().unwrap().until_past,
@@ -509,17 +509,12 @@ fn the_network_height_needs_two_thirds_heard_and_one_third_reporting_it() {
 }
 
 #[test]
-fn a_waiting_home_ignores_single_reports_then_signs_on_a_new_network() {
+fn a_waiting_home_signs_on_a_new_network_what_its_round_asked_for() {
     let env = Env::new();
     let me = (env.proposer(0) + 1) % 4;
     let mut core = env.core(me, signing_pause(None, 0));
     core.handle(Event::Restart(Box::default()), env.now(), &env)
         .unwrap();
-    // One peer's claim does not extend the pause while it waits.
-    core.handle(Event::PeerHeight(500), env.now(), &env)
-        .unwrap();
-    assert_eq!(core.pause().unwrap().until_past, 0);
-    assert!(core.pause().unwrap().awaiting_peers);
     let block = env.chain.build_block(vec![]).unwrap().0;
     let hash = block.hash();
     let fx = core
@@ -554,9 +549,9 @@ fn a_waiting_home_that_hears_a_moved_chain_pauses_until_past_it() {
     let pause = core.pause().unwrap();
     assert!(!pause.awaiting_peers);
     assert_eq!(pause.until_past, 40);
-    // From then on, reports extend it as for any pause, and a second
-    // PeersHeard changes nothing.
-    core.handle(Event::PeerHeight(45), env.now(), &env).unwrap();
+    // From then on, the network's height extends it as for any pause, and
+    // a lower one changes nothing.
+    core.handle(Event::PeersHeard(45), env.now(), &env).unwrap();
     core.handle(Event::PeersHeard(0), env.now(), &env).unwrap();
     assert_eq!(core.pause().unwrap().until_past, 45);
     // A claimed height is capped.
@@ -567,6 +562,33 @@ fn a_waiting_home_that_hears_a_moved_chain_pauses_until_past_it() {
         core.pause().unwrap().until_past,
         tally_node::node_core::PAUSE_AHEAD_MAX
     );
+}
+
+#[test]
+fn a_waiting_home_that_synced_a_block_knows_the_chain_moved_on() {
+    let mut env = Env::new();
+    let mut core = env.core(0, signing_pause(None, 0));
+    // Block sync brought block 1 (its certificate checked) while it
+    // waited; the reports heard say nobody holding a third is past 0.
+    let block = env.chain.build_block(vec![]).unwrap().0;
+    let cert = env.chain.certify(&block, 0, &[1, 2, 3]);
+    env.commit(&block, &cert);
+    core.handle(Event::Committed, env.now(), &env).unwrap();
+    assert!(
+        core.pause().unwrap().awaiting_peers,
+        "still waiting to hear"
+    );
+    let fx = core.handle(Event::PeersHeard(0), env.now(), &env).unwrap();
+    assert!(
+        !fx.iter()
+            .any(|e| matches!(e, Effect::Notice(Notice::SigningResumed { .. }))),
+        "{fx:?}"
+    );
+    let pause = core
+        .pause()
+        .expect("a block of its own proves the chain moved on");
+    assert!(!pause.awaiting_peers);
+    assert_eq!(pause.until_past, 1);
 }
 
 #[test]

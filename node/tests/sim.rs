@@ -58,7 +58,7 @@ use tally_ledger::{Hash, PublicKey};
 use tally_node::candidates::CANDIDATES_MAX;
 use tally_node::node_core::{
     quorum_height, should_sync, signing_pause, BlockFill, CoreEnv, CoreSetup, Effect, Event,
-    NodeCore, Notice, Now, SignerView, Timer,
+    NodeCore, Notice, Now, SignerView, Timer, NEW_NETWORK_GRACE_MS,
 };
 use tally_node::wire::ConsensusMsg;
 
@@ -288,6 +288,8 @@ struct Node {
     /// Heights other validators reported while its core waits to hear
     /// the network (a home with no signer state and no blocks).
     heard: BTreeMap<u32, u64>,
+    /// Since when a member has said the chain moved on while it waits.
+    heard_above_since: Option<u64>,
     /// Whether its wipe (for `WipedHome`) is scheduled.
     wipe_scheduled: bool,
     incarnation: u32,
@@ -438,6 +440,7 @@ impl Sim {
                         evidence: BTreeSet::new(),
                     }),
                     heard: BTreeMap::new(),
+                    heard_above_since: None,
                     wipe_scheduled: false,
                     incarnation: 0,
                     clock_skew_ms: skew,
@@ -566,6 +569,7 @@ impl Sim {
         n.core = Some(core);
         n.signer = Some(signer);
         n.heard.clear();
+        n.heard_above_since = None;
         self.restart_core(node);
         self.hear(node, None);
     }
@@ -595,17 +599,19 @@ impl Sim {
         }
     }
 
-    /// As the driver does for a home with no signer state and no blocks:
-    /// notes a validator's reported height, and tells the core once
+    /// As the driver does while a signing pause lasts: notes a validator's
+    /// reported height, and tells the core the network's height once
     /// validators with more than 2/3 of the power (its own included) have
-    /// reported.
+    /// reported, waiting for a block (or the grace) when a member alone
+    /// says a home with nothing that the chain moved on.
     fn hear(&mut self, node: usize, report: Option<(usize, u64)>) {
-        let Some(set) = self.nodes[node]
+        let Some((set, pause)) = self.nodes[node]
             .core
             .as_ref()
-            .filter(|c| c.pause().is_some_and(|p| p.awaiting_peers))
-            .map(|c| c.rules().set.clone())
+            .and_then(|c| Some((c.rules().set.clone(), c.pause()?.clone())))
         else {
+            self.nodes[node].heard.clear();
+            self.nodes[node].heard_above_since = None;
             return;
         };
         let me = self.nodes[node].validator;
@@ -616,7 +622,7 @@ impl Sim {
                 *e = (*e).max(h);
             }
         }
-        let (mut own, mut heard) = (0, Vec::new());
+        let (mut own, mut others, mut heard) = (0, 0, Vec::new());
         for (v, key) in self.keys.iter().enumerate() {
             let Some(i) = set.index_of(&key.public()) else {
                 continue;
@@ -624,14 +630,33 @@ impl Sim {
             let power = set.validators()[i as usize].power;
             if v as u32 == me {
                 own += power;
-            } else if let Some(h) = self.nodes[node].heard.get(&(v as u32)) {
+                continue;
+            }
+            others += 1;
+            if let Some(h) = self.nodes[node].heard.get(&(v as u32)) {
                 heard.push((power, *h));
             }
         }
-        if let Some(h) = quorum_height(own, set.total_power(), &heard) {
-            self.nodes[node].heard.clear();
-            self.feed(node, Event::PeersHeard(h));
+        if others > 0 && heard.is_empty() {
+            return;
         }
+        let Some(network) = quorum_height(own, set.total_power(), &heard) else {
+            return;
+        };
+        if pause.awaiting_peers
+            && network == 0
+            && self.nodes[node].home.chain.is_empty()
+            && heard.iter().any(|(_, h)| *h > 0)
+        {
+            let since = *self.nodes[node].heard_above_since.get_or_insert(self.now);
+            if self.now < since + NEW_NETWORK_GRACE_MS {
+                return;
+            }
+        }
+        if !pause.awaiting_peers && network <= pause.until_past {
+            return;
+        }
+        self.feed(node, Event::PeersHeard(network));
     }
 
     /// (Re)starts consensus at the node's tip with what its signer knows.
@@ -1194,7 +1219,6 @@ impl Sim {
                 self.feed(to, event);
             }
             Msg::Status(h) => {
-                self.feed(to, Event::PeerHeight(h));
                 self.hear(to, Some((from, h)));
                 let tip = self.nodes[to].home.chain.len() as u64;
                 let since = self.nodes[to]
@@ -1327,6 +1351,7 @@ impl Sim {
                         self.feed(node, Event::Tick);
                         let tip = self.nodes[node].home.chain.len() as u64;
                         self.broadcast(node, Msg::Status(tip));
+                        self.hear(node, None);
                     }
                     self.push(self.now + TICK_MS, Ev::Tick { node });
                 }

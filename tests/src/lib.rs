@@ -17,9 +17,12 @@ use tally_node::home::{self, NodeHome};
 use tally_node::node::{start, NodeHandle, Overrides, RunningNode};
 use tally_node::testnet::{generate, TestnetSpec};
 
-/// The repository's root folder.
+/// The repository's root folder (from the variable cargo sets when it runs
+/// a test, so that a build reused from another checkout still finds it).
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .map(PathBuf::from)
         .unwrap_or_default()

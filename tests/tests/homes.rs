@@ -136,6 +136,24 @@ fn the_cli_checks_a_home_and_describes_itself() {
         "the script knows the subcommands"
     );
 
+    // A reader that went away ends a command quietly, not with a panic.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(&tally)
+        .args(["genesis", "check"])
+        .arg(dir.path().join("genesis.json"))
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(13),
+        "ended by SIGPIPE: {:?} {stderr}",
+        out.status
+    );
+
     let man = dir.path().join("man");
     let (code, _, _) = run(&["man", "--out", man.to_str().unwrap()]);
     assert_eq!(code, Some(0));

@@ -46,7 +46,6 @@ impl Driver {
                 {
                     self.penalised(peer, p, "it reported a lower height than before");
                 }
-                self.feed(Event::PeerHeight(status.height))?;
                 self.hear(Some((peer, status.height)))?;
                 if status.height > self.store.height() {
                     self.request_blocks();

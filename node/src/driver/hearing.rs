@@ -1,8 +1,10 @@
-//! A home with no signer state and no blocks is new or wiped, and only the
-//! network can tell which ([`crate::node_core::SigningPause`]). While such
-//! a validator waits, the driver keeps each validator's reported height and
-//! tells the core once validators holding more than 2/3 of the power have
-//! reported.
+//! While a validator's signing pause lasts ([`crate::node_core::SigningPause`]),
+//! the driver keeps each validator's reported height and tells the core
+//! the network's height once validators holding more than 2/3 of the power
+//! have reported: the height that validators holding more than 1/3 report.
+//! Reports of nodes that are not validators of the set do not count.
+
+use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use tally_ledger::membership::read_validators;
@@ -11,18 +13,19 @@ use tracing::warn;
 use super::env::NodeEnv;
 use super::{Driver, DriverError};
 use crate::network::peer_of;
-use crate::node_core::{quorum_height, CoreEnv, CoreError, Event};
+use crate::node_core::{quorum_height, CoreEnv, CoreError, Event, NEW_NETWORK_GRACE_MS};
 
 impl Driver {
-    /// Notes `report` (a peer and the height it reports), if the core still
-    /// waits to hear the network, and feeds [`Event::PeersHeard`] once
-    /// enough power has reported. With no report, checks whether this
-    /// validator's own power is already enough (a network of one).
+    /// Notes `report` (a peer and the height it reports) while the core is
+    /// paused, and feeds [`Event::PeersHeard`] when the network's height is
+    /// known and tells the core something new. Without a report, checks
+    /// again (a network of one; the grace of [`NEW_NETWORK_GRACE_MS`]).
     pub(super) fn hear(&mut self, report: Option<(PeerId, u64)>) -> Result<(), DriverError> {
-        if !self.core.pause().is_some_and(|p| p.awaiting_peers) {
+        let Some(pause) = self.core.pause().cloned() else {
             self.heard.clear();
+            self.heard_above_since = None;
             return Ok(());
-        }
+        };
         let Some(me) = self.signer.as_ref().map(|s| s.public_key()) else {
             return Ok(());
         };
@@ -41,28 +44,50 @@ impl Driver {
                 *h = (*h).max(reported);
             }
         }
-        let mut own = 0u64;
-        let mut total = 0u64;
+        let (mut own, mut total, mut others) = (0u64, 0u64, 0usize);
         let mut heard = Vec::new();
         for v in &validators.0 {
             total = total.saturating_add(v.power);
             if v.public_key == me {
                 own = own.saturating_add(v.power);
-            } else if let Some(h) = peer_of(&v.node_key).ok().and_then(|p| self.heard.get(&p)) {
+                continue;
+            }
+            others += 1;
+            if let Some(h) = peer_of(&v.node_key).ok().and_then(|p| self.heard.get(&p)) {
                 heard.push((v.power, *h));
             }
         }
-        if let Some(h) = quorum_height(own, total, &heard) {
-            self.heard.clear();
-            self.feed(Event::PeersHeard(h))?;
-            if let Some(p) = self.core.pause() {
-                warn!(
-                    network_height = h,
-                    until_past = p.until_past,
-                    "the chain has moved on without this home (wiped?): this validator signs once the network decides past height {}",
-                    p.until_past
-                );
+        // With others in the set, at least one of them is heard.
+        if others > 0 && heard.is_empty() {
+            return Ok(());
+        }
+        let Some(network) = quorum_height(own, total, &heard) else {
+            return Ok(());
+        };
+        if pause.awaiting_peers
+            && network == 0
+            && self.store.height() == 0
+            && heard.iter().any(|(_, h)| *h > 0)
+        {
+            // A member says the chain moved on, too little power to be
+            // sure: block sync (which asks that member) may bring a block,
+            // which a liar cannot.
+            let since = *self.heard_above_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < Duration::from_millis(NEW_NETWORK_GRACE_MS) {
+                return Ok(());
             }
+        }
+        if !pause.awaiting_peers && network <= pause.until_past {
+            return Ok(());
+        }
+        self.feed(Event::PeersHeard(network))?;
+        if let Some(p) = self.core.pause().filter(|_| pause.awaiting_peers) {
+            warn!(
+                network_height = network,
+                until_past = p.until_past,
+                "the chain has moved on without this home (wiped?): this validator signs once the network decides past height {}",
+                p.until_past
+            );
         }
         Ok(())
     }

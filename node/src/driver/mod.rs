@@ -187,6 +187,9 @@ pub struct Driver {
     /// Heights validators reported while a home with no signer state waits
     /// to hear the network (see [`hearing`]).
     heard: BTreeMap<libp2p::PeerId, u64>,
+    /// Since when a member has said the chain is past genesis while a home
+    /// with nothing waits (see [`hearing`]).
+    heard_above_since: Option<Instant>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -308,6 +311,7 @@ impl Driver {
             writing: None,
             written_rx: Some(written_rx),
             heard: BTreeMap::new(),
+            heard_above_since: None,
         })
     }
 
@@ -661,6 +665,7 @@ impl Driver {
             height: parent.height,
             block_hash: parent.hash,
         }));
+        self.hear(None)?;
         // Transactions stuck behind a nonce gap for too long leave.
         let expired = self.mempool.expire(Instant::now());
         if expired > 0 {

@@ -100,11 +100,10 @@ pub enum Event {
     Committed,
     /// New transactions reached the mempool.
     TxsArrived,
-    /// A peer reports this height.
-    PeerHeight(u64),
     /// Validators holding more than 2/3 of the power (this one included)
     /// have reported their heights, and validators holding more than 1/3
-    /// report this one or higher (see [`super::quorum_height`]).
+    /// report this one or higher ([`super::quorum_height`]); sent while a
+    /// signing pause lasts.
     PeersHeard(u64),
     /// Once a second.
     Tick,

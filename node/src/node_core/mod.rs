@@ -34,7 +34,9 @@ mod blocks;
 mod io;
 mod pause;
 pub use io::{CoreEnv, CoreError, Effect, Event, Notice, Now, Signed, SignerView, Timer, Update};
-pub use pause::{quorum_height, signing_pause, SigningPause, PAUSE_AHEAD_MAX};
+pub use pause::{
+    quorum_height, signing_pause, SigningPause, NEW_NETWORK_GRACE_MS, PAUSE_AHEAD_MAX,
+};
 
 /// Own messages of the current height kept for re-sending: a proposal and
 /// two votes a round, for the rounds of the consensus window.
@@ -248,10 +250,6 @@ impl NodeCore {
                 }
                 _ => Vec::new(),
             },
-            Event::PeerHeight(h) => {
-                self.on_peer_height(h, env);
-                Vec::new()
-            }
             Event::PeersHeard(h) => self.on_peers_heard(h, env, &mut fx),
             Event::Tick => {
                 if now.mono_ms.saturating_sub(self.last_progress_ms) >= RESEND_AFTER_MS {

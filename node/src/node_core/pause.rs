@@ -6,28 +6,36 @@ use tally_consensus::Output;
 
 use super::{CoreEnv, Effect, NodeCore, Notice};
 
-/// How far above its own tip a peer's reported height may extend a signing
-/// pause: a peer claiming a huge height cannot pause a validator for ever.
+/// How far above its own tip the network's reported height may extend a
+/// signing pause.
 pub const PAUSE_AHEAD_MAX: u64 = 10_000;
+/// A home waiting to hear the network, told by a member that the chain is
+/// past genesis but not by enough power to be sure, waits this long for
+/// block sync to bring a block (which a liar cannot) before it takes the
+/// network for new.
+pub const NEW_NETWORK_GRACE_MS: u64 = 10_000;
 
 /// A validator whose signer state is missing or older than its chain (a
 /// home restored from an old backup, a lost record) may already have
 /// signed at the heights ahead of it. It signs nothing until the network
-/// has decided a height past everything it knows of (its tip, and every
-/// height peers report meanwhile): its earlier self cannot have signed
-/// beyond the height after the network's, so nothing it signs from then on
-/// can conflict.
+/// has decided a height past everything it knows of: its tip, and the
+/// network's height as validators report it meanwhile ([`quorum_height`]:
+/// what validators holding more than 1/3 of the power report, so that
+/// liars holding less can neither raise nor hide it). Its earlier self
+/// cannot have signed beyond the height after the network's, so nothing it
+/// signs from then on can conflict.
 ///
 /// A home with no signer state and no blocks is either new or wiped, and
 /// only the network can tell which: such a validator first waits to hear
-/// the heights of validators holding more than 2/3 of the power (itself
-/// included). If validators holding more than 1/3 report a height above
-/// genesis, the chain has moved on without this home, and it pauses until
-/// the network decides past that height; if not, the network is new and it
-/// signs at once. Until it has heard them, single peers' heights do not
-/// extend the pause, so one lying validator cannot hold a new network back.
-/// A home wiped before the network's first block may still sign twice at
-/// height 1: nothing yet tells it apart from a new one (ADR 18).
+/// validators holding, with its own, more than 2/3 of the power (at least
+/// one other, if the set has others). If validators holding more than 1/3
+/// report a height above genesis, or block sync brings it a block, the
+/// chain has moved on without this home, and it pauses until the network
+/// decides past that height. If a member says so but not enough power,
+/// it gives block sync [`NEW_NETWORK_GRACE_MS`] to bring a block before it
+/// takes the network for new and signs. A home wiped before the network's
+/// first block may still sign twice at height 1: nothing yet tells it
+/// apart from a new one (ADR 18).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningPause {
     /// Signing resumes once a block above this height is committed.
@@ -99,41 +107,34 @@ pub fn quorum_height(own: u64, total: u64, heard: &[(u64, u64)]) -> Option<u64> 
 }
 
 impl NodeCore {
-    /// A peer's reported height extends a pause that knows its tip (not
-    /// one still waiting to hear the network: one liar must not hold a new
-    /// network back).
-    pub(super) fn on_peer_height<E: CoreEnv>(&mut self, h: u64, env: &E) {
-        if let Some(p) = self.pause.as_mut().filter(|p| !p.awaiting_peers) {
-            let cap = env.tip().height.saturating_add(PAUSE_AHEAD_MAX);
-            p.until_past = p.until_past.max(h.min(cap));
-        }
-    }
-
-    /// The network's height, heard from enough power: a new network lifts
-    /// the pause (and signs what the machine asked for at its round); a
-    /// chain that moved on keeps it until the network decides past that
-    /// height.
+    /// The network's height as validators report it ([`Event::PeersHeard`]):
+    /// it extends the pause, never past [`PAUSE_AHEAD_MAX`] above the tip.
+    /// For a home that waited to hear the network, a block of its own (block
+    /// sync brought it, certificate checked) proves the chain moved on;
+    /// with none, and nobody holding more than 1/3 past genesis, the
+    /// network is new: the pause lifts, and what the machine asked to sign
+    /// at its round is signed.
+    ///
+    /// [`Event::PeersHeard`]: super::Event::PeersHeard
     pub(super) fn on_peers_heard<E: CoreEnv>(
         &mut self,
         h: u64,
         env: &E,
         fx: &mut Vec<Effect>,
     ) -> Vec<Output> {
-        if let Some(p) = self.pause.as_mut().filter(|p| p.awaiting_peers) {
-            p.awaiting_peers = false;
-            let cap = env.tip().height.saturating_add(PAUSE_AHEAD_MAX);
-            p.until_past = p.until_past.max(h.min(cap));
-        }
+        let tip = env.tip().height;
         let held = std::mem::take(&mut self.held);
-        if self.pause.as_ref().is_none_or(|p| p.until_past != 0) {
+        let Some(p) = self.pause.as_mut() else {
+            return Vec::new();
+        };
+        let waited = std::mem::replace(&mut p.awaiting_peers, false);
+        p.until_past = p.until_past.max(h.min(tip.saturating_add(PAUSE_AHEAD_MAX)));
+        if !waited || tip > 0 || p.until_past > 0 {
+            p.until_past = p.until_past.max(tip);
             return Vec::new();
         }
-        // Nobody holding a third of the power is past genesis: a new
-        // network, which needs this vote.
         self.pause = None;
-        fx.push(Effect::Notice(Notice::SigningResumed {
-            height: env.tip().height,
-        }));
+        fx.push(Effect::Notice(Notice::SigningResumed { height: tip }));
         let at = (self.machine.height(), self.machine.round());
         held.into_iter()
             .filter(|o| match o {

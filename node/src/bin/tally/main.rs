@@ -315,9 +315,39 @@ fn fix_mmap_threshold() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn fix_mmap_threshold() {}
 
+/// A one-shot command whose reader goes away (`tally query … | head`) ends
+/// at once and quietly, as other Unix tools do, instead of panicking in
+/// its next print. Processes that serve (`start`, `devnet`, `export`,
+/// `bench`) keep ignoring the signal: their logs' reader going away must
+/// not stop them. Sockets are unaffected either way (Rust sends with
+/// `MSG_NOSIGNAL`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn end_quietly_on_closed_stdout(command: &Command) {
+    if matches!(
+        command,
+        Command::Start { .. }
+            | Command::Devnet { .. }
+            | Command::Export { .. }
+            | Command::Bench { .. }
+    ) {
+        return;
+    }
+    // SAFETY: `signal` only sets SIGPIPE's disposition back to the default
+    // (the Rust runtime set it to ignored); it runs before any thread of
+    // this process starts and touches no memory.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn end_quietly_on_closed_stdout(_: &Command) {}
+
 fn main() -> ExitCode {
     fix_mmap_threshold();
     let cli = Cli::parse();
+    end_quietly_on_closed_stdout(&cli.command);
     if let Command::Audit { args } = &cli.command {
         return ExitCode::from(tally_node::audit::run(args) as u8);
     }
