@@ -554,14 +554,6 @@ fn a_waiting_home_that_hears_a_moved_chain_pauses_until_past_it() {
     core.handle(Event::PeersHeard(45), env.now(), &env).unwrap();
     core.handle(Event::PeersHeard(0), env.now(), &env).unwrap();
     assert_eq!(core.pause().unwrap().until_past, 45);
-    // A claimed height is capped.
-    let mut core = env.core(0, signing_pause(None, 0));
-    core.handle(Event::PeersHeard(u64::MAX), env.now(), &env)
-        .unwrap();
-    assert_eq!(
-        core.pause().unwrap().until_past,
-        tally_node::node_core::PAUSE_AHEAD_MAX
-    );
 }
 
 #[test]

@@ -413,6 +413,15 @@ impl Sim {
             } else {
                 1
             };
+            let new_home = || Home {
+                chain: Vec::new(),
+                state: chain.state.clone(),
+                committed: BTreeSet::new(),
+                signer_state: MemorySignerState::new(),
+                locked_block: None,
+                passed: None,
+                evidence: BTreeSet::new(),
+            };
             for _ in 0..copies {
                 let skew = rng.range(0, 400) as i64 - 200;
                 nodes.push(Node {
@@ -420,25 +429,9 @@ impl Sim {
                     adversary,
                     core: None,
                     signer: None,
-                    home: Home {
-                        chain: Vec::new(),
-                        state: chain.state.clone(),
-                        committed: BTreeSet::new(),
-                        signer_state: MemorySignerState::new(),
-                        locked_block: None,
-                        passed: None,
-                        evidence: BTreeSet::new(),
-                    },
+                    home: new_home(),
                     // A wiped home comes back as it was before it started.
-                    backup: (adversary == Some(Adversary::WipedHome)).then(|| Home {
-                        chain: Vec::new(),
-                        state: chain.state.clone(),
-                        committed: BTreeSet::new(),
-                        signer_state: MemorySignerState::new(),
-                        locked_block: None,
-                        passed: None,
-                        evidence: BTreeSet::new(),
-                    }),
+                    backup: (adversary == Some(Adversary::WipedHome)).then(new_home),
                     heard: BTreeMap::new(),
                     heard_above_since: None,
                     wipe_scheduled: false,

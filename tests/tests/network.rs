@@ -360,7 +360,6 @@ async fn a_validator_whose_data_was_wiped_waits_to_hear_the_network_and_sits_out
 
     // Once it has heard the others, it knows the chain moved on, and waits
     // until the network decides past what they reported.
-    let all = net.running();
     let deadline = tokio::time::Instant::now() + LIVENESS;
     let heard = loop {
         let s = net.handle(3).status().await.unwrap();
@@ -376,26 +375,7 @@ async fn a_validator_whose_data_was_wiped_waits_to_hear_the_network_and_sits_out
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(heard.until_past >= 3, "{heard:?}");
-    let resumed_at = loop {
-        let s = net.handle(3).status().await.unwrap();
-        if s.signing_paused.is_none() {
-            break s.decided_height;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "still paused: {:?}",
-            s.signing_paused
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(resumed_at > heard.until_past);
-    wait_height(&all, resumed_at + 3, LIVENESS).await;
-    check_chains(&all, resumed_at + 3);
-    for n in &all {
-        assert!(n.evidence().await.unwrap().is_empty());
-    }
-    drop(all);
-    net.stop_all().await;
+    signs_again_past(&mut net, 3, heard.until_past, deadline).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -429,10 +409,21 @@ async fn a_validator_that_lost_its_signer_state_signs_only_after_the_network_mov
 
     // The other three decide past every height it may have signed; then it
     // signs again, and nobody equivocated.
-    let all = net.running();
     let deadline = tokio::time::Instant::now() + LIVENESS;
+    signs_again_past(&mut net, 3, pause.until_past, deadline).await;
+}
+
+/// Waits for validator `i`'s pause to lift, which must be past
+/// `until_past`; then the network goes on, with one chain and no evidence.
+async fn signs_again_past(
+    net: &mut TestNet,
+    i: usize,
+    until_past: u64,
+    deadline: tokio::time::Instant,
+) {
+    let all = net.running();
     let resumed_at = loop {
-        let s = net.handle(3).status().await.unwrap();
+        let s = net.handle(i).status().await.unwrap();
         if s.signing_paused.is_none() {
             // The pause lifts when a block is decided, which may be before
             // it is written.
@@ -445,7 +436,7 @@ async fn a_validator_that_lost_its_signer_state_signs_only_after_the_network_mov
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(resumed_at > pause.until_past);
+    assert!(resumed_at > until_past);
     wait_height(&all, resumed_at + 3, LIVENESS).await;
     check_chains(&all, resumed_at + 3);
     for n in &all {
