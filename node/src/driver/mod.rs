@@ -184,11 +184,11 @@ pub struct Driver {
     writing: Option<Writing>,
     /// Wakes the loop when a write ends.
     written_rx: Option<mpsc::UnboundedReceiver<u64>>,
-    /// Heights validators reported while a home with no signer state waits
-    /// to hear the network (see [`hearing`]).
+    /// Heights validators reported while a signing pause lasts (see
+    /// [`hearing`]).
     heard: BTreeMap<libp2p::PeerId, u64>,
     /// Since when a member has said the chain is past genesis while a home
-    /// with nothing waits (see [`hearing`]).
+    /// with no signer state and no blocks waits (see [`hearing`]).
     heard_above_since: Option<Instant>,
 }
 
