@@ -31,7 +31,7 @@ impl Driver {
                     if self.being_written(&tx).is_some() {
                         continue;
                     }
-                    if let Err(e) = self.mempool.admit_verified(tx, &view) {
+                    if let Err(e) = self.mempool.admit_gossiped(tx, &view) {
                         if !matches!(e, MempoolError::Duplicate(_)) {
                             self.metrics.rejected(e.kind());
                         }

@@ -271,6 +271,31 @@ impl Mempool {
         state: &impl AccountView,
     ) -> Result<Hash, MempoolError> {
         let hash = tx.hash();
+        self.admit_hashed(tx, hash, state)
+    }
+
+    /// Admits a transaction that came by gossip (signature verified). One
+    /// this node has refused already is not taken again: a peer that still
+    /// held it echoes it, and taking it would turn its status back to
+    /// pending and judge it again. A client may still submit it again.
+    pub fn admit_gossiped(
+        &mut self,
+        tx: SignedTx,
+        state: &impl AccountView,
+    ) -> Result<Hash, MempoolError> {
+        let hash = tx.hash();
+        if self.reasons.contains_key(&hash) {
+            return Err(MempoolError::Duplicate(hash));
+        }
+        self.admit_hashed(tx, hash, state)
+    }
+
+    fn admit_hashed(
+        &mut self,
+        tx: SignedTx,
+        hash: Hash,
+        state: &impl AccountView,
+    ) -> Result<Hash, MempoolError> {
         let result = self
             .check(&tx, hash, state)
             .and_then(|(bytes, next)| self.make_room(&tx, bytes, next).map(|()| (bytes, next)));

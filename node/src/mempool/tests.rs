@@ -330,3 +330,31 @@ fn a_batch_is_checked_together_and_each_failure_named_at_its_place() {
         Ok(good.hash())
     );
 }
+
+#[test]
+fn a_refused_transaction_echoed_by_gossip_stays_refused_but_a_client_may_send_it_again() {
+    let (mut chain, mut pool, mut view) = setup(100);
+    for _ in 0..8 {
+        chain.transfer(3, 1, 1);
+    }
+    let far = chain.transfer(3, 1, 1); // nonce 9, next is 1, window 4
+    assert!(matches!(
+        pool.admit_verified(far.clone(), &view),
+        Err(MempoolError::FutureNonce { .. })
+    ));
+    // The sender's nonce moves on: the transaction would be admissible now.
+    view.0
+        .get_mut(&chain.account_keys[3].public())
+        .unwrap()
+        .nonce = 7;
+    assert_eq!(
+        pool.admit_gossiped(far.clone(), &view),
+        Err(MempoolError::Duplicate(far.hash()))
+    );
+    assert!(rejected(&pool, &far).contains("nonce"));
+    assert_eq!(pool.admit_verified(far.clone(), &view), Ok(far.hash()));
+    assert_eq!(pool.status(&far.hash()), Some(PoolStatus::Pending));
+    // A transaction it never refused comes in by gossip as before.
+    let next = chain.transfer(2, 1, 1);
+    assert_eq!(pool.admit_gossiped(next.clone(), &view), Ok(next.hash()));
+}
