@@ -32,33 +32,32 @@ impl Driver {
         let env = NodeEnv::new(&self.store, &self.mempool, self.writing.as_ref());
         let height = self.core.rules().height;
         let validators = read_validators(env.state(), height).map_err(CoreError::from)?;
-        if let Some((peer, reported)) = report {
-            // Only validators of the set count, one entry each: the map
-            // is bounded by the set's size.
-            let member = validators
-                .0
-                .iter()
-                .any(|v| v.public_key != me && peer_of(&v.node_key).is_ok_and(|p| p == peer));
-            if member {
-                let h = self.heard.entry(peer).or_default();
-                *h = (*h).max(reported);
-            }
-        }
-        let (mut own, mut total, mut others) = (0u64, 0u64, 0usize);
-        let mut heard = Vec::new();
+        // Each other validator's peer id and power, once.
+        let mut own = 0u64;
+        let mut total = 0u64;
+        let mut others = Vec::new();
         for v in &validators.0 {
             total = total.saturating_add(v.power);
             if v.public_key == me {
                 own = own.saturating_add(v.power);
-                continue;
-            }
-            others += 1;
-            if let Some(h) = peer_of(&v.node_key).ok().and_then(|p| self.heard.get(&p)) {
-                heard.push((v.power, *h));
+            } else {
+                others.push((peer_of(&v.node_key).ok(), v.power));
             }
         }
+        if let Some((peer, reported)) = report {
+            // Only validators of the set count, one entry each: the map
+            // is bounded by the set's size.
+            if others.iter().any(|(p, _)| *p == Some(peer)) {
+                let h = self.heard.entry(peer).or_default();
+                *h = (*h).max(reported);
+            }
+        }
+        let heard: Vec<(u64, u64)> = others
+            .iter()
+            .filter_map(|(p, power)| Some((*power, *self.heard.get(p.as_ref()?)?)))
+            .collect();
         // With others in the set, at least one of them is heard.
-        if others > 0 && heard.is_empty() {
+        if !others.is_empty() && heard.is_empty() {
             return Ok(());
         }
         let Some(network) = quorum_height(own, total, &heard) else {
