@@ -157,12 +157,32 @@ pub fn root_at<R: TreeReader>(reader: &R, version: Version) -> Result<Hash, Stat
 
 /// Applies `writes` on top of `version - 1` (or the empty tree for
 /// version 0) and returns the root and the nodes to persist.
+///
+/// When every write sets a value (the usual block), the tree is updated in
+/// one pass over the sorted keys: each changed node is built and hashed
+/// once. Key by key, a node is rebuilt and rehashed for every key below
+/// it. A tree's root depends on its keys and values only, so both give the
+/// same root; deletions, and an empty set, take the key-by-key path.
 pub fn compute_update<R: TreeReader>(
     reader: &R,
     writes: BTreeMap<KeyHash, Option<OwnedValue>>,
     version: Version,
 ) -> Result<StateUpdate, StateError> {
-    let (root, batch) = Tree::new(reader).put_value_set(writes, version)?;
+    let tree = Tree::new(reader);
+    let (root, batch) = if !writes.is_empty() && writes.values().all(Option::is_some) {
+        let puts: Vec<(KeyHash, OwnedValue)> = writes
+            .into_iter()
+            .filter_map(|(key, value)| value.map(|v| (key, v)))
+            .collect();
+        let (roots, batch) = tree.batch_put_value_sets(vec![puts], None, version)?;
+        let root = roots
+            .first()
+            .copied()
+            .ok_or_else(|| StateError::Corrupt("the state tree gave no root".into()))?;
+        (root, batch)
+    } else {
+        tree.put_value_set(writes, version)?
+    };
     Ok(StateUpdate {
         version,
         root: Hash(root.0),
