@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
-use jsonrpsee::server::{BatchRequestConfig, ServerConfig, ServerHandle};
+use jsonrpsee::server::{BatchRequestConfig, RandomStringIdProvider, ServerConfig, ServerHandle};
 use serde_json::json;
 
 use crate::api::LedgerApiServer;
@@ -37,6 +37,12 @@ pub enum RpcError {
     Config(String),
 }
 
+/// Characters in a subscription id. Ids are strings, so every client reads
+/// and sends back the same value: a numeric id of 16 digits is beyond what
+/// JavaScript keeps exact as a number, and a client that reads it as a
+/// string (the TypeScript client does) would unsubscribe with a string.
+const SUBSCRIPTION_ID_CHARS: usize = 16;
+
 /// Starts the server; returns the bound address and a handle that stops it.
 pub async fn start<B: Backend>(
     settings: &RpcSettings,
@@ -56,6 +62,7 @@ pub async fn start<B: Backend>(
         .max_connections(settings.max_connections)
         .max_subscriptions_per_connection(settings.max_subscriptions_per_connection)
         .set_batch_request_config(BatchRequestConfig::Limit(settings.max_batch_len))
+        .set_id_provider(RandomStringIdProvider::new(SUBSCRIPTION_ID_CHARS))
         .build();
     let cors = if settings.cors_origins.is_empty() {
         None

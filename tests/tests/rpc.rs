@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use jsonrpsee::core::client::{ClientT, SubscriptionClientT};
+use jsonrpsee::core::client::{ClientT, SubscriptionClientT, SubscriptionKind};
 use jsonrpsee::rpc_params;
+use jsonrpsee::types::SubscriptionId;
 use jsonrpsee_http_client::HttpClientBuilder;
 use jsonrpsee_ws_client::WsClientBuilder;
 use serde_json::Value;
@@ -137,6 +138,15 @@ async fn every_method_answers_and_proofs_verify() {
         )
         .await
         .unwrap();
+    // Subscription ids are strings, read alike by every JSON client.
+    assert!(
+        matches!(
+            heads.kind(),
+            SubscriptionKind::Subscription(SubscriptionId::Str(id)) if id.len() == 16
+        ),
+        "{:?}",
+        heads.kind()
+    );
     let head = tokio::time::timeout(LIVENESS, heads.next())
         .await
         .unwrap()
