@@ -289,6 +289,10 @@ export class TallyClient {
       throw new TallyTransportError((e as Error).message);
     }
     if ('error' in answer) throw new TallyRpcError(method, answer.error);
+    // Without an id no notification could be matched: fail, never wait.
+    if (sub.id === '') {
+      throw new TallyTransportError(`${method}: the answer ${JSON.stringify(answer.result)?.slice(0, 100)} is not a subscription id`);
+    }
     return sub;
   }
 

@@ -33,7 +33,11 @@ interface Pending {
 
 /** A stream of notifications; leaving a `for await` loop unsubscribes. */
 export class Subscription<T> implements AsyncIterableIterator<T> {
-  id = '';
+  /**
+   * The id the server gave, as it gave it: a string (Tally's nodes) or a
+   * number (other JSON-RPC servers may send one); it is sent back as is.
+   */
+  id: string | number = '';
   private queue: T[] = [];
   private waiting: ((r: IteratorResult<T>) => void)[] = [];
   private rejecters: ((e: Error) => void)[] = [];
@@ -107,11 +111,26 @@ export class Subscription<T> implements AsyncIterableIterator<T> {
   }
 }
 
+/**
+ * A subscription id is a string or an integer (JSON-RPC leaves the choice to
+ * the server). Integers too long for a double arrive as digit strings (see
+ * json.ts), which still match their notifications, read the same way.
+ */
+function isSubscriptionId(v: unknown): v is string | number {
+  return typeof v === 'string' || (typeof v === 'number' && Number.isSafeInteger(v));
+}
+
+/** The map key of an id: the number 7 and the string "7" are different ids. */
+function subscriptionKey(id: string | number): string {
+  return typeof id === 'number' ? `n:${id}` : `s:${id}`;
+}
+
 export class WsConnection {
   private socket: WebSocketLike | null = null;
   private opening: Promise<WebSocketLike> | null = null;
   private nextId = 1;
   private pending = new Map<number, Pending>();
+  /** By `subscriptionKey` of their ids. */
   private subscriptions = new Map<string, Subscription<unknown>>();
 
   constructor(
@@ -182,18 +201,19 @@ export class WsConnection {
       clearTimeout(p.timer);
       if ('error' in msg) p.settle({ error: msg['error'] as RpcErrorObject });
       else {
-        if (p.subscription && typeof msg['result'] === 'string') {
+        const id = msg['result'];
+        if (p.subscription && isSubscriptionId(id)) {
           // Registered before any notification of it can be read.
-          p.subscription.id = msg['result'];
-          this.subscriptions.set(msg['result'], p.subscription);
+          p.subscription.id = id;
+          this.subscriptions.set(subscriptionKey(id), p.subscription);
         }
         p.settle({ result: msg['result'] });
       }
       return;
     }
     const params = msg['params'] as { subscription?: unknown; result?: unknown } | undefined;
-    if (params && typeof params.subscription === 'string') {
-      this.subscriptions.get(params.subscription)?.push(params.result);
+    if (params && isSubscriptionId(params.subscription)) {
+      this.subscriptions.get(subscriptionKey(params.subscription))?.push(params.result);
     }
   }
 
@@ -211,8 +231,8 @@ export class WsConnection {
     });
   }
 
-  forget(id: string): void {
-    this.subscriptions.delete(id);
+  forget(id: string | number): void {
+    this.subscriptions.delete(subscriptionKey(id));
   }
 
   close(): void {

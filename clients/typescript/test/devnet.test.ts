@@ -227,16 +227,25 @@ describe('against a devnet', () => {
   });
 
   test('new heads arrive over a WebSocket, and leaving the loop unsubscribes', async () => {
-    const sub = await client.subscribeNewHeads();
-    const heights: bigint[] = [];
-    for await (const head of sub) {
-      heights.push(head.height);
-      assert.match(head.hash, /^0x[0-9a-f]{64}$/);
-      if (heights.length === 3) break;
+    // Calls over the WebSocket share the subscription's connection.
+    const ws = nodeClient(net.rpc[0]!.replace('http', 'ws'));
+    try {
+      const sub = await ws.subscribeNewHeads();
+      const heights: bigint[] = [];
+      for await (const head of sub) {
+        heights.push(head.height);
+        assert.match(head.hash, /^0x[0-9a-f]{64}$/);
+        if (heights.length === 3) break;
+      }
+      assert.ok(heights[1]! > heights[0]! && heights[2]! > heights[1]!, heights.join(','));
+      // The node ended the subscription when the loop was left: a second
+      // unsubscribe finds nothing to end. The connection still serves calls.
+      assert.equal(typeof sub.id, 'string');
+      assert.equal(await ws.call('ledger_unsubscribeNewHeads', [sub.id]), false);
+      assert.ok((await ws.call('ledger_health')) !== null);
+    } finally {
+      ws.close();
     }
-    assert.ok(heights[1]! > heights[0]! && heights[2]! > heights[1]!, heights.join(','));
-    // The connection still serves calls after the unsubscribe.
-    assert.ok((await client.call('ledger_health')) !== null);
   });
 
   test('a transaction\'s status arrives over a subscription until committed', async () => {
