@@ -25,73 +25,9 @@ pub struct NodeHandle {
     pub genesis: Arc<tally_ledger::genesis::Genesis>,
     pub peer_id: PeerId,
     pub metrics: Arc<Metrics>,
-    /// Bounds the signature checks of submitted batches running at once,
-    /// so that clients cannot queue unbounded work on the blocking pool.
-    pub(crate) admission: Arc<tokio::sync::Semaphore>,
-}
-
-/// Submitted batches whose signatures may be checked at once: two per core
-/// (each at most [`tally_rpc::methods::SUBMIT_BATCH_MAX`] transactions from
-/// RPC), enough to keep every core busy while the next batches wait.
-pub(crate) fn admission_slots() -> Arc<tokio::sync::Semaphore> {
-    Arc::new(tokio::sync::Semaphore::new(2 * crate::cores()))
-}
-
-/// Runs `work` on the blocking pool holding one of `slots` for exactly as
-/// long as the work runs: the slot moves into the job, so a caller that
-/// gives up (a client that disconnects) does not free it early.
-async fn bounded_blocking<T: Send + 'static>(
-    slots: &Arc<tokio::sync::Semaphore>,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, NodeStopped> {
-    let slot = slots
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| NodeStopped)?;
-    tokio::task::spawn_blocking(move || {
-        let out = work();
-        drop(slot);
-        out
-    })
-    .await
-    .map_err(|_| NodeStopped)
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
-
-    use super::*;
-
-    #[tokio::test]
-    async fn a_caller_that_gives_up_does_not_free_its_slot_before_the_work_ends() {
-        let slots = Arc::new(tokio::sync::Semaphore::new(1));
-        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let call = tokio::spawn({
-            let slots = slots.clone();
-            async move {
-                bounded_blocking(&slots, move || {
-                    started_tx.send(()).unwrap();
-                    release_rx.recv().unwrap();
-                })
-                .await
-            }
-        });
-        tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
-            .await
-            .unwrap();
-        // The caller gives up while the work runs: the slot stays taken.
-        call.abort();
-        assert!(call.await.unwrap_err().is_cancelled());
-        assert_eq!(slots.available_permits(), 0);
-        // When the work ends, the slot is free again.
-        release_tx.send(()).unwrap();
-        let again = slots.acquire().await.unwrap();
-        drop(again);
-        assert_eq!(slots.available_permits(), 1);
-    }
+    /// Checks submitted batches' signatures, coalescing the batches that
+    /// wait; bounded, so that clients cannot queue unbounded work.
+    pub(crate) sig_checks: crate::sig_checks::SigChecks,
 }
 
 /// The node has stopped and cannot answer.
@@ -119,9 +55,10 @@ impl NodeHandle {
     }
 
     /// Admits transactions to the mempool (and gossips them), one result
-    /// each in order. Their chains and signatures are checked together on
-    /// the blocking pool, so the driver only does the pool's bookkeeping,
-    /// in one trip for the whole batch.
+    /// each in order. Their chains and signatures are checked on the
+    /// blocking pool, together with other batches waiting at the time, so
+    /// the driver only does the pool's bookkeeping, in one trip for the
+    /// whole batch.
     pub async fn submit_txs(
         &self,
         txs: Vec<SignedTx>,
@@ -129,12 +66,7 @@ impl NodeHandle {
         if txs.is_empty() {
             return Ok(Vec::new());
         }
-        let chain_id = self.genesis.chain_id.clone();
-        let txs = bounded_blocking(&self.admission, move || {
-            let checks = crate::mempool::check_signatures(&txs, &chain_id);
-            txs.into_iter().zip(checks).collect::<Vec<_>>()
-        })
-        .await?;
+        let txs = self.sig_checks.check(txs).await?;
         self.ask(|reply| NodeRequest::SubmitTxs { txs, reply })
             .await
     }

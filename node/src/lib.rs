@@ -44,6 +44,7 @@ pub mod node;
 pub mod node_core;
 pub mod rpc_backend;
 pub mod serve;
+pub mod sig_checks;
 pub mod sync;
 #[cfg(feature = "byzantine")]
 pub mod tap;

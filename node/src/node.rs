@@ -175,12 +175,17 @@ pub async fn start(home: &NodeHome, overrides: Overrides) -> anyhow::Result<Runn
         .iter()
         .map(|s| parse_peer_addr(s).map_err(|e| anyhow::anyhow!("p2p.persistent_peers: {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // Submitted and gossiped batches' signatures, checked together.
+    let sig_checks =
+        crate::sig_checks::SigChecks::new(home.genesis.chain_id.clone(), crate::cores())
+            .context("cannot start the signature checker threads")?;
     let setup = NetworkSetup {
         node_key_seed: home.node_key.seed(),
         listen: listen.clone(),
         persistent_peers,
         max_connections: home.config.p2p.max_connections,
         idle_timeout: Duration::from_millis(home.config.p2p.idle_timeout_ms),
+        sig_checks: sig_checks.clone(),
     };
     let (network, net_tx, mut net_rx) =
         Network::new(setup, &home.genesis, store.clone(), metrics.clone())?;
@@ -277,7 +282,7 @@ pub async fn start(home: &NodeHome, overrides: Overrides) -> anyhow::Result<Runn
         genesis: Arc::new(home.genesis.clone()),
         peer_id,
         metrics,
-        admission: crate::handle::admission_slots(),
+        sig_checks,
     };
     let rpc_listen = match overrides.rpc_listen {
         Some(a) => a,

@@ -7,12 +7,15 @@ use std::sync::Arc;
 
 use libp2p::gossipsub;
 
-use tally_ledger::crypto::{BatchVerifier, Domain};
+use tally_ledger::crypto::Domain;
+use tally_ledger::execution::TxError;
 use tally_ledger::proposer::ProposerSchedule;
 use tally_ledger::types::{SignedTx, ValidatorSet};
 use tally_ledger::Hash;
 
 use super::SEQ_BYTES;
+use crate::mempool::MempoolError;
+use crate::sig_checks::Answer;
 use crate::wire::{self, ConsensusMsg};
 
 /// A height's validator set and its proposer schedule.
@@ -120,27 +123,35 @@ impl Validator {
         }
     }
 
-    pub(super) fn txs(&self, data: &[u8]) -> Verdict<Vec<SignedTx>> {
-        let Ok(env) = wire::decode_txs(data, self.tx_batch_bytes_max) else {
-            return Verdict::Reject("undecodable transaction batch");
+    /// A gossiped batch's transactions, decoded within the batch bound; its
+    /// chain and signatures are checked with other batches ([`SigChecks`]).
+    ///
+    /// [`SigChecks`]: crate::sig_checks::SigChecks
+    pub(super) fn decode_txs(&self, data: &[u8]) -> Result<Vec<SignedTx>, &'static str> {
+        wire::decode_txs(data, self.tx_batch_bytes_max)
+            .map(|env| env.body)
+            .map_err(|_| "undecodable transaction batch")
+    }
+
+    /// The verdict on a gossiped batch from its transactions' checks: one
+    /// transaction for another chain or with a bad signature condemns the
+    /// batch (its sender forwarded what it should have refused).
+    pub(super) fn txs_verdict(answer: Answer) -> Verdict<Vec<SignedTx>> {
+        let checked = match answer {
+            Ok(checked) => checked,
+            Err(reason) => return Verdict::Reject(reason),
         };
-        let mut batch = BatchVerifier::with_capacity(env.body.len());
-        for tx in &env.body {
-            if tx.tx.chain_id != self.chain_id {
-                return Verdict::Reject("transaction for another chain");
+        let mut txs = Vec::with_capacity(checked.len());
+        for (tx, result) in checked {
+            match result {
+                Ok(()) => txs.push(tx),
+                Err(MempoolError::Invalid(TxError::WrongChain { .. })) => {
+                    return Verdict::Reject("transaction for another chain")
+                }
+                Err(_) => return Verdict::Reject("bad transaction signature"),
             }
-            batch.add(
-                tx.tx.sender,
-                Domain::Tx,
-                &self.chain_id,
-                &tx.signed_message(),
-                tx.signature,
-            );
         }
-        if batch.verify().is_err() {
-            return Verdict::Reject("bad transaction signature");
-        }
-        Verdict::Accept(env.body)
+        Verdict::Accept(txs)
     }
 }
 

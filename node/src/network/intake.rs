@@ -1,13 +1,25 @@
-//! Gossiped transaction batches, checked off the swarm task: on the
-//! blocking pool, two per core at once, and handed on in the order they
-//! arrived so that a sender's nonces stay in order.
+//! Gossiped transaction batches, checked off the swarm task: decoded and
+//! checked on the checker threads with the other batches waiting there
+//! (submitted ones too, [`SigChecks`]), at most [`TX_CHECKS_KIB_MAX`] KiB
+//! of them at once, and handed on in the order they arrived so that a
+//! sender's nonces stay in order.
+//!
+//! [`SigChecks`]: crate::sig_checks::SigChecks
 
 use libp2p::{gossipsub, PeerId};
 use tokio::sync::OwnedSemaphorePermit;
 
 use tally_ledger::types::SignedTx;
 
-use super::admission::Verdict;
+use super::admission::{Validator, Verdict};
+
+/// Gossiped batches being checked, at most, in KiB: twice the largest
+/// batch (16 MiB), however many batches that is.
+pub(super) const TX_CHECKS_KIB_MAX: usize = 32 * 1024;
+
+/// About the encoded size of a signed transfer, to estimate a batch's
+/// transactions before it is decoded.
+const TX_BYTES_TYPICAL: usize = 150;
 use super::{NetEvent, Network};
 
 impl Network {
@@ -20,23 +32,30 @@ impl Network {
         id: gossipsub::MessageId,
         data: Vec<u8>,
     ) {
+        // Room by size: honest batches of a few KiB never wait; the swarm
+        // waits only behind the largest batches a peer may send.
+        let kib = data.len().div_ceil(1024).clamp(1, TX_CHECKS_KIB_MAX) as u32;
         let slot = loop {
             tokio::select! {
-                slot = self.tx_checks.clone().acquire_owned() => break slot,
+                slot = self.tx_checks.clone().acquire_many_owned(kib) => break slot,
                 Some(checked) = self.checked_rx.recv() => self.on_checked_txs(checked).await,
             }
         };
         // The semaphore is never closed.
         let Ok(slot) = slot else { return };
         let validator = self.validator.clone();
+        let sig_checks = self.sig_checks.clone();
         let done = self.checked_tx.clone();
         let seq = self.tx_check_seq;
         self.tx_check_seq += 1;
-        tokio::task::spawn_blocking(move || {
-            // A check that panicked would hold every later batch back.
-            let verdict =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| validator.txs(&data)))
-                    .unwrap_or(Verdict::Reject("transaction batch check failed"));
+        let weight = data.len() / TX_BYTES_TYPICAL;
+        tokio::spawn(async move {
+            let prepare = Box::new(move || validator.decode_txs(&data));
+            let verdict = match sig_checks.check_with(weight, prepare).await {
+                Ok(answer) => Validator::txs_verdict(answer),
+                // The node is stopping.
+                Err(_) => Verdict::Ignore("the node is stopping"),
+            };
             // Fails only when the network task has stopped.
             let _ = done.send(CheckedTxs {
                 seq,

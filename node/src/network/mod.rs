@@ -153,6 +153,8 @@ pub struct NetworkSetup {
     pub persistent_peers: Vec<(PeerId, Multiaddr)>,
     pub max_connections: u32,
     pub idle_timeout: Duration,
+    /// Checks gossiped batches' signatures with submitted ones.
+    pub sig_checks: crate::sig_checks::SigChecks,
 }
 
 struct Topics {
@@ -176,17 +178,18 @@ pub struct Network {
     sets: HeightSets,
     /// The peers allowed to connect: the members the chain's state names.
     allowed: HashSet<PeerId>,
-    /// Gossiped transaction batches being checked on the blocking pool: at
-    /// most two per core at once; the swarm waits for a slot.
+    /// Gossiped transaction batches being checked, by size in KiB (see
+    /// [`intake::TX_CHECKS_KIB_MAX`]); the swarm waits for room.
     tx_checks: Arc<Semaphore>,
+    sig_checks: crate::sig_checks::SigChecks,
     checked_tx: mpsc::UnboundedSender<CheckedTxs>,
-    /// Holds at most as many results as there are slots: each keeps its
-    /// slot until the network task takes it.
+    /// Bounded by the room: each result keeps its room until the network
+    /// task takes it.
     checked_rx: mpsc::UnboundedReceiver<CheckedTxs>,
     /// Checks finish in any order but are handed on in the order the
     /// batches arrived (a sender's nonces stay in order): the number of the
     /// next batch to check, of the next to hand on, and the finished ones
-    /// waiting for their turn (each holding its slot, so at most as many).
+    /// waiting for their turn (each holding its room, so bounded too).
     tx_check_seq: u64,
     tx_check_next: u64,
     tx_checks_done: BTreeMap<u64, CheckedTxs>,
@@ -393,7 +396,8 @@ impl Network {
             // The node names the sets of its heights when consensus starts.
             sets: HeightSets::default(),
             allowed,
-            tx_checks: crate::handle::admission_slots(),
+            tx_checks: Arc::new(Semaphore::new(intake::TX_CHECKS_KIB_MAX)),
+            sig_checks: setup.sig_checks,
             checked_tx,
             checked_rx,
             tx_check_seq: 0,

@@ -1,0 +1,469 @@
+//! Signature checks of submitted and gossiped transactions, coalesced.
+//! Batches that arrive while a check runs wait in a queue, and the next
+//! check takes every batch waiting: under load each check covers many
+//! signatures (a batch check costs less per signature the more it holds).
+//! An idle node checks a batch as soon as it arrives. While one check
+//! runs, another starts only for a backlog of [`PARALLEL_BACKLOG_MIN`]
+//! transactions or more: smaller batches wait for the running check to end
+//! (about a millisecond) and go together in the next, while a heavy load
+//! still spreads over every core.
+//!
+//! The checks run on the node's own checker threads, one per core, at a
+//! lower priority ([`CHECKER_NICE`]): checking transactions for the pool
+//! gives way to the work that decides and commits blocks, which a busy
+//! machine would otherwise slow down for everything waiting in a block.
+//!
+//! Each transaction's result is its own: a bad signature in one client's
+//! batch fails only that transaction (the batch check names the failures).
+//! A job may bring its transactions encoded, with the decoding to run on
+//! the checker's thread (gossip): a job that fails to decode gets its
+//! reason and takes no part in the check.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tracing::{debug, warn};
+
+use tally_ledger::types::SignedTx;
+
+use crate::handle::NodeStopped;
+use crate::mempool::{check_signatures, MempoolError};
+
+/// Transactions in one check, at most: a batch this large costs about as
+/// little per signature as batch checking gets.
+pub const CHECK_TXS_MAX: usize = 1024;
+
+/// Transactions waiting for which a second (third, …) check starts beside
+/// a running one.
+pub const PARALLEL_BACKLOG_MIN: usize = 256;
+
+/// Transactions queued or being checked, at most; a caller waits for room
+/// beyond it, so clients cannot queue unbounded work.
+pub const QUEUED_TXS_MAX: usize = 16 * CHECK_TXS_MAX;
+
+/// The checker threads' nice value (Linux; 0 is the default). At 5 a busy
+/// core gives them about a third of the time it gives a thread at 0.
+/// Measured at 6,000 tx/s on 2 cores (docs/performance.md): 0 leaves the
+/// chain in long heights with large blocks, 5 and 10 in short ones.
+pub const CHECKER_NICE: i32 = 5;
+
+/// A transaction and the result of its chain and signature checks.
+pub type Checked = (SignedTx, Result<(), MempoolError>);
+
+/// Makes a job's transactions on the checker's thread, or says why not.
+pub type Prepare = Box<dyn FnOnce() -> Result<Vec<SignedTx>, &'static str> + Send>;
+
+/// A job's answer: its results, or why its transactions could not be made.
+pub type Answer = Result<Vec<Checked>, &'static str>;
+
+/// The coalescing checker (cheap to clone). The threads stop when the
+/// last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct SigChecks {
+    shared: Arc<Shared>,
+    _threads: Arc<Threads>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    chain_id: String,
+    queue: Mutex<Queue>,
+    /// Wakes an idle checker: a job to take, or the stop.
+    wake: Condvar,
+    room: Arc<Semaphore>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// The weight of `jobs`.
+    backlog: usize,
+    /// Checkers checking now.
+    checking: usize,
+    stopped: bool,
+}
+
+struct Job {
+    prepare: Prepare,
+    /// Its transactions, or an estimate of how many before they are made.
+    weight: usize,
+    reply: oneshot::Sender<Answer>,
+    /// Its room in the queue, freed when the job is answered or dropped.
+    room: OwnedSemaphorePermit,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("weight", &self.weight).finish()
+    }
+}
+
+/// The checker threads; dropping it stops them and waits for them.
+#[derive(Debug)]
+struct Threads {
+    shared: Arc<Shared>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        self.shared.lock().stopped = true;
+        self.shared.wake.notify_all();
+        let me = std::thread::current().id();
+        for handle in self.handles.drain(..) {
+            // A checker never holds the last clone, but never join oneself.
+            if handle.thread().id() != me {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+impl SigChecks {
+    /// A checker for `chain_id` with `checkers` threads (at least one).
+    pub fn new(chain_id: String, checkers: usize) -> std::io::Result<SigChecks> {
+        let shared = Arc::new(Shared {
+            chain_id,
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            room: Arc::new(Semaphore::new(QUEUED_TXS_MAX)),
+        });
+        let mut threads = Threads {
+            shared: shared.clone(),
+            handles: Vec::new(),
+        };
+        for _ in 0..checkers.max(1) {
+            let shared = shared.clone();
+            let handle = std::thread::Builder::new()
+                .name("tally-sigcheck".into())
+                .spawn(move || {
+                    lower_priority();
+                    shared.run();
+                })?;
+            threads.handles.push(handle);
+        }
+        Ok(SigChecks {
+            shared,
+            _threads: Arc::new(threads),
+        })
+    }
+
+    /// Checks `txs` (their chain, then their signatures): one result each,
+    /// in order. Waits for room in the queue first.
+    pub async fn check(&self, txs: Vec<SignedTx>) -> Result<Vec<Checked>, NodeStopped> {
+        if txs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let weight = txs.len();
+        match self.check_with(weight, Box::new(move || Ok(txs))).await? {
+            Ok(checked) => Ok(checked),
+            // `prepare` above cannot fail.
+            Err(_) => Err(NodeStopped),
+        }
+    }
+
+    /// Checks the transactions `prepare` makes on the checker's thread;
+    /// `weight` is about how many it will make (for room in the queue and
+    /// the size of a check).
+    pub async fn check_with(&self, weight: usize, prepare: Prepare) -> Result<Answer, NodeStopped> {
+        let weight = weight.max(1);
+        // A batch larger than the queue takes the whole queue.
+        let want = weight.min(QUEUED_TXS_MAX) as u32;
+        let room = self
+            .shared
+            .room
+            .clone()
+            .acquire_many_owned(want)
+            .await
+            .map_err(|_| NodeStopped)?;
+        let (reply, answer) = oneshot::channel();
+        {
+            let mut q = self.shared.lock();
+            q.jobs.push_back(Job {
+                prepare,
+                weight,
+                reply,
+                room,
+            });
+            q.backlog += weight;
+            if q.checking == 0 || q.backlog >= PARALLEL_BACKLOG_MIN {
+                self.shared.wake.notify_one();
+            }
+        }
+        answer.await.map_err(|_| NodeStopped)
+    }
+}
+
+/// Lowers the calling thread's priority to [`CHECKER_NICE`] (Linux: nice
+/// is per thread). Best effort: a node that cannot still checks.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let tid = rustix::thread::gettid();
+        if let Err(e) = rustix::process::setpriority_process(Some(tid), CHECKER_NICE) {
+            warn!(error = %e, "cannot lower the signature checkers' priority");
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // The queue's state stays whole across a panic elsewhere: every
+        // change to it is one push, one drain or one count.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A checker thread: while no other checks, or for a backlog, takes
+    /// every waiting job (up to [`CHECK_TXS_MAX`] transactions, at least
+    /// one job), checks them together and answers each; else sleeps.
+    fn run(&self) {
+        let mut q = self.lock();
+        loop {
+            if q.stopped {
+                return;
+            }
+            if !q.jobs.is_empty() && (q.checking == 0 || q.backlog >= PARALLEL_BACKLOG_MIN) {
+                let jobs = take_jobs(&mut q);
+                q.checking += 1;
+                drop(q);
+                let answers = self.check_jobs(jobs);
+                // Counted out, and the room freed, before anyone hears: a
+                // caller with its answer finds its check wholly over.
+                self.lock().checking -= 1;
+                for (reply, answer, room) in answers {
+                    drop(room);
+                    let _ = reply.send(answer);
+                }
+                q = self.lock();
+                continue;
+            }
+            q = self.wake.wait(q).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Each job's reply, its answer and its room. A check that panicked
+    /// answers no one (its callers see the node as stopped).
+    fn check_jobs(
+        &self,
+        jobs: Vec<Job>,
+    ) -> Vec<(oneshot::Sender<Answer>, Answer, OwnedSemaphorePermit)> {
+        // Each job's transactions, or why it has none; a preparation that
+        // panicked is a job that failed.
+        let mut lens = Vec::with_capacity(jobs.len());
+        let mut all = Vec::new();
+        let mut replies = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let prepare = job.prepare;
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(prepare)) {
+                Ok(Ok(txs)) => {
+                    lens.push(Ok(txs.len()));
+                    all.extend(txs);
+                }
+                Ok(Err(reason)) => lens.push(Err(reason)),
+                Err(_) => lens.push(Err("the transactions could not be read")),
+            }
+            replies.push((job.reply, job.room));
+        }
+        let Ok(results) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            check_signatures(&all, &self.chain_id)
+        })) else {
+            return Vec::new();
+        };
+        debug!(jobs = lens.len(), txs = all.len(), "signatures checked");
+        let mut checked = all.into_iter().zip(results);
+        lens.into_iter()
+            .zip(replies)
+            .map(|(len, (reply, room))| {
+                let answer = len.map(|n| checked.by_ref().take(n).collect());
+                (reply, answer, room)
+            })
+            .collect()
+    }
+}
+
+/// The jobs for one check: every waiting job up to [`CHECK_TXS_MAX`]
+/// transactions, and at least one.
+fn take_jobs(q: &mut Queue) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    let mut txs = 0;
+    while let Some(job) = q.jobs.front() {
+        if !jobs.is_empty() && txs + job.weight > CHECK_TXS_MAX {
+            break;
+        }
+        txs += job.weight;
+        jobs.extend(q.jobs.pop_front());
+    }
+    q.backlog -= txs;
+    jobs
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+    use super::*;
+    use tally_ledger::execution::TxError;
+    use tally_ledger::testkit::TestChain;
+
+    fn bad_signature(mut tx: SignedTx) -> SignedTx {
+        tx.signature.0[0] ^= 1;
+        tx
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_batches_each_get_their_own_results_in_order() {
+        let mut chain = TestChain::new(4, 8);
+        let checks = SigChecks::new(chain.chain_id().to_string(), 1).unwrap();
+        let mut calls = Vec::new();
+        let mut expected = Vec::new();
+        for client in 0..40usize {
+            let mut txs = Vec::new();
+            let mut want = Vec::new();
+            for i in 0..(1 + client % 7) {
+                let tx = chain.transfer(client % 8, (client + 1) % 8, 1);
+                // Every fifth transaction is forged.
+                if (client + i) % 5 == 0 {
+                    txs.push(bad_signature(tx));
+                    want.push(false);
+                } else {
+                    txs.push(tx);
+                    want.push(true);
+                }
+            }
+            expected.push((txs.iter().map(SignedTx::hash).collect::<Vec<_>>(), want));
+            let checks = checks.clone();
+            calls.push(tokio::spawn(async move { checks.check(txs).await }));
+        }
+        for (call, (hashes, want)) in calls.into_iter().zip(expected) {
+            let got = call.await.unwrap().unwrap();
+            assert_eq!(
+                got.iter().map(|(tx, _)| tx.hash()).collect::<Vec<_>>(),
+                hashes
+            );
+            for ((_, result), ok) in got.iter().zip(want) {
+                match result {
+                    Ok(()) => assert!(ok),
+                    Err(MempoolError::Invalid(TxError::BadSignature(_))) => assert!(!ok),
+                    Err(e) => panic!("unexpected {e}"),
+                }
+            }
+        }
+        // No check is left running or waiting, and every room was given back.
+        let q = checks.shared.lock();
+        assert_eq!((q.checking, q.jobs.len(), q.backlog), (0, 0, 0));
+        drop(q);
+        assert_eq!(checks.shared.room.available_permits(), QUEUED_TXS_MAX);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_that_cannot_make_its_transactions_gets_its_reason_and_others_are_checked() {
+        let mut chain = TestChain::new(4, 4);
+        let checks = SigChecks::new(chain.chain_id().to_string(), 1).unwrap();
+        let good = chain.transfer(0, 1, 1);
+        let hash = good.hash();
+        let (failed, panicked, ok) = tokio::join!(
+            checks.check_with(3, Box::new(|| Err("undecodable transaction batch"))),
+            checks.check_with(3, Box::new(|| panic!("a decoder bug"))),
+            checks.check_with(1, Box::new(move || Ok(vec![good]))),
+        );
+        assert_eq!(
+            failed.unwrap().unwrap_err(),
+            "undecodable transaction batch"
+        );
+        assert_eq!(
+            panicked.unwrap().unwrap_err(),
+            "the transactions could not be read"
+        );
+        let ok = ok.unwrap().unwrap();
+        assert_eq!(ok.len(), 1);
+        assert_eq!(ok[0].0.hash(), hash);
+        assert!(ok[0].1.is_ok());
+        assert_eq!(checks.shared.room.available_permits(), QUEUED_TXS_MAX);
+    }
+
+    /// Yields until `checks` holds `jobs` waiting jobs.
+    async fn until_waiting(checks: &SigChecks, jobs: usize) {
+        while checks.shared.lock().jobs.len() != jobs {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn small_batches_wait_for_the_running_check_and_a_backlog_starts_another() {
+        let mut chain = TestChain::new(4, 4);
+        let checks = SigChecks::new(chain.chain_id().to_string(), 2).unwrap();
+        // The first check is held until released: it occupies a checker.
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let first_tx = chain.transfer(0, 1, 1);
+        let first = tokio::spawn({
+            let checks = checks.clone();
+            async move {
+                let prepare = move || {
+                    started_tx.send(()).unwrap();
+                    release_rx.recv().unwrap();
+                    Ok(vec![first_tx])
+                };
+                checks.check_with(1, Box::new(prepare)).await
+            }
+        });
+        tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
+            .await
+            .unwrap();
+        // A small batch waits: no second checker for it.
+        let small = tokio::spawn({
+            let checks = checks.clone();
+            let txs = vec![chain.transfer(1, 2, 1)];
+            async move { checks.check(txs).await }
+        });
+        until_waiting(&checks, 1).await;
+        assert_eq!(checks.shared.lock().checking, 1);
+        // A backlog starts a second checker, which takes both waiting
+        // batches while the first check is still held.
+        let large = checks.check_with(
+            PARALLEL_BACKLOG_MIN,
+            Box::new({
+                let txs = vec![chain.transfer(2, 3, 1), chain.transfer(3, 0, 1)];
+                move || Ok(txs)
+            }),
+        );
+        let large = large.await.unwrap().unwrap();
+        assert_eq!(large.len(), 2);
+        let small = small.await.unwrap().unwrap();
+        assert!(small.len() == 1 && small[0].1.is_ok());
+        assert!(!first.is_finished());
+        release_tx.send(()).unwrap();
+        assert!(first.await.unwrap().unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_threads_stop_when_the_last_clone_is_dropped() {
+        let mut chain = TestChain::new(4, 2);
+        let checks = SigChecks::new(chain.chain_id().to_string(), 2).unwrap();
+        let other = checks.clone();
+        let got = other.check(vec![chain.transfer(0, 1, 1)]).await.unwrap();
+        assert!(got[0].1.is_ok());
+        let shared = Arc::downgrade(&checks.shared);
+        drop(checks);
+        assert!(
+            shared.upgrade().is_some(),
+            "a clone still holds the threads"
+        );
+        // The last clone joins the threads, which held the shared state.
+        drop(other);
+        assert!(shared.upgrade().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_transaction_for_another_chain_says_so() {
+        let mut chain = TestChain::new(4, 2);
+        let checks = SigChecks::new("another-chain".into(), 2).unwrap();
+        let got = checks.check(vec![chain.transfer(0, 1, 1)]).await.unwrap();
+        assert!(matches!(
+            got[0].1,
+            Err(MempoolError::Invalid(TxError::WrongChain { .. }))
+        ));
+        assert!(checks.check(Vec::new()).await.unwrap().is_empty());
+    }
+}
