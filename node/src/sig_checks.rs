@@ -28,7 +28,7 @@ use tracing::{debug, warn};
 use tally_ledger::types::SignedTx;
 
 use crate::handle::NodeStopped;
-use crate::mempool::{check_signatures, MempoolError};
+use crate::mempool::{check_signatures_grouped, MempoolError};
 
 /// Transactions in one check, at most: a batch this large costs about as
 /// little per signature as batch checking gets.
@@ -38,9 +38,10 @@ pub const CHECK_TXS_MAX: usize = 1024;
 /// a running one.
 pub const PARALLEL_BACKLOG_MIN: usize = 256;
 
-/// Transactions queued or being checked, at most; a caller waits for room
-/// beyond it, so clients cannot queue unbounded work.
-pub const QUEUED_TXS_MAX: usize = 16 * CHECK_TXS_MAX;
+/// Transactions queued or being checked, at most, from each source (RPC,
+/// gossip); a caller waits for room beyond it, so clients cannot queue
+/// unbounded work, and a flood from one source does not hold the other.
+pub const QUEUED_TXS_MAX: usize = 8 * CHECK_TXS_MAX;
 
 /// The checker threads' nice value (Linux; 0 is the default). At 5 a busy
 /// core gives them about a third of the time it gives a thread at 0.
@@ -71,7 +72,9 @@ struct Shared {
     queue: Mutex<Queue>,
     /// Wakes an idle checker: a job to take, or the stop.
     wake: Condvar,
-    room: Arc<Semaphore>,
+    /// Room for submitted transactions, and for gossiped ones.
+    rpc_room: Arc<Semaphore>,
+    gossip_room: Arc<Semaphore>,
 }
 
 #[derive(Debug, Default)]
@@ -127,7 +130,8 @@ impl SigChecks {
             chain_id,
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
-            room: Arc::new(Semaphore::new(QUEUED_TXS_MAX)),
+            rpc_room: Arc::new(Semaphore::new(QUEUED_TXS_MAX)),
+            gossip_room: Arc::new(Semaphore::new(QUEUED_TXS_MAX)),
         });
         let mut threads = Threads {
             shared: shared.clone(),
@@ -149,31 +153,39 @@ impl SigChecks {
         })
     }
 
-    /// Checks `txs` (their chain, then their signatures): one result each,
-    /// in order. Waits for room in the queue first.
+    /// Checks submitted `txs` (their chain, then their signatures): one
+    /// result each, in order. Waits for room in the queue first.
     pub async fn check(&self, txs: Vec<SignedTx>) -> Result<Vec<Checked>, NodeStopped> {
         if txs.is_empty() {
             return Ok(Vec::new());
         }
         let weight = txs.len();
-        match self.check_with(weight, Box::new(move || Ok(txs))).await? {
+        let room = self.shared.rpc_room.clone();
+        match self.queue(room, weight, Box::new(move || Ok(txs))).await? {
             Ok(checked) => Ok(checked),
             // `prepare` above cannot fail.
             Err(_) => Err(NodeStopped),
         }
     }
 
-    /// Checks the transactions `prepare` makes on the checker's thread;
-    /// `weight` is about how many it will make (for room in the queue and
-    /// the size of a check).
+    /// Checks the gossiped transactions `prepare` makes on the checker's
+    /// thread; `weight` is about how many it will make (for room in the
+    /// queue and the size of a check).
     pub async fn check_with(&self, weight: usize, prepare: Prepare) -> Result<Answer, NodeStopped> {
+        let room = self.shared.gossip_room.clone();
+        self.queue(room, weight, prepare).await
+    }
+
+    async fn queue(
+        &self,
+        room: Arc<Semaphore>,
+        weight: usize,
+        prepare: Prepare,
+    ) -> Result<Answer, NodeStopped> {
         let weight = weight.max(1);
         // A batch larger than the queue takes the whole queue.
         let want = weight.min(QUEUED_TXS_MAX) as u32;
-        let room = self
-            .shared
-            .room
-            .clone()
+        let room = room
             .acquire_many_owned(want)
             .await
             .map_err(|_| NodeStopped)?;
@@ -226,8 +238,17 @@ impl Shared {
             if !q.jobs.is_empty() && (q.checking == 0 || q.backlog >= PARALLEL_BACKLOG_MIN) {
                 let jobs = take_jobs(&mut q);
                 q.checking += 1;
+                // What is left may call for another checker.
+                if q.backlog >= PARALLEL_BACKLOG_MIN {
+                    self.wake.notify_one();
+                }
                 drop(q);
-                let answers = self.check_jobs(jobs);
+                // A panic anywhere in the check answers no one (its callers
+                // see the node as stopped), and the checker goes on.
+                let answers = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.check_jobs(jobs)
+                }))
+                .unwrap_or_default();
                 // Counted out, and the room freed, before anyone hears: a
                 // caller with its answer finds its check wholly over.
                 self.lock().checking -= 1;
@@ -242,8 +263,7 @@ impl Shared {
         }
     }
 
-    /// Each job's reply, its answer and its room. A check that panicked
-    /// answers no one (its callers see the node as stopped).
+    /// Each job's reply, its answer and its room.
     fn check_jobs(
         &self,
         jobs: Vec<Job>,
@@ -265,11 +285,9 @@ impl Shared {
             }
             replies.push((job.reply, job.room));
         }
-        let Ok(results) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            check_signatures(&all, &self.chain_id)
-        })) else {
-            return Vec::new();
-        };
+        // By job: a bad signature costs single checks in its own job only.
+        let groups: Vec<usize> = lens.iter().map(|l| *l.as_ref().unwrap_or(&0)).collect();
+        let results = check_signatures_grouped(&all, &self.chain_id, &groups);
         debug!(jobs = lens.len(), txs = all.len(), "signatures checked");
         let mut checked = all.into_iter().zip(results);
         lens.into_iter()
@@ -353,7 +371,13 @@ mod tests {
         let q = checks.shared.lock();
         assert_eq!((q.checking, q.jobs.len(), q.backlog), (0, 0, 0));
         drop(q);
-        assert_eq!(checks.shared.room.available_permits(), QUEUED_TXS_MAX);
+        assert_eq!(
+            (
+                checks.shared.rpc_room.available_permits(),
+                checks.shared.gossip_room.available_permits()
+            ),
+            (QUEUED_TXS_MAX, QUEUED_TXS_MAX)
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -379,7 +403,13 @@ mod tests {
         assert_eq!(ok.len(), 1);
         assert_eq!(ok[0].0.hash(), hash);
         assert!(ok[0].1.is_ok());
-        assert_eq!(checks.shared.room.available_permits(), QUEUED_TXS_MAX);
+        assert_eq!(
+            (
+                checks.shared.rpc_room.available_permits(),
+                checks.shared.gossip_room.available_permits()
+            ),
+            (QUEUED_TXS_MAX, QUEUED_TXS_MAX)
+        );
     }
 
     /// Yields until `checks` holds `jobs` waiting jobs.

@@ -424,6 +424,52 @@ impl BatchVerifier {
             Err(failures)
         }
     }
+
+    /// As [`BatchVerifier::verify`], for signatures queued in consecutive
+    /// groups of `group_lens` (the rest is one more group). When the batch
+    /// fails, each group is a batch of its own and only a failing group's
+    /// signatures are checked one by one: a bad signature costs single
+    /// checks in its own group only. Every signature passes a rule `verify`
+    /// uses: the batch equation over a set holding it, or the single check.
+    pub fn verify_groups(self, group_lens: &[usize]) -> Result<(), Vec<(usize, SignatureError)>> {
+        if self.items.is_empty() {
+            return Ok(());
+        }
+        SIGNATURE_CHECKS.fetch_add(self.items.len() as u64, Ordering::Relaxed);
+        if self.batch_equation_holds() == Some(true) {
+            return Ok(());
+        }
+        let total = self.items.len();
+        let mut items = self.items.into_iter();
+        let mut failures = Vec::new();
+        let mut start = 0;
+        let mut lens: Vec<usize> = group_lens.to_vec();
+        let listed: usize = lens.iter().sum();
+        if listed < total {
+            lens.push(total - listed);
+        }
+        for len in lens {
+            let group = BatchVerifier {
+                items: items.by_ref().take(len).collect(),
+            };
+            let n = group.items.len();
+            // The whole batch was this group: its equation already failed.
+            let holds = n < total && n > 1 && group.batch_equation_holds() == Some(true);
+            if !holds {
+                for (i, (key, sig, bytes)) in group.items.iter().enumerate() {
+                    if let Err(e) = verify_raw(key, bytes, sig) {
+                        failures.push((start + i, e));
+                    }
+                }
+            }
+            start += n;
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -435,6 +481,48 @@ mod tests {
 
     fn key(n: u8) -> Keypair {
         Keypair::from_seed([n; 32])
+    }
+
+    #[test]
+    fn groups_name_the_same_failures_as_one_batch() {
+        // 3 groups and a leftover; forgeries in one group, several or none.
+        let lens = [4usize, 1, 6];
+        for bad in [
+            vec![],
+            vec![2],
+            vec![4],
+            vec![0, 7, 12],
+            vec![5, 6, 7, 8, 9, 10],
+        ] {
+            let mut one = BatchVerifier::new();
+            let mut grouped = BatchVerifier::new();
+            for i in 0..13u8 {
+                let k = key(i);
+                let msg = [i; 9];
+                let mut sig = k.sign(Domain::Tx, CHAIN, &msg);
+                if bad.contains(&usize::from(i)) {
+                    sig.0[0] ^= 1;
+                }
+                one.add(k.public(), Domain::Tx, CHAIN, &msg, sig);
+                grouped.add(k.public(), Domain::Tx, CHAIN, &msg, sig);
+            }
+            let expect = one.verify();
+            let got = grouped.verify_groups(&lens);
+            let positions = |r: &Result<(), Vec<(usize, SignatureError)>>| match r {
+                Ok(()) => Vec::new(),
+                Err(f) => f.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            };
+            assert_eq!(positions(&got), positions(&expect), "bad {bad:?}");
+            assert_eq!(positions(&got), bad);
+        }
+        // Lengths past the end, and no lengths at all.
+        assert!(BatchVerifier::new().verify_groups(&[3]).is_ok());
+        let mut v = BatchVerifier::new();
+        let k = key(1);
+        let mut sig = k.sign(Domain::Tx, CHAIN, b"m");
+        sig.0[1] ^= 1;
+        v.add(k.public(), Domain::Tx, CHAIN, b"m", sig);
+        assert_eq!(v.verify_groups(&[5, 5]).unwrap_err().len(), 1);
     }
 
     #[test]

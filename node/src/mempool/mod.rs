@@ -624,6 +624,18 @@ impl Mempool {
 /// another chain would fail its signature too; "wrong chain" is the useful
 /// answer, so it comes first. Pure: runs on any thread.
 pub fn check_signatures(txs: &[SignedTx], chain_id: &str) -> Vec<Result<(), MempoolError>> {
+    check_signatures_grouped(txs, chain_id, &[])
+}
+
+/// As [`check_signatures`], for transactions from several sources in
+/// consecutive groups of `group_lens`: when a signature is bad, only its
+/// own group's are checked one by one (see
+/// [`tally_ledger::crypto::BatchVerifier::verify_groups`]).
+pub fn check_signatures_grouped(
+    txs: &[SignedTx],
+    chain_id: &str,
+    group_lens: &[usize],
+) -> Vec<Result<(), MempoolError>> {
     let mut out: Vec<Result<(), MempoolError>> = txs
         .iter()
         .map(|tx| {
@@ -649,7 +661,15 @@ pub fn check_signatures(txs: &[SignedTx], chain_id: &str) -> Vec<Result<(), Memp
             tx.signature,
         );
     }
-    if let Err(failures) = batch.verify() {
+    // Each group's length among the transactions in the batch.
+    let mut in_batch = Vec::with_capacity(group_lens.len());
+    let mut start = 0usize;
+    for &len in group_lens {
+        let end = start.saturating_add(len).min(txs.len());
+        in_batch.push(out[start..end].iter().filter(|r| r.is_ok()).count());
+        start = end;
+    }
+    if let Err(failures) = batch.verify_groups(&in_batch) {
         for (position, e) in failures {
             out[same_chain[position]] = Err(MempoolError::Invalid(TxError::BadSignature(e)));
         }

@@ -48,7 +48,7 @@ impl Network {
         let done = self.checked_tx.clone();
         let seq = self.tx_check_seq;
         self.tx_check_seq += 1;
-        let weight = data.len() / TX_BYTES_TYPICAL;
+        let weight = batch_weight(data.len());
         tokio::spawn(async move {
             let prepare = Box::new(move || validator.decode_txs(&data));
             let verdict = match sig_checks.check_with(weight, prepare).await {
@@ -88,7 +88,14 @@ impl Network {
     }
 }
 
-/// A gossiped transaction batch, checked on the blocking pool.
+/// About how many transactions a gossiped batch of `bytes` holds: never
+/// more than a batch may hold, however large its bytes, so that one batch
+/// cannot take the whole queue.
+fn batch_weight(bytes: usize) -> usize {
+    (bytes / TX_BYTES_TYPICAL).clamp(1, crate::wire::TX_BATCH_MAX)
+}
+
+/// A gossiped transaction batch, checked.
 pub(super) struct CheckedTxs {
     /// Its place in arrival order.
     pub(super) seq: u64,
@@ -97,4 +104,17 @@ pub(super) struct CheckedTxs {
     pub(super) verdict: Verdict<Vec<SignedTx>>,
     /// Freed when the network task has taken the verdict.
     pub(super) _slot: OwnedSemaphorePermit,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_weighs_at_least_one_and_at_most_a_full_batch() {
+        assert_eq!(batch_weight(0), 1);
+        assert_eq!(batch_weight(150 * 40), 40);
+        assert_eq!(batch_weight(16 << 20), crate::wire::TX_BATCH_MAX);
+        const { assert!(crate::wire::TX_BATCH_MAX < crate::sig_checks::QUEUED_TXS_MAX) };
+    }
 }
