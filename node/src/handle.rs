@@ -56,9 +56,9 @@ impl NodeHandle {
 
     /// Admits transactions to the mempool (and gossips them), one result
     /// each in order. Their chains and signatures are checked on the
-    /// blocking pool, together with other batches waiting at the time, so
-    /// the driver only does the pool's bookkeeping, in one trip for the
-    /// whole batch.
+    /// node's checker threads, together with other batches waiting at the
+    /// time, so the driver only does the pool's bookkeeping, in one trip
+    /// for the whole batch.
     pub async fn submit_txs(
         &self,
         txs: Vec<SignedTx>,

@@ -12,6 +12,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tally_ledger::types::SignedTx;
 
 use super::admission::{Validator, Verdict};
+use super::{NetEvent, Network};
 
 /// Gossiped batches being checked, at most, in KiB: twice the largest
 /// batch (16 MiB), however many batches that is.
@@ -20,12 +21,11 @@ pub(super) const TX_CHECKS_KIB_MAX: usize = 32 * 1024;
 /// About the encoded size of a signed transfer, to estimate a batch's
 /// transactions before it is decoded.
 const TX_BYTES_TYPICAL: usize = 150;
-use super::{NetEvent, Network};
 
 impl Network {
-    /// Checks a gossiped transaction batch on the blocking pool; the verdict
-    /// comes back through `checked_rx`. Waits for a free slot, taking
-    /// finished checks meanwhile (they hold the slots).
+    /// Checks a gossiped transaction batch on the checker threads; the
+    /// verdict comes back through `checked_rx`. Waits for room, taking
+    /// finished checks meanwhile (they hold the room).
     pub(super) async fn check_txs(
         &mut self,
         source: PeerId,

@@ -5,8 +5,8 @@
 //! Gossip is validated explicitly: a message is forwarded only after it was
 //! decoded within its size bound and its signatures checked; invalid ones are
 //! rejected and their sender's score lowered. Transaction batches are
-//! checked on the blocking pool, several at once, so that the swarm keeps
-//! moving while their signatures are checked. Messages are anonymous (every
+//! checked on the node's signature checker threads, several at once, so
+//! that the swarm keeps moving while their signatures are checked. Messages are anonymous (every
 //! payload is signed by its author) and identified by their topic and
 //! content, not their envelope ([`message_id`], ADR 8).
 
