@@ -403,26 +403,8 @@ impl BatchVerifier {
     /// `Ok` when every queued signature is valid; otherwise the indices (in
     /// the order added) of the invalid ones with their reasons.
     pub fn verify(self) -> Result<(), Vec<(usize, SignatureError)>> {
-        if self.items.is_empty() {
-            return Ok(());
-        }
-        SIGNATURE_CHECKS.fetch_add(self.items.len() as u64, Ordering::Relaxed);
-        if self.batch_equation_holds() == Some(true) {
-            return Ok(());
-        }
-        let failures: Vec<_> = self
-            .items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (key, sig, bytes))| verify_raw(key, bytes, sig).err().map(|e| (i, e)))
-            .collect();
-        if failures.is_empty() {
-            // Cannot happen under ZIP-215 (batch and single agree); if it ever
-            // did, single verification is the rule, so accept.
-            Ok(())
-        } else {
-            Err(failures)
-        }
+        // One group: when the batch equation fails, every signature alone.
+        self.verify_groups(&[])
     }
 
     /// As [`BatchVerifier::verify`], for signatures queued in consecutive
@@ -444,7 +426,7 @@ impl BatchVerifier {
         let mut failures = Vec::new();
         let mut start = 0;
         let mut lens: Vec<usize> = group_lens.to_vec();
-        let listed: usize = lens.iter().sum();
+        let listed = lens.iter().fold(0usize, |a, n| a.saturating_add(*n));
         if listed < total {
             lens.push(total - listed);
         }
@@ -465,6 +447,8 @@ impl BatchVerifier {
             start += n;
         }
         if failures.is_empty() {
+            // Cannot happen under ZIP-215 (batch and single agree); if it ever
+            // did, single verification is the rule, so accept.
             Ok(())
         } else {
             Err(failures)
