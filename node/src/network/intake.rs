@@ -7,7 +7,7 @@
 //! [`SigChecks`]: crate::sig_checks::SigChecks
 
 use libp2p::{gossipsub, PeerId};
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use tally_ledger::types::SignedTx;
 
@@ -45,8 +45,10 @@ impl Network {
         let Ok(slot) = slot else { return };
         let validator = self.validator.clone();
         let sig_checks = self.sig_checks.clone();
-        let done = self.checked_tx.clone();
-        let seq = self.tx_check_seq;
+        let turn = Turn {
+            batch: Some((self.tx_check_seq, source, id, slot)),
+            done: self.checked_tx.clone(),
+        };
         self.tx_check_seq += 1;
         let weight = batch_weight(data.len());
         tokio::spawn(async move {
@@ -56,14 +58,7 @@ impl Network {
                 // The node is stopping.
                 Err(_) => Verdict::Ignore("the node is stopping"),
             };
-            // Fails only when the network task has stopped.
-            let _ = done.send(CheckedTxs {
-                seq,
-                source,
-                id,
-                verdict,
-                _slot: slot,
-            });
+            turn.hand_on(verdict);
         });
     }
 
@@ -95,6 +90,41 @@ fn batch_weight(bytes: usize) -> usize {
     (bytes / TX_BYTES_TYPICAL).clamp(1, crate::wire::TX_BATCH_MAX)
 }
 
+/// A gossiped batch's place in arrival order while it is checked.
+/// Batches are handed on in that order, so a check that never ended would
+/// hold back every batch after it: a turn dropped without a verdict (its
+/// task panicked or was cancelled) hands its batch on as ignored.
+struct Turn {
+    /// Its place, source, message and room, until handed on.
+    batch: Option<(u64, PeerId, gossipsub::MessageId, OwnedSemaphorePermit)>,
+    done: mpsc::UnboundedSender<CheckedTxs>,
+}
+
+impl Turn {
+    fn hand_on(mut self, verdict: Verdict<Vec<SignedTx>>) {
+        self.send(verdict);
+    }
+
+    fn send(&mut self, verdict: Verdict<Vec<SignedTx>>) {
+        if let Some((seq, source, id, slot)) = self.batch.take() {
+            // Fails only when the network task has stopped.
+            let _ = self.done.send(CheckedTxs {
+                seq,
+                source,
+                id,
+                verdict,
+                _slot: slot,
+            });
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.send(Verdict::Ignore("the batch's check ended without a verdict"));
+    }
+}
+
 /// A gossiped transaction batch, checked.
 pub(super) struct CheckedTxs {
     /// Its place in arrival order.
@@ -108,6 +138,8 @@ pub(super) struct CheckedTxs {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
     use super::*;
 
     #[test]
@@ -116,5 +148,43 @@ mod tests {
         assert_eq!(batch_weight(150 * 40), 40);
         assert_eq!(batch_weight(16 << 20), crate::wire::TX_BATCH_MAX);
         const { assert!(crate::wire::TX_BATCH_MAX < crate::sig_checks::QUEUED_TXS_MAX) };
+    }
+
+    fn turn(seq: u64, done: &mpsc::UnboundedSender<CheckedTxs>) -> Turn {
+        let room = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+        Turn {
+            batch: Some((
+                seq,
+                PeerId::random(),
+                gossipsub::MessageId::new(&seq.to_be_bytes()),
+                room.try_acquire_owned().unwrap(),
+            )),
+            done: done.clone(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_check_that_dies_still_hands_its_batch_on_once() {
+        let (done, mut checked) = mpsc::unbounded_channel();
+        // Handed on with its verdict: once, and not again when dropped.
+        turn(0, &done).hand_on(Verdict::Reject("bad transaction signature"));
+        // Its task panics before a verdict.
+        let dying = turn(1, &done);
+        let task = tokio::spawn(async move {
+            let _turn = dying;
+            panic!("a bug in a check");
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        drop(done);
+        let first = checked.recv().await.unwrap();
+        assert_eq!(first.seq, 0);
+        assert!(matches!(
+            first.verdict,
+            Verdict::Reject("bad transaction signature")
+        ));
+        let second = checked.recv().await.unwrap();
+        assert_eq!(second.seq, 1);
+        assert!(matches!(second.verdict, Verdict::Ignore(_)));
+        assert!(checked.recv().await.is_none());
     }
 }
