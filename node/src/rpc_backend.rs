@@ -34,6 +34,7 @@ pub fn rejection(e: &MempoolError) -> Rejection {
         MempoolError::SenderFull { .. } | MempoolError::Full { .. } => {
             (errors::MEMPOOL_FULL, "mempool_full")
         }
+        MempoolError::Unchecked => (errors::UNAVAILABLE, "unavailable"),
     };
     Rejection {
         code,

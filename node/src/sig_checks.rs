@@ -17,7 +17,8 @@
 //! batch fails only that transaction (the batch check names the failures).
 //! A job may bring its transactions encoded, with the decoding to run on
 //! the checker's thread (gossip): a job that fails to decode gets its
-//! reason and takes no part in the check.
+//! reason and takes no part in the check. A transaction verified before
+//! (by its hash, [`VerifiedTxs`]) is not checked again.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -26,9 +27,11 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
 
 use tally_ledger::types::SignedTx;
+use tally_ledger::Hash;
 
 use crate::handle::NodeStopped;
 use crate::mempool::{check_signatures_grouped, MempoolError};
+use crate::verified_txs::VerifiedTxs;
 
 /// Transactions in one check, at most: a batch this large costs about as
 /// little per signature as batch checking gets.
@@ -48,6 +51,13 @@ pub const QUEUED_TXS_MAX: usize = 8 * CHECK_TXS_MAX;
 /// Measured at 6,000 tx/s on 2 cores (docs/performance.md): 0 leaves the
 /// chain in long heights with large blocks, 5 and 10 in short ones.
 pub const CHECKER_NICE: i32 = 5;
+
+/// A job's answer when its whole check failed inside the node (a fault,
+/// logged, not the transactions').
+pub const CHECK_FAILED: &str = "the transactions could not be checked";
+
+/// Checks transactions' chain and signatures, by group: one result each.
+pub type CheckFn = fn(&[SignedTx], &str, &[usize]) -> Vec<Result<(), MempoolError>>;
 
 /// A transaction and the result of its chain and signature checks.
 pub type Checked = (SignedTx, Result<(), MempoolError>);
@@ -69,6 +79,10 @@ pub struct SigChecks {
 #[derive(Debug)]
 struct Shared {
     chain_id: String,
+    /// [`check_signatures_grouped`], but for tests.
+    check: CheckFn,
+    /// Transactions verified lately, here or in blocks.
+    verified: VerifiedTxs,
     queue: Mutex<Queue>,
     /// Wakes an idle checker: a job to take, or the stop.
     wake: Condvar,
@@ -126,8 +140,14 @@ impl Drop for Threads {
 impl SigChecks {
     /// A checker for `chain_id` with `checkers` threads (at least one).
     pub fn new(chain_id: String, checkers: usize) -> std::io::Result<SigChecks> {
+        SigChecks::with_check(chain_id, checkers, check_signatures_grouped)
+    }
+
+    fn with_check(chain_id: String, checkers: usize, check: CheckFn) -> std::io::Result<SigChecks> {
         let shared = Arc::new(Shared {
             chain_id,
+            check,
+            verified: VerifiedTxs::default(),
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             rpc_room: Arc::new(Semaphore::new(QUEUED_TXS_MAX)),
@@ -153,6 +173,12 @@ impl SigChecks {
         })
     }
 
+    /// The transactions verified lately (by their hashes), which the
+    /// checks skip; a block check that verifies more adds them.
+    pub fn verified(&self) -> &VerifiedTxs {
+        &self.shared.verified
+    }
+
     /// Checks submitted `txs` (their chain, then their signatures): one
     /// result each, in order. Waits for room in the queue first.
     pub async fn check(&self, txs: Vec<SignedTx>) -> Result<Vec<Checked>, NodeStopped> {
@@ -163,7 +189,8 @@ impl SigChecks {
         let room = self.shared.rpc_room.clone();
         match self.queue(room, weight, Box::new(move || Ok(txs))).await? {
             Ok(checked) => Ok(checked),
-            // `prepare` above cannot fail.
+            // `prepare` above cannot fail, so this is [`CHECK_FAILED`]
+            // outside every guarded part of a check: never seen so far.
             Err(_) => Err(NodeStopped),
         }
     }
@@ -243,16 +270,21 @@ impl Shared {
                     self.wake.notify_one();
                 }
                 drop(q);
-                // A panic anywhere in the check answers no one (its callers
-                // see the node as stopped), and the checker goes on.
+                let (prepares, replies): (Vec<_>, Vec<_>) = jobs
+                    .into_iter()
+                    .map(|job| (job.prepare, (job.reply, job.room)))
+                    .collect();
+                let jobs_len = replies.len();
+                // The check guards its own parts; a panic outside them
+                // still answers every job (and the checker goes on).
                 let answers = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    self.check_jobs(jobs)
+                    self.answers(prepares)
                 }))
-                .unwrap_or_default();
+                .unwrap_or_else(|_| (0..jobs_len).map(|_| Err(CHECK_FAILED)).collect());
                 // Counted out, and the room freed, before anyone hears: a
                 // caller with its answer finds its check wholly over.
                 self.lock().checking -= 1;
-                for (reply, answer, room) in answers {
+                for ((reply, room), answer) in replies.into_iter().zip(answers) {
                     drop(room);
                     let _ = reply.send(answer);
                 }
@@ -263,38 +295,121 @@ impl Shared {
         }
     }
 
-    /// Each job's reply, its answer and its room.
-    fn check_jobs(
-        &self,
-        jobs: Vec<Job>,
-    ) -> Vec<(oneshot::Sender<Answer>, Answer, OwnedSemaphorePermit)> {
-        // Each job's transactions, or why it has none; a preparation that
-        // panicked is a job that failed.
-        let mut lens = Vec::with_capacity(jobs.len());
-        let mut all = Vec::new();
-        let mut replies = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let prepare = job.prepare;
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(prepare)) {
-                Ok(Ok(txs)) => {
-                    lens.push(Ok(txs.len()));
-                    all.extend(txs);
+    /// Each job's answer, in order: its transactions made (on this
+    /// thread), then checked with every other job's.
+    fn answers(&self, prepares: Vec<Prepare>) -> Vec<Answer> {
+        // Each job's transactions, or why it has none (a preparation that
+        // panicked is a job that failed). Transactions verified before, in
+        // another batch or a block, are not checked again: `seen` holds
+        // them in place, and a `None` for each one in `fresh`.
+        let mut lens = Vec::with_capacity(prepares.len());
+        let mut seen = Vec::new();
+        let (mut fresh, mut fresh_hashes, mut groups) = (Vec::new(), Vec::new(), Vec::new());
+        for prepare in prepares {
+            let txs = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(prepare)) {
+                Ok(Ok(txs)) => txs,
+                Ok(Err(reason)) => {
+                    lens.push(Err(reason));
+                    groups.push(0);
+                    continue;
                 }
-                Ok(Err(reason)) => lens.push(Err(reason)),
-                Err(_) => lens.push(Err("the transactions could not be read")),
+                Err(_) => {
+                    lens.push(Err("the transactions could not be read"));
+                    groups.push(0);
+                    continue;
+                }
+            };
+            let hashes: Vec<Hash> = txs.iter().map(SignedTx::hash).collect();
+            let before = self.verified.contains_each(&hashes);
+            lens.push(Ok(txs.len()));
+            let mut group = 0;
+            for ((tx, hash), verified) in txs.into_iter().zip(hashes).zip(before) {
+                if verified {
+                    seen.push(Some(tx));
+                } else {
+                    seen.push(None);
+                    fresh.push(tx);
+                    fresh_hashes.push(hash);
+                    group += 1;
+                }
             }
-            replies.push((job.reply, job.room));
+            groups.push(group);
         }
-        // By job: a bad signature costs single checks in its own job only.
-        let groups: Vec<usize> = lens.iter().map(|l| *l.as_ref().unwrap_or(&0)).collect();
-        let results = check_signatures_grouped(&all, &self.chain_id, &groups);
-        debug!(jobs = lens.len(), txs = all.len(), "signatures checked");
-        let mut checked = all.into_iter().zip(results);
-        lens.into_iter()
-            .zip(replies)
-            .map(|(len, (reply, room))| {
-                let answer = len.map(|n| checked.by_ref().take(n).collect());
-                (reply, answer, room)
+        let mut results = self.check_groups(&fresh, &groups).into_iter();
+        debug!(
+            jobs = lens.len(),
+            txs = seen.len(),
+            checked = fresh.len(),
+            "signatures checked"
+        );
+        let mut fresh = fresh.into_iter().zip(fresh_hashes);
+        let mut seen = seen.into_iter();
+        let mut newly = Vec::new();
+        let answers = lens
+            .into_iter()
+            .map(|len| {
+                // Its check failed inside the node if `None`: not the
+                // transactions' fault, and they are not taken.
+                let mut group = results.next().flatten().map(Vec::into_iter);
+                let n = len?;
+                Ok(seen
+                    .by_ref()
+                    .take(n)
+                    .filter_map(|slot| match slot {
+                        Some(tx) => Some((tx, Ok(()))),
+                        None => {
+                            let (tx, hash) = fresh.next()?;
+                            let result = group
+                                .as_mut()
+                                .and_then(Iterator::next)
+                                .unwrap_or(Err(MempoolError::Unchecked));
+                            if result.is_ok() {
+                                newly.push(hash);
+                            }
+                            Some((tx, result))
+                        }
+                    })
+                    .collect())
+            })
+            .collect();
+        self.verified.insert(newly);
+        answers
+    }
+
+    /// The results of each group of `all` (consecutive, `groups` long;
+    /// empty groups included), checked together. A check that panics is a
+    /// fault in the node: each group is then checked alone, and only a
+    /// group whose own check fails has no results.
+    fn check_groups(
+        &self,
+        all: &[SignedTx],
+        groups: &[usize],
+    ) -> Vec<Option<Vec<Result<(), MempoolError>>>> {
+        let check = |txs: &[SignedTx], groups: &[usize]| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                (self.check)(txs, &self.chain_id, groups)
+            }))
+            .ok()
+            .filter(|results| results.len() == txs.len())
+        };
+        if let Some(results) = check(all, groups) {
+            let mut results = results.into_iter();
+            return groups
+                .iter()
+                .map(|&n| Some(results.by_ref().take(n).collect()))
+                .collect();
+        }
+        warn!(
+            txs = all.len(),
+            "a signature check failed inside the node; checking each batch alone"
+        );
+        let mut at = 0usize;
+        groups
+            .iter()
+            .map(|&n| {
+                let part = all.get(at..at.saturating_add(n)).unwrap_or_default();
+                at = at.saturating_add(n);
+                check(part, &[n])
             })
             .collect()
     }
@@ -410,6 +525,98 @@ mod tests {
             ),
             (QUEUED_TXS_MAX, QUEUED_TXS_MAX)
         );
+    }
+
+    /// The real check, but a fault in it (a panic) for any transaction
+    /// of the chain "poison".
+    fn poisoned(
+        txs: &[SignedTx],
+        chain_id: &str,
+        groups: &[usize],
+    ) -> Vec<Result<(), MempoolError>> {
+        assert!(
+            txs.iter().all(|tx| tx.tx.chain_id != "poison"),
+            "a fault in the check"
+        );
+        check_signatures_grouped(txs, chain_id, groups)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_check_that_panics_fails_only_the_batch_it_panics_on() {
+        let mut chain = TestChain::new(4, 4);
+        let checks = SigChecks::with_check(chain.chain_id().to_string(), 1, poisoned).unwrap();
+        // The one checker is held, so that both batches below wait and go
+        // into one check.
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let first = tokio::spawn({
+            let checks = checks.clone();
+            async move {
+                let prepare = move || {
+                    started_tx.send(()).unwrap();
+                    release_rx.recv().unwrap();
+                    Ok(Vec::new())
+                };
+                checks.check_with(1, Box::new(prepare)).await
+            }
+        });
+        tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
+            .await
+            .unwrap();
+        let mut poison = chain.transfer(0, 1, 1);
+        poison.tx.chain_id = "poison".into();
+        let others = vec![
+            chain.transfer(1, 2, 1),
+            bad_signature(chain.transfer(2, 3, 1)),
+        ];
+        let at_fault = tokio::spawn({
+            let checks = checks.clone();
+            async move { checks.check(vec![poison]).await }
+        });
+        let innocent = tokio::spawn({
+            let checks = checks.clone();
+            async move { checks.check(others).await }
+        });
+        until_waiting(&checks, 2).await;
+        release_tx.send(()).unwrap();
+        assert!(first.await.unwrap().unwrap().is_ok());
+        let at_fault = at_fault.await.unwrap().unwrap();
+        assert!(matches!(at_fault[..], [(_, Err(MempoolError::Unchecked))]));
+        let innocent = innocent.await.unwrap().unwrap();
+        assert!(matches!(
+            innocent[..],
+            [
+                (_, Ok(())),
+                (_, Err(MempoolError::Invalid(TxError::BadSignature(_))))
+            ]
+        ));
+        // The checker goes on.
+        let later = checks.check(vec![chain.transfer(3, 0, 1)]).await.unwrap();
+        assert!(later[0].1.is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn transactions_verified_before_are_not_checked_again() {
+        let mut chain = TestChain::new(4, 4);
+        let checks = SigChecks::with_check(chain.chain_id().to_string(), 1, poisoned).unwrap();
+        let good = chain.transfer(0, 1, 1);
+        let forged = bad_signature(chain.transfer(1, 2, 1));
+        let checked = checks
+            .check(vec![good.clone(), forged.clone()])
+            .await
+            .unwrap();
+        assert!(checked[0].1.is_ok() && checked[1].1.is_err());
+        // Only the signature that verified is recorded.
+        let verified = checks.verified();
+        assert!(verified.contains(&good.hash()) && !verified.contains(&forged.hash()));
+        assert_eq!(verified.len(), 1);
+        // One a block check recorded: the check, which would fail on it,
+        // is not run for it (nor for `good`, checked before).
+        let mut poison = chain.transfer(2, 3, 1);
+        poison.tx.chain_id = "poison".into();
+        verified.insert([poison.hash()]);
+        let checked = checks.check(vec![poison, good]).await.unwrap();
+        assert!(checked.iter().all(|(_, result)| result.is_ok()));
     }
 
     /// Yields until `checks` holds `jobs` waiting jobs.

@@ -64,11 +64,13 @@ pub enum MempoolError {
     },
     #[error("mempool is full ({txs} transactions, {bytes} bytes); try again after the next block")]
     Full { txs: usize, bytes: u64 },
+    #[error("the node could not check this transaction's signature (a fault in the node, in its log); try again")]
+    Unchecked,
 }
 
 /// Every [`MempoolError::kind`], so that metrics show each refusal from
 /// the start (at zero) rather than from its first occurrence.
-pub const REFUSAL_KINDS: [&str; 11] = [
+pub const REFUSAL_KINDS: [&str; 12] = [
     "bad_signature",
     "wrong_chain",
     "unknown_sender",
@@ -80,6 +82,7 @@ pub const REFUSAL_KINDS: [&str; 11] = [
     "future_nonce",
     "sender_full",
     "mempool_full",
+    "unchecked",
 ];
 
 impl MempoolError {
@@ -97,6 +100,7 @@ impl MempoolError {
             MempoolError::FutureNonce { .. } => "future_nonce",
             MempoolError::SenderFull { .. } => "sender_full",
             MempoolError::Full { .. } => "mempool_full",
+            MempoolError::Unchecked => "unchecked",
         }
     }
 }

@@ -148,6 +148,10 @@ impl Validator {
                 Err(MempoolError::Invalid(TxError::WrongChain { .. })) => {
                     return Verdict::Reject("transaction for another chain")
                 }
+                // A fault in this node, not the peer's.
+                Err(MempoolError::Unchecked) => {
+                    return Verdict::Ignore("the batch could not be checked")
+                }
                 Err(_) => return Verdict::Reject("bad transaction signature"),
             }
         }
