@@ -49,7 +49,6 @@ pub mod sync;
 #[cfg(feature = "byzantine")]
 pub mod tap;
 pub mod testnet;
-pub mod verified_txs;
 pub mod version;
 pub mod wire;
 

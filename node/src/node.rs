@@ -264,7 +264,6 @@ pub async fn start(home: &NodeHome, overrides: Overrides) -> anyhow::Result<Runn
             },
             clock_offset_ms: home.config.consensus.clock_offset_ms,
             metrics: metrics.clone(),
-            verified: sig_checks.verified().clone(),
         },
         driver_net,
         commits.clone(),

@@ -17,8 +17,7 @@
 //! batch fails only that transaction (the batch check names the failures).
 //! A job may bring its transactions encoded, with the decoding to run on
 //! the checker's thread (gossip): a job that fails to decode gets its
-//! reason and takes no part in the check. A transaction verified before
-//! (by its hash, [`VerifiedTxs`]) is not checked again.
+//! reason and takes no part in the check.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -27,11 +26,9 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
 
 use tally_ledger::types::SignedTx;
-use tally_ledger::Hash;
 
 use crate::handle::NodeStopped;
 use crate::mempool::{check_signatures_grouped, MempoolError};
-use crate::verified_txs::VerifiedTxs;
 
 /// Transactions in one check, at most: a batch this large costs about as
 /// little per signature as batch checking gets.
@@ -55,6 +52,10 @@ pub const CHECKER_NICE: i32 = 5;
 /// A job's answer when its whole check failed inside the node (a fault,
 /// logged, not the transactions').
 pub const CHECK_FAILED: &str = "the transactions could not be checked";
+
+/// A job's answer when making its transactions panicked (a fault in the
+/// node's decoder, not necessarily in the bytes).
+pub const READ_FAILED: &str = "the transactions could not be read";
 
 /// Checks transactions' chain and signatures, by group: one result each.
 pub type CheckFn = fn(&[SignedTx], &str, &[usize]) -> Vec<Result<(), MempoolError>>;
@@ -81,8 +82,6 @@ struct Shared {
     chain_id: String,
     /// [`check_signatures_grouped`], but for tests.
     check: CheckFn,
-    /// Transactions verified lately, here or in blocks.
-    verified: VerifiedTxs,
     queue: Mutex<Queue>,
     /// Wakes an idle checker: a job to take, or the stop.
     wake: Condvar,
@@ -147,7 +146,6 @@ impl SigChecks {
         let shared = Arc::new(Shared {
             chain_id,
             check,
-            verified: VerifiedTxs::default(),
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             rpc_room: Arc::new(Semaphore::new(QUEUED_TXS_MAX)),
@@ -171,12 +169,6 @@ impl SigChecks {
             shared,
             _threads: Arc::new(threads),
         })
-    }
-
-    /// The transactions verified lately (by their hashes), which the
-    /// checks skip; a block check that verifies more adds them.
-    pub fn verified(&self) -> &VerifiedTxs {
-        &self.shared.verified
     }
 
     /// Checks submitted `txs` (their chain, then their signatures): one
@@ -298,82 +290,37 @@ impl Shared {
     /// Each job's answer, in order: its transactions made (on this
     /// thread), then checked with every other job's.
     fn answers(&self, prepares: Vec<Prepare>) -> Vec<Answer> {
-        // Each job's transactions, or why it has none (a preparation that
-        // panicked is a job that failed). Transactions verified before, in
-        // another batch or a block, are not checked again: `seen` holds
-        // them in place, and a `None` for each one in `fresh`.
+        // Each job's transactions, or why it has none; a preparation that
+        // panicked is a job that failed.
         let mut lens = Vec::with_capacity(prepares.len());
-        let mut seen = Vec::new();
-        let (mut fresh, mut fresh_hashes, mut groups) = (Vec::new(), Vec::new(), Vec::new());
+        let mut all = Vec::new();
         for prepare in prepares {
-            let txs = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(prepare)) {
-                Ok(Ok(txs)) => txs,
-                Ok(Err(reason)) => {
-                    lens.push(Err(reason));
-                    groups.push(0);
-                    continue;
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(prepare)) {
+                Ok(Ok(txs)) => {
+                    lens.push(Ok(txs.len()));
+                    all.extend(txs);
                 }
-                Err(_) => {
-                    lens.push(Err("the transactions could not be read"));
-                    groups.push(0);
-                    continue;
-                }
-            };
-            let hashes: Vec<Hash> = txs.iter().map(SignedTx::hash).collect();
-            let before = self.verified.contains_each(&hashes);
-            lens.push(Ok(txs.len()));
-            let mut group = 0;
-            for ((tx, hash), verified) in txs.into_iter().zip(hashes).zip(before) {
-                if verified {
-                    seen.push(Some(tx));
-                } else {
-                    seen.push(None);
-                    fresh.push(tx);
-                    fresh_hashes.push(hash);
-                    group += 1;
-                }
+                Ok(Err(reason)) => lens.push(Err(reason)),
+                Err(_) => lens.push(Err(READ_FAILED)),
             }
-            groups.push(group);
         }
-        let mut results = self.check_groups(&fresh, &groups).into_iter();
-        debug!(
-            jobs = lens.len(),
-            txs = seen.len(),
-            checked = fresh.len(),
-            "signatures checked"
-        );
-        let mut fresh = fresh.into_iter().zip(fresh_hashes);
-        let mut seen = seen.into_iter();
-        let mut newly = Vec::new();
-        let answers = lens
-            .into_iter()
+        let groups: Vec<usize> = lens.iter().map(|l| *l.as_ref().unwrap_or(&0)).collect();
+        let mut results = self.check_groups(&all, &groups).into_iter();
+        debug!(jobs = lens.len(), txs = all.len(), "signatures checked");
+        let mut txs = all.into_iter();
+        lens.into_iter()
             .map(|len| {
-                // Its check failed inside the node if `None`: not the
+                // One result per group, failed jobs' (empty) ones too;
+                // `None` if its check failed inside the node: not the
                 // transactions' fault, and they are not taken.
-                let mut group = results.next().flatten().map(Vec::into_iter);
-                let n = len?;
-                Ok(seen
-                    .by_ref()
-                    .take(n)
-                    .filter_map(|slot| match slot {
-                        Some(tx) => Some((tx, Ok(()))),
-                        None => {
-                            let (tx, hash) = fresh.next()?;
-                            let result = group
-                                .as_mut()
-                                .and_then(Iterator::next)
-                                .unwrap_or(Err(MempoolError::Unchecked));
-                            if result.is_ok() {
-                                newly.push(hash);
-                            }
-                            Some((tx, result))
-                        }
-                    })
-                    .collect())
+                let checked = results.next().flatten();
+                let group = txs.by_ref().take(len?);
+                Ok(match checked {
+                    Some(checked) => group.zip(checked).collect(),
+                    None => group.map(|tx| (tx, Err(MempoolError::Unchecked))).collect(),
+                })
             })
-            .collect();
-        self.verified.insert(newly);
-        answers
+            .collect()
     }
 
     /// The results of each group of `all` (consecutive, `groups` long;
@@ -510,10 +457,7 @@ mod tests {
             failed.unwrap().unwrap_err(),
             "undecodable transaction batch"
         );
-        assert_eq!(
-            panicked.unwrap().unwrap_err(),
-            "the transactions could not be read"
-        );
+        assert_eq!(panicked.unwrap().unwrap_err(), READ_FAILED);
         let ok = ok.unwrap().unwrap();
         assert_eq!(ok.len(), 1);
         assert_eq!(ok[0].0.hash(), hash);
@@ -593,30 +537,6 @@ mod tests {
         // The checker goes on.
         let later = checks.check(vec![chain.transfer(3, 0, 1)]).await.unwrap();
         assert!(later[0].1.is_ok());
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn transactions_verified_before_are_not_checked_again() {
-        let mut chain = TestChain::new(4, 4);
-        let checks = SigChecks::with_check(chain.chain_id().to_string(), 1, poisoned).unwrap();
-        let good = chain.transfer(0, 1, 1);
-        let forged = bad_signature(chain.transfer(1, 2, 1));
-        let checked = checks
-            .check(vec![good.clone(), forged.clone()])
-            .await
-            .unwrap();
-        assert!(checked[0].1.is_ok() && checked[1].1.is_err());
-        // Only the signature that verified is recorded.
-        let verified = checks.verified();
-        assert!(verified.contains(&good.hash()) && !verified.contains(&forged.hash()));
-        assert_eq!(verified.len(), 1);
-        // One a block check recorded: the check, which would fail on it,
-        // is not run for it (nor for `good`, checked before).
-        let mut poison = chain.transfer(2, 3, 1);
-        poison.tx.chain_id = "poison".into();
-        verified.insert([poison.hash()]);
-        let checked = checks.check(vec![poison, good]).await.unwrap();
-        assert!(checked.iter().all(|(_, result)| result.is_ok()));
     }
 
     /// Yields until `checks` holds `jobs` waiting jobs.

@@ -5,7 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-use std::cell::RefCell;
 use std::sync::Arc;
 
 use tally_consensus::{SignerError, TimeoutKind};
@@ -29,8 +28,6 @@ const PROPOSE_MS: u64 = 1_000;
 struct Env {
     chain: TestChain,
     txs: Vec<SignedTx>,
-    /// What the core noted as verified, in order.
-    noted: RefCell<Vec<Hash>>,
 }
 
 impl CoreEnv for Env {
@@ -62,10 +59,6 @@ impl CoreEnv for Env {
     fn mempool_len(&self) -> usize {
         self.txs.len()
     }
-
-    fn txs_verified(&self, tx_hashes: &[Hash]) {
-        self.noted.borrow_mut().extend_from_slice(tx_hashes);
-    }
 }
 
 impl Env {
@@ -73,7 +66,6 @@ impl Env {
         Env {
             chain: TestChain::new(4, 2),
             txs: Vec::new(),
-            noted: RefCell::default(),
         }
     }
 
@@ -281,30 +273,6 @@ fn a_block_from_the_far_future_is_refused_and_a_drift_within_bounds_is_not() {
             assert_eq!(fx[1], prevote, "time {time_ms}");
         }
     }
-}
-
-#[test]
-fn a_valid_proposal_notes_its_transactions_as_verified_and_an_invalid_one_does_not() {
-    let mut env = Env::new();
-    let me = (env.proposer(0) + 1) % 4;
-    let txs = vec![env.chain.transfer(0, 1, 1), env.chain.transfer(1, 0, 1)];
-    let block = env.chain.build_block(txs.clone()).unwrap().0;
-    let mut forged = block.clone();
-    forged.txs[1].signature.0[0] ^= 1;
-    for (proposed, valid) in [(&forged, false), (&block, true)] {
-        let mut core = env.core(me, None);
-        core.handle(Event::Restart(Box::default()), env.now(), &env)
-            .unwrap();
-        let fx = core
-            .handle(env.proposal(0, proposed), env.now(), &env)
-            .unwrap();
-        assert_eq!(fx.len(), if valid { 1 } else { 2 }, "{fx:?}");
-    }
-    // Only the valid block's transactions, once.
-    assert_eq!(
-        *env.noted.borrow(),
-        txs.iter().map(SignedTx::hash).collect::<Vec<_>>()
-    );
 }
 
 /// Validator `me` receives round 0's proposal of the test kit's next block
@@ -930,7 +898,6 @@ fn a_wait_that_ended_elsewhere_does_not_hold_back_the_next_timer() {
     let mut env = Env {
         chain: TestChain::new(1, 2),
         txs: Vec::new(),
-        noted: RefCell::default(),
     };
     let mut core = env.proposer_core(0, 1_000, BlockFill::default());
     let t0 = env.now();

@@ -13,7 +13,6 @@ use tally_ledger::{Hash, PublicKey};
 
 use crate::mempool::{AccountView, Mempool};
 use crate::node_core::CoreEnv;
-use crate::verified_txs::VerifiedTxs;
 
 use super::writer::Writing;
 
@@ -57,8 +56,6 @@ impl AccountView for StoreView<'_> {
 pub(super) struct NodeEnv<'a> {
     pub(super) store: &'a Store,
     pub(super) mempool: &'a Mempool,
-    /// Transactions verified lately, besides the mempool's.
-    pub(super) verified: &'a VerifiedTxs,
     pub(super) state: PendingState<'a, Store>,
     pub(super) writing: Option<&'a Writing>,
 }
@@ -67,13 +64,11 @@ impl<'a> NodeEnv<'a> {
     pub(super) fn new(
         store: &'a Store,
         mempool: &'a Mempool,
-        verified: &'a VerifiedTxs,
         writing: Option<&'a Writing>,
     ) -> Self {
         NodeEnv {
             store,
             mempool,
-            verified,
             state: tip_state(store, writing),
             writing,
         }
@@ -121,11 +116,7 @@ impl<'a> CoreEnv for NodeEnv<'a> {
     }
 
     fn tx_verified(&self, tx_hash: &Hash) -> bool {
-        self.mempool.contains(tx_hash) || self.verified.contains(tx_hash)
-    }
-
-    fn txs_verified(&self, tx_hashes: &[Hash]) {
-        self.verified.insert(tx_hashes.iter().copied());
+        self.mempool.contains(tx_hash)
     }
 }
 

@@ -29,12 +29,7 @@ impl Driver {
         let Some(me) = self.signer.as_ref().map(|s| s.public_key()) else {
             return Ok(());
         };
-        let env = NodeEnv::new(
-            &self.store,
-            &self.mempool,
-            &self.verified,
-            self.writing.as_ref(),
-        );
+        let env = NodeEnv::new(&self.store, &self.mempool, self.writing.as_ref());
         let height = self.core.rules().height;
         let validators = read_validators(env.state(), height).map_err(CoreError::from)?;
         // Each other validator's peer id and power, once.

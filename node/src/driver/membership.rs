@@ -21,12 +21,7 @@ impl Driver {
         if self.announced == Some(rules.height) {
             return Ok(());
         }
-        let env = NodeEnv::new(
-            &self.store,
-            &self.mempool,
-            &self.verified,
-            self.writing.as_ref(),
-        );
+        let env = NodeEnv::new(&self.store, &self.mempool, self.writing.as_ref());
         let state = env.state();
         let next = rules.next_set(state).map_err(CoreError::from)?;
         let next: HeightSet = if Arc::ptr_eq(&next, &rules.set) {

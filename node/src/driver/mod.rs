@@ -42,7 +42,6 @@ use crate::node_core::{
     signing_pause, CoreError, CoreSetup, Effect, Event, NodeCore, Now, SignerView, Timer,
 };
 use crate::sync::{PeerView, Sync};
-use crate::verified_txs::VerifiedTxs;
 use crate::wire::{ConsensusMsg, Status};
 
 mod block_sync;
@@ -133,7 +132,6 @@ pub struct DriverSetup {
     /// Added to the wall clock (`consensus.clock_offset_ms`).
     pub clock_offset_ms: i64,
     pub metrics: Arc<Metrics>,
-    pub verified: VerifiedTxs,
 }
 
 /// The wall clock in ms, shifted by `offset_ms`.
@@ -161,7 +159,6 @@ pub struct Driver {
     /// The lock body waiting for the precommit's record ([`SignerRecords`]).
     locking: Arc<Mutex<Option<Block>>>,
     mempool: Mempool,
-    verified: VerifiedTxs,
     net: mpsc::Sender<NetCommand>,
     timers: BTreeMap<(Instant, u64), Timer>,
     timer_seq: u64,
@@ -187,7 +184,8 @@ pub struct Driver {
     writing: Option<Writing>,
     /// Wakes the loop when a write ends.
     written_rx: Option<mpsc::UnboundedReceiver<u64>>,
-    /// Heights validators reported while a signing pause lasts ([`hearing`]).
+    /// Heights validators reported while a signing pause lasts (see
+    /// [`hearing`]).
     heard: BTreeMap<libp2p::PeerId, u64>,
     /// Since when a member has said the chain is past genesis while a home
     /// with no signer state and no blocks waits (see [`hearing`]).
@@ -288,7 +286,6 @@ impl Driver {
             signer,
             locking,
             mempool,
-            verified: setup.verified,
             net,
             timers: BTreeMap::new(),
             timer_seq: 0,
@@ -410,12 +407,7 @@ impl Driver {
     fn feed(&mut self, event: Event) -> Result<(), DriverError> {
         let proposal = matches!(event, Event::Proposal { .. });
         let started = Instant::now();
-        let env = NodeEnv::new(
-            &self.store,
-            &self.mempool,
-            &self.verified,
-            self.writing.as_ref(),
-        );
+        let env = NodeEnv::new(&self.store, &self.mempool, self.writing.as_ref());
         let effects = self.core.handle(event, self.now(), &env)?;
         if proposal {
             self.metrics
@@ -448,12 +440,7 @@ impl Driver {
                 }
                 committed = true;
             }
-            let env = NodeEnv::new(
-                &self.store,
-                &self.mempool,
-                &self.verified,
-                self.writing.as_ref(),
-            );
+            let env = NodeEnv::new(&self.store, &self.mempool, self.writing.as_ref());
             let more = self.core.handle(event, self.now(), &env)?;
             for e in more.into_iter().rev() {
                 queue.push_front(e);

@@ -348,6 +348,8 @@ impl Mempool {
     ) -> Result<Hash, MempoolError> {
         match check {
             Ok(()) => self.admit_verified(tx, state),
+            // Not the transaction's fault: it may come again.
+            Err(MempoolError::Unchecked) => Err(MempoolError::Unchecked),
             Err(err) => {
                 self.remember(tx.hash(), err.to_string());
                 Err(err)

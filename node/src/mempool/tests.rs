@@ -329,6 +329,18 @@ fn a_batch_is_checked_together_and_each_failure_named_at_its_place() {
         pool.admit_checked(good.clone(), Ok(()), &view),
         Ok(good.hash())
     );
+    // A check that failed inside the node is no refusal: the same
+    // transaction is taken when it comes again.
+    let unchecked = chain.transfer(3, 1, 1);
+    assert_eq!(
+        pool.admit_checked(unchecked.clone(), Err(MempoolError::Unchecked), &view),
+        Err(MempoolError::Unchecked)
+    );
+    assert_eq!(pool.status(&unchecked.hash()), None);
+    assert_eq!(
+        pool.admit_gossiped(unchecked.clone(), &view),
+        Ok(unchecked.hash())
+    );
 }
 
 #[test]

@@ -15,7 +15,7 @@ use tally_ledger::Hash;
 
 use super::SEQ_BYTES;
 use crate::mempool::MempoolError;
-use crate::sig_checks::Answer;
+use crate::sig_checks::{Answer, CHECK_FAILED, READ_FAILED};
 use crate::wire::{self, ConsensusMsg};
 
 /// A height's validator set and its proposer schedule.
@@ -139,6 +139,8 @@ impl Validator {
     pub(super) fn txs_verdict(answer: Answer) -> Verdict<Vec<SignedTx>> {
         let checked = match answer {
             Ok(checked) => checked,
+            // A fault in this node, not the peer's.
+            Err(reason @ (CHECK_FAILED | READ_FAILED)) => return Verdict::Ignore(reason),
             Err(reason) => return Verdict::Reject(reason),
         };
         let mut txs = Vec::with_capacity(checked.len());
@@ -241,5 +243,38 @@ mod tests {
             one,
             message_id(&status, &encode_envelope(1, &body), true, 5)
         );
+    }
+
+    #[test]
+    fn a_batch_is_the_peers_fault_only_when_its_bytes_or_signatures_are() {
+        let mut chain = TestChain::new(4, 4);
+        let good = chain.transfer(1, 2, 1);
+        let forged = {
+            let mut tx = chain.transfer(2, 3, 1);
+            tx.signature.0[0] ^= 1;
+            tx
+        };
+        let verdict = |answer: Answer| match Validator::txs_verdict(answer) {
+            Verdict::Accept(txs) => format!("accept {}", txs.len()),
+            Verdict::Ignore(r) => format!("ignore: {r}"),
+            Verdict::Reject(r) => format!("reject: {r}"),
+        };
+        let bad = MempoolError::Invalid(TxError::BadSignature(
+            tally_ledger::crypto::SignatureError::Invalid(good.tx.sender),
+        ));
+        assert_eq!(verdict(Ok(vec![(good.clone(), Ok(()))])), "accept 1");
+        assert_eq!(
+            verdict(Ok(vec![(good.clone(), Ok(())), (forged, Err(bad))])),
+            "reject: bad transaction signature"
+        );
+        assert_eq!(
+            verdict(Err("undecodable transaction batch")),
+            "reject: undecodable transaction batch"
+        );
+        // Faults in this node.
+        for reason in [CHECK_FAILED, READ_FAILED] {
+            assert_eq!(verdict(Err(reason)), format!("ignore: {reason}"));
+        }
+        assert!(verdict(Ok(vec![(good, Err(MempoolError::Unchecked))])).starts_with("ignore"));
     }
 }

@@ -27,13 +27,10 @@ impl NodeCore {
         env: &E,
     ) -> Result<StateUpdate, InvalidBlock> {
         let size = encoded_len(block);
-        let update =
-            self.rules
-                .check_proposed_except(block, size, placement, env.state(), |tx_hash| {
-                    env.tx_verified(tx_hash)
-                })?;
-        env.txs_verified(&update.tx_hashes_of(block));
-        Ok(update)
+        self.rules
+            .check_proposed_except(block, size, placement, env.state(), |tx_hash| {
+                env.tx_verified(tx_hash)
+            })
     }
 
     /// The proposer may build its block: builds it now, or waits (a

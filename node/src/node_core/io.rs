@@ -41,10 +41,6 @@ pub trait CoreEnv {
     fn tx_verified(&self, _tx_hash: &Hash) -> bool {
         false
     }
-    /// Notes that the signatures of the transactions `tx_hashes` verified
-    /// (in a proposed block): the same transactions arriving later by
-    /// gossip are not verified again.
-    fn txs_verified(&self, _tx_hashes: &[Hash]) {}
 }
 
 /// A timer the core asked for; the runtime hands it back when it fires.
