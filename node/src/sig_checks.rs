@@ -537,22 +537,7 @@ mod tests {
         let checks = SigChecks::with_check(chain.chain_id().to_string(), 1, poisoned).unwrap();
         // The one checker is held, so that both batches below wait and go
         // into one check.
-        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let first = tokio::spawn({
-            let checks = checks.clone();
-            async move {
-                let prepare = move || {
-                    started_tx.send(()).unwrap();
-                    release_rx.recv().unwrap();
-                    Ok(Vec::new())
-                };
-                checks.check_with(1, Box::new(prepare)).await
-            }
-        });
-        tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
-            .await
-            .unwrap();
+        let (first, release_tx) = held_check(&checks, 1, chain.transfer(3, 0, 1)).await;
         let mut poison = chain.transfer(0, 1, 1);
         poison.tx.chain_id = "poison".into();
         let others = vec![
@@ -597,23 +582,7 @@ mod tests {
         let mut chain = TestChain::new(4, 4);
         let checks = SigChecks::new(chain.chain_id().to_string(), 2).unwrap();
         // The first check is held until released: it occupies a checker.
-        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let first_tx = chain.transfer(0, 1, 1);
-        let first = tokio::spawn({
-            let checks = checks.clone();
-            async move {
-                let prepare = move || {
-                    started_tx.send(()).unwrap();
-                    release_rx.recv().unwrap();
-                    Ok(vec![first_tx])
-                };
-                checks.check_with(1, Box::new(prepare)).await
-            }
-        });
-        tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
-            .await
-            .unwrap();
+        let (first, release_tx) = held_check(&checks, 1, chain.transfer(0, 1, 1)).await;
         // A small batch waits: no second checker for it.
         let small = tokio::spawn({
             let checks = checks.clone();
