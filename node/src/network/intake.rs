@@ -45,10 +45,7 @@ impl Network {
         let Ok(slot) = slot else { return };
         let validator = self.validator.clone();
         let sig_checks = self.sig_checks.clone();
-        let turn = Turn {
-            batch: Some((self.tx_check_seq, source, id, slot)),
-            done: self.checked_tx.clone(),
-        };
+        let turn = Turn::new(self.tx_check_seq, source, id, slot, self.checked_tx.clone());
         self.tx_check_seq += 1;
         let weight = batch_weight(data.len());
         tokio::spawn(async move {
@@ -95,33 +92,45 @@ fn batch_weight(bytes: usize) -> usize {
 /// hold back every batch after it: a turn dropped without a verdict (its
 /// task panicked or was cancelled) hands its batch on as ignored.
 struct Turn {
-    /// Its place, source, message and room, until handed on.
-    batch: Option<(u64, PeerId, gossipsub::MessageId, OwnedSemaphorePermit)>,
+    /// The batch, ignored until its check gives a verdict.
+    batch: Option<CheckedTxs>,
     done: mpsc::UnboundedSender<CheckedTxs>,
 }
 
 impl Turn {
-    fn hand_on(mut self, verdict: Verdict<Vec<SignedTx>>) {
-        self.send(verdict);
-    }
-
-    fn send(&mut self, verdict: Verdict<Vec<SignedTx>>) {
-        if let Some((seq, source, id, slot)) = self.batch.take() {
-            // Fails only when the network task has stopped.
-            let _ = self.done.send(CheckedTxs {
+    fn new(
+        seq: u64,
+        source: PeerId,
+        id: gossipsub::MessageId,
+        slot: OwnedSemaphorePermit,
+        done: mpsc::UnboundedSender<CheckedTxs>,
+    ) -> Turn {
+        let verdict = Verdict::Ignore("the batch's check ended without a verdict");
+        Turn {
+            batch: Some(CheckedTxs {
                 seq,
                 source,
                 id,
                 verdict,
                 _slot: slot,
-            });
+            }),
+            done,
+        }
+    }
+
+    fn hand_on(mut self, verdict: Verdict<Vec<SignedTx>>) {
+        if let Some(batch) = &mut self.batch {
+            batch.verdict = verdict;
         }
     }
 }
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        self.send(Verdict::Ignore("the batch's check ended without a verdict"));
+        if let Some(batch) = self.batch.take() {
+            // Fails only when the network task has stopped.
+            let _ = self.done.send(batch);
+        }
     }
 }
 
@@ -152,15 +161,13 @@ mod tests {
 
     fn turn(seq: u64, done: &mpsc::UnboundedSender<CheckedTxs>) -> Turn {
         let room = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
-        Turn {
-            batch: Some((
-                seq,
-                PeerId::random(),
-                gossipsub::MessageId::new(&seq.to_be_bytes()),
-                room.try_acquire_owned().unwrap(),
-            )),
-            done: done.clone(),
-        }
+        Turn::new(
+            seq,
+            PeerId::random(),
+            gossipsub::MessageId::new(&seq.to_be_bytes()),
+            room.try_acquire_owned().unwrap(),
+            done.clone(),
+        )
     }
 
     #[tokio::test]

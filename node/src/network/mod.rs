@@ -5,10 +5,10 @@
 //! Gossip is validated explicitly: a message is forwarded only after it was
 //! decoded within its size bound and its signatures checked; invalid ones are
 //! rejected and their sender's score lowered. Transaction batches are
-//! checked on the node's signature checker threads, several at once, so
-//! that the swarm keeps moving while their signatures are checked. Messages are anonymous (every
-//! payload is signed by its author) and identified by their topic and
-//! content, not their envelope ([`message_id`], ADR 8).
+//! checked on the signature checker threads with other waiting batches, so
+//! the swarm keeps moving meanwhile. Messages are anonymous (every payload
+//! is signed by its author) and identified by their topic and content, not
+//! their envelope ([`message_id`], ADR 8).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
